@@ -1,0 +1,68 @@
+"""Validation of a client's chat-completion request body, before anything is resolved or forwarded.
+
+Bad input is answered by the proxy itself with a 4xx that names the problem; nothing reaches the upstream.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import orjson
+
+MAX_MODEL_NAME = 256
+
+
+class ClientError(ValueError):
+    """A request the proxy refuses, with the HTTP status and OpenAI error code to answer with."""
+
+    def __init__(self, message: str, status: int = 400, code: str = "invalid_request") -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class ChatRequest(NamedTuple):
+    body: dict
+    model: str
+    stream: bool
+
+
+def _check_model(model: object) -> str:
+    if not isinstance(model, str) or not model.strip():
+        raise ClientError("The request needs a `model` string, e.g. \"local-model\".", code="invalid_model")
+    if len(model) > MAX_MODEL_NAME:
+        raise ClientError(f"The model name is {len(model)} characters long; at most {MAX_MODEL_NAME} are allowed.",
+                          code="invalid_model")
+    if any(c in model for c in "\\?#") or ".." in model or not model.isprintable():
+        raise ClientError(f"The model name {model[:80]!r} contains characters a model name cannot have.",
+                          code="invalid_model")
+    return model
+
+
+def _check_messages(messages: object) -> None:
+    if not isinstance(messages, list):
+        raise ClientError("The request needs `messages`, a list of message objects.", code="invalid_messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise ClientError(f"messages[{i}] is not an object.", code="invalid_messages")
+        if not isinstance(message.get("role"), str):
+            raise ClientError(f"messages[{i}] needs a `role` string.", code="invalid_messages")
+
+
+def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
+    """Parse and check a chat-completion body; raises ClientError with what is wrong."""
+    if len(content) > max_bytes:
+        raise ClientError(f"The request body is {len(content):,} bytes; the proxy accepts at most {max_bytes:,}.",
+                          status=413, code="request_too_large")
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError as e:
+        raise ClientError(f"The request body is not valid UTF-8 JSON: {e}.", code="invalid_json") from None
+    if not isinstance(body, dict):
+        raise ClientError("The request body must be a JSON object.", code="invalid_json")
+    model = _check_model(body.get("model"))
+    _check_messages(body.get("messages"))
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise ClientError("`stream` must be true or false.", code="invalid_stream")
+    return ChatRequest(body, model, bool(stream))

@@ -1,0 +1,46 @@
+"""opencode.json kept fresh while the proxy runs: re-read when it changes, the last good one kept when it breaks."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from . import opencode_config
+
+logger = logging.getLogger(__name__)
+
+
+def _stamp(path: str) -> tuple[int, int, int] | None:
+    """What changes when the file is rewritten, replaced or deleted."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+class ConfigWatch:
+    """The current config. A broken file at start-up raises ConfigError; later, it only logs and keeps the old."""
+
+    def __init__(self, path: str, settings: opencode_config.Settings) -> None:
+        self.path = path
+        self.settings = settings
+        self.stamp = _stamp(path)
+        self.config = opencode_config.load_config(path)
+        self.error: str | None = None
+
+    def refresh(self) -> bool:
+        """Reload if the file changed since the last look; True when a new config took effect."""
+        stamp = _stamp(self.path)
+        if stamp == self.stamp:
+            return False
+        self.stamp = stamp
+        try:
+            self.config = opencode_config.load_config(self.path)
+        except opencode_config.ConfigError as e:
+            self.error = str(e)
+            logger.warning(f"Keeping the last good config, because {self.path} cannot be used now: {e}")
+            return False
+        self.error = None
+        logger.info(f"Reloaded {self.path}: {len(self.config.model_names())} models.")
+        return True

@@ -1,0 +1,48 @@
+"""mitmproxy's own error responses (upstream unreachable, timed out, cut) in OpenAI's JSON shape.
+
+When the upstream cannot be reached mitmproxy answers the client itself with an HTML page (502) built by
+`make_error_response` in its HTTP/1 server layer; there is no hook that can replace that body. An OpenAI client
+cannot read HTML, so this module swaps that one function for one that writes an OpenAI-shaped JSON error. The
+`error` hook runs in the same task right before mitmproxy builds the page, so a hook can choose the status and
+message for its flow through `override`.
+"""
+
+from __future__ import annotations
+
+import contextvars
+
+from mitmproxy import http
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.version import MITMPROXY
+
+from . import errors
+
+# (status, message, code) for the next error page built in this task.
+override: contextvars.ContextVar[tuple[int, str, str] | None] = contextvars.ContextVar("override", default=None)
+
+_original = _http1.make_error_response
+
+
+def make_error_response(status_code: int, message: str = "") -> bytes:
+    chosen = override.get()
+    if chosen is not None:
+        override.set(None)
+        status_code, message, code = chosen
+    else:
+        code = "upstream_unreachable" if status_code == 502 else "proxy_error"
+        message = f"The proxy could not complete the request: {message or 'no detail'}."
+    response = http.Response.make(
+        status_code,
+        errors.error_body(message, status_code, code),
+        {"Server": MITMPROXY, "Connection": "close", "Content-Type": "application/json"},
+    )
+    return http1.assemble_response(response)
+
+
+def install() -> None:
+    _http1.make_error_response = make_error_response
+
+
+def uninstall() -> None:
+    _http1.make_error_response = _original

@@ -1,0 +1,22 @@
+"""Entry script: `mitmdump -s addon/proxy.py` (mitm_run.sh does this). Loads the translation proxy's addons."""
+
+import os
+import sys
+from pathlib import Path
+
+# mitmproxy loads this file as a script; the addon package lives beside it.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing litellm fetches prices online
+
+from mitmproxy import contentviews  # noqa: E402
+
+from addon import chatview, error_pages  # noqa: E402
+from addon.report import Report  # noqa: E402
+from addon.responses import Responses  # noqa: E402
+from addon.routing import Routing  # noqa: E402
+
+error_pages.install()
+contentviews.add(chatview.ChatView)
+contentviews.add(chatview.LLMUpstreamRawView)
+
+addons = [Routing(), Responses(), Report()]

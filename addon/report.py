@@ -1,0 +1,95 @@
+"""What each LLM exchange did, told three ways: the log, the flow's one-line comment, and its mark.
+
+The facts come from `flow.metadata["llm"]` (filled by routing and responses), so a saved flow read back with
+`mitmdump -nr FILE` or mitmweb shows the same comment and marks. Keys are only ever shown masked.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from mitmproxy import ctx, http
+
+from . import toolcheck
+from .summary import comment_line, summarize_request, summarize_answer
+
+logger = logging.getLogger(__name__)
+
+MARK_ERROR = ":x:"
+MARK_TOOL_CALLS = ":wrench:"
+MARK_TOOL_FINDINGS = ":warning:"
+
+
+class Report:
+    def load(self, loader) -> None:
+        loader.add_option("translate_verbosity", str, "summary", """
+            How much the log tells per LLM request: "summary" (one block per request: resolution, answer,
+            usage, timing), "full" (also the request's messages and tools, long strings shortened), "chunks"
+            (also every SSE event, as the upstream sent it and as the client received it).
+            """, choices=("summary", "full", "chunks"))
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.get("llm")
+        if not isinstance(meta, dict) or "client_model" not in meta or flow.response:
+            return
+        logger.info(f"──── {flow.request.method} {flow.request.path} ────")
+        logger.info(f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.pretty_url} "
+                    f"(key {meta['key']}, provider {meta.get('provider') or '(default)'})")
+        for repair in meta.get("repairs", []):
+            logger.info(f"  repaired: {repair}")
+        meta["repairs_logged"] = len(meta.get("repairs", []))
+        if ctx.options.translate_verbosity != "summary":
+            logger.info(summarize_request(flow.request.content or b""))
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self.finish(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self.finish(flow)
+
+    def finish(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.get("llm")
+        if not isinstance(meta, dict) or "client_model" not in meta:
+            return
+        answer = meta.get("answer") or {}
+        if answer.get("tool_calls"):
+            meta["tool_checks"] = self.check_tools(flow, answer["tool_calls"])
+        flow.comment = comment_line(meta)
+        flow.marked = self.mark(meta)
+        self.log(flow, meta)
+
+    @staticmethod
+    def check_tools(flow: http.HTTPFlow, calls: list[dict]) -> list[str]:
+        try:
+            body = orjson.loads(flow.request.content or b"")
+        except orjson.JSONDecodeError:
+            return []
+        return toolcheck.check_tool_calls(calls, toolcheck.tool_schemas(body if isinstance(body, dict) else {}))
+
+    @staticmethod
+    def mark(meta: dict) -> str:
+        if meta.get("error"):
+            return MARK_ERROR
+        if meta.get("tool_checks"):
+            return MARK_TOOL_FINDINGS
+        if (meta.get("answer") or {}).get("tool_calls"):
+            return MARK_TOOL_CALLS
+        return ""
+
+    @staticmethod
+    def log(flow: http.HTTPFlow, meta: dict) -> None:
+        if meta.get("error"):
+            logger.warning(f"{meta['client_model']}: {meta['error']}")
+        if meta.get("answer"):
+            logger.info(summarize_answer(meta))
+        for finding in meta.get("tool_checks", []):
+            logger.warning(f"  tool call check (the model got it wrong): {finding}")
+        for repair in meta.get("repairs", [])[meta.get("repairs_logged", 0):]:
+            logger.info(f"  repaired: {repair}")
+        logger.info(f"  {flow.comment}")
+        if ctx.options.translate_verbosity == "chunks" and meta.get("upstream_raw") is not None:
+            raw = meta["upstream_raw"]
+            sent = flow.response.content if flow.response else b""
+            logger.info(f"  upstream stream ({len(raw)} bytes):\n{raw.decode('utf-8', 'replace')}")
+            logger.info(f"  sent to client ({len(sent or b'')} bytes):\n{(sent or b'').decode('utf-8', 'replace')}")

@@ -1,0 +1,135 @@
+"""The response side: every answer goes back under the name the client asked for, in OpenAI's shape.
+
+Streams are rewritten event by event as they pass (stream_rewrite); whole JSON answers are rewritten in
+`response`; upstream errors are reshaped (errors). The upstream key in the flow is masked as soon as the upstream
+has answered, so mitmweb, saved flows and the log only ever show the masked form.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from mitmproxy import ctx, http
+
+from . import error_pages, errors, stream_toolcalls, thought_signatures
+from .answer import Answer
+from .stream_rewrite import StreamOptions, StreamRewriter
+
+logger = logging.getLogger(__name__)
+
+
+def llm_meta(flow: http.HTTPFlow) -> dict | None:
+    meta = flow.metadata.get("llm")
+    return meta if isinstance(meta, dict) and "key" in meta else None
+
+
+def mask_upstream_key(flow: http.HTTPFlow, meta: dict) -> None:
+    if "authorization" in flow.request.headers:
+        flow.request.headers["authorization"] = f"Bearer {meta['key']}"
+
+
+class Responses:
+    def load(self, loader) -> None:
+        loader.add_option("translate_repair_stream_tools", bool, True, """
+            Gemini repair: give streamed tool calls an index and a non-empty id each, and finish_reason
+            "tool_calls" when calls were made.
+            """)
+        loader.add_option("translate_repair_errors", bool, True, """
+            Reshape upstream errors (Gemini wraps them in a list) into OpenAI's {"error": {...}} shape.
+            """)
+        loader.add_option("translate_keep_stream_bytes", int, 4 * 1024 * 1024, """
+            How much of each streamed body the flow keeps, per side (sent to the client, and the upstream's raw
+            stream). Beyond it the stored body is cut; the assembled answer stays complete.
+            """)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        meta = llm_meta(flow)
+        if meta is None or not flow.response:
+            return
+        mask_upstream_key(flow, meta)
+        if meta.get("passthrough"):
+            return
+        flow.response.headers["x-upstream-model"] = meta["upstream_model"]
+        is_sse = flow.response.headers.get("content-type", "").startswith("text/event-stream")
+        if flow.response.status_code != 200 or not is_sse:
+            return
+        gemini = meta.get("is_gemini", False)
+        options = StreamOptions(
+            client_model=meta["client_model"],
+            repair_tool_calls=gemini and ctx.options.translate_repair_stream_tools,
+            pack_signatures=gemini and ctx.options.translate_repair_signatures,
+            keep_bytes=ctx.options.translate_keep_stream_bytes,
+        )
+        flow.response.headers.pop("content-length", None)
+        if flow.request.http_version == "HTTP/1.1":
+            flow.response.headers["transfer-encoding"] = "chunked"
+        flow.response.stream = StreamRewriter(options, meta.get("t_request"))
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        meta = llm_meta(flow)
+        if meta is None or not flow.response or meta.get("passthrough"):
+            return
+        meta["t_end"] = time.time()
+        if isinstance(flow.response.stream, StreamRewriter):
+            return self.finish_stream(flow, meta, flow.response.stream)
+        meta.setdefault("t_first_chunk", meta["t_end"])
+        if flow.response.status_code >= 400:
+            return self.reshape_error(flow, meta)
+        self.rewrite_completion(flow, meta)
+
+    def finish_stream(self, flow: http.HTTPFlow, meta: dict, rewriter: StreamRewriter) -> None:
+        flow.response.stream = False
+        flow.response.content = bytes(rewriter.sent.data)
+        meta.update(t_first_chunk=rewriter.t_first, chunk_times=rewriter.chunk_times,
+                    upstream_raw=bytes(rewriter.upstream.data), answer=rewriter.answer.to_dict(),
+                    body_truncated=rewriter.sent.truncated or rewriter.upstream.truncated,
+                    stream_done=rewriter.saw_done)
+        meta["repairs"] = meta.get("repairs", []) + rewriter.repairs
+
+    def reshape_error(self, flow: http.HTTPFlow, meta: dict) -> None:
+        body = flow.response.content or b""
+        meta["error"] = f"upstream {flow.response.status_code}: {body[:300].decode('utf-8', 'replace')}"
+        if not ctx.options.translate_repair_errors:
+            return
+        reshaped = errors.normalize_upstream_error(flow.response.status_code, body)
+        if reshaped is not None:
+            flow.response.content = reshaped
+            flow.response.headers["content-type"] = "application/json"
+            meta["repairs"] = meta.get("repairs", []) + ["error reshaped to OpenAI's shape"]
+
+    def rewrite_completion(self, flow: http.HTTPFlow, meta: dict) -> None:
+        try:
+            body = orjson.loads(flow.response.content or b"")
+        except orjson.JSONDecodeError:
+            return
+        if not isinstance(body, dict):
+            return
+        body["model"] = meta["client_model"]
+        if meta.get("is_gemini"):
+            notes = stream_toolcalls.fix_message_response(body) if ctx.options.translate_repair_stream_tools else []
+            if ctx.options.translate_repair_signatures:
+                for choice in body.get("choices") or ():
+                    message = choice.get("message") if isinstance(choice, dict) else None
+                    if isinstance(message, dict) and isinstance(message.get("tool_calls"), list):
+                        notes += thought_signatures.pack_tool_calls(message["tool_calls"])
+            meta["repairs"] = meta.get("repairs", []) + notes
+        answer = Answer()
+        answer.add_completion(body)
+        meta["answer"] = answer.to_dict()
+        flow.response.content = orjson.dumps(body)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        meta = llm_meta(flow)
+        if meta is None:
+            return
+        mask_upstream_key(flow, meta)
+        meta["t_end"] = time.time()
+        meta["error"] = meta.get("error") or (flow.error.msg if flow.error else "unknown error")
+        rewriter = flow.response.stream if flow.response else None
+        if isinstance(rewriter, StreamRewriter):
+            self.finish_stream(flow, meta, rewriter)
+            return
+        status, code = (504, "upstream_timeout") if meta.get("timed_out") else (502, "upstream_unreachable")
+        error_pages.override.set((status, f"Upstream {meta.get('api_base')} failed: {meta['error']}", code))

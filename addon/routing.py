@@ -1,0 +1,176 @@
+"""The request side: answer what the proxy answers itself, and route every chat request to its upstream.
+
+One request through this addon: guard the proxy key -> local endpoints (/health, /v1/models) -> validate the chat
+body -> resolve the model from opencode.json -> rewrite model, URL, key and Gemini repairs -> upstream. What was
+decided is recorded in `flow.metadata["llm"]`, which mitmweb and saved flows keep.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import time
+from typing import Optional
+
+import orjson
+from mitmproxy import ctx, exceptions, http
+
+from . import errors, opencode_config, request_fields, thought_signatures, tool_schema
+from .chat_request import ClientError, parse_chat_request
+from .config_watch import ConfigWatch
+
+logger = logging.getLogger(__name__)
+
+CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
+MODEL_PATHS = ("/models", "/v1/models")
+# Client headers that must never reach the upstream: credentials of the client, and hints that name other hosts.
+DROPPED_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "x-forwarded-host", "forwarded",
+                   "x-forwarded-for", "x-forwarded-proto", "x-original-url", "x-rewrite-url", "proxy-authorization")
+
+
+def json_response(flow: http.HTTPFlow, status: int, body: bytes) -> None:
+    flow.response = http.Response.make(status, body, {"content-type": "application/json"})
+
+
+def error_response(flow: http.HTTPFlow, status: int, message: str, code: str | None = None) -> None:
+    json_response(flow, status, errors.error_body(message, status, code))
+    flow.metadata.setdefault("llm", {})["error"] = message
+
+
+class Routing:
+    def __init__(self) -> None:
+        self.watch: ConfigWatch | None = None
+        self.proxy_key = os.environ.get("PROXY_API_KEY") or None
+
+    def load(self, loader) -> None:
+        env = os.environ
+        loader.add_option("translate_config", str, env.get("OPENCODE_CONFIG") or "opencode.json", """
+            The opencode.json that names the models and their upstreams (opencode's own format: JSONC,
+            {env:VAR}, {file:path}). Re-read when it changes; a broken file keeps the last good one.
+            """)
+        loader.add_option("translate_api_base", str, env.get("GEMINI_API_BASE") or "", """
+            The default upstream's base URL, for alias providers and names not in opencode.json. Empty: the
+            first provider in opencode.json that is not this proxy, else Google's OpenAI-compatible endpoint.
+            """)
+        loader.add_option("translate_model", str, env.get("GEMINI_MODEL") or "gemini-2.5-flash", """
+            The upstream model for an alias that declares no mapping of its own (options.proxy.models).
+            """)
+        loader.add_option("translate_max_body", int, 32 * 1024 * 1024, """
+            The largest chat request body accepted, in bytes; larger ones get a 413.
+            """)
+        loader.add_option("translate_default_temperature", Optional[float], None, """
+            A temperature to add when the client sends none. Off by default: Google asks to keep Gemini 3 at its
+            default temperature.
+            """)
+        loader.add_option("translate_default_max_tokens", int, 0, """
+            A max_tokens to add when the client sends none; 0 is off. Off by default: a cap silently cuts long
+            opencode answers.
+            """)
+        for name, what in (("schemas", "rewrite tool parameter schemas to the subset Gemini accepts"),
+                           ("fields", "drop or translate request fields Gemini refuses"),
+                           ("signatures", "carry Gemini 3 thought signatures in tool-call ids and restore them")):
+            loader.add_option(f"translate_repair_{name}", bool, True, f"Gemini repair: {what}.")
+
+    def configure(self, updated: set[str]) -> None:
+        watched = {"translate_config", "translate_api_base", "translate_model", "listen_port"}
+        if self.watch is None or watched & updated:
+            try:
+                self.watch = ConfigWatch(ctx.options.translate_config, self.settings())
+            except opencode_config.ConfigError as e:
+                raise exceptions.OptionsError(f"Cannot load translate_config {ctx.options.translate_config}: {e}") from e
+            logger.info(f"translation proxy: {self.watch.config.path}, {len(self.watch.config.model_names())} models")
+
+    def settings(self) -> opencode_config.Settings:
+        return opencode_config.Settings(
+            api_base=ctx.options.translate_api_base or None,
+            api_key=os.environ.get("GEMINI_API_KEY") or None,
+            default_model=ctx.options.translate_model,
+            proxy_port=ctx.options.listen_port or int(os.environ.get("PROXY_PORT") or 8000),
+        )
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or self.watch is None:
+            return
+        self.watch.refresh()
+        path = flow.request.path.split("?", 1)[0].rstrip("/") or "/"
+        if path == "/health":
+            return self.health(flow)
+        if self.proxy_key and not self.client_authorized(flow):
+            return error_response(flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.",
+                                  "invalid_api_key")
+        if path in MODEL_PATHS and flow.request.method == "GET":
+            return self.models(flow)
+        if path in CHAT_PATHS:
+            if flow.request.method != "POST":
+                return error_response(flow, 405, f"{path} takes POST.", "method_not_allowed")
+            return self.chat(flow)
+        self.passthrough(flow, path)
+
+    def client_authorized(self, flow: http.HTTPFlow) -> bool:
+        sent = flow.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(sent.encode(), self.proxy_key.encode())
+
+    def health(self, flow: http.HTTPFlow) -> None:
+        config = self.watch.config
+        body = {"status": "ok", "config": config.path, "models": len(config.model_names()),
+                "config_error": self.watch.error}
+        json_response(flow, 200, orjson.dumps(body))
+
+    def models(self, flow: http.HTTPFlow) -> None:
+        json_response(flow, 200, orjson.dumps({"object": "list", "data": self.watch.config.model_names()}))
+
+    def chat(self, flow: http.HTTPFlow) -> None:
+        try:
+            chat = parse_chat_request(flow.request.raw_content or b"", ctx.options.translate_max_body)
+            target = opencode_config.resolve(self.watch.config, chat.model, self.watch.settings)
+        except ClientError as e:
+            return error_response(flow, e.status, str(e), e.code)
+        except ValueError as e:
+            return error_response(flow, 400, str(e), "invalid_model")
+        meta = flow.metadata.setdefault("llm", {})
+        meta.update(client_model=chat.model, upstream_model=target.upstream_model, stream=chat.stream,
+                    litellm_model=target.litellm_model, api_base=target.api_base, provider=target.provider,
+                    is_gemini=target.is_gemini, key=opencode_config.mask_key(target.api_key),
+                    t_request=time.time(), repairs=[], fallbacks=list(target.fallbacks),
+                    context_window=target.context_window,
+                    price_in=target.input_cost_per_token, price_out=target.output_cost_per_token)
+        meta["repairs"] = self.rewrite_body(chat.body, target)
+        flow.request.content = orjson.dumps(chat.body)
+        self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
+        flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
+
+    def rewrite_body(self, body: dict, target: opencode_config.Target) -> list[str]:
+        body["model"] = target.upstream_model
+        repairs: list[str] = []
+        if ctx.options.translate_default_temperature is not None and "temperature" not in body:
+            body["temperature"] = ctx.options.translate_default_temperature
+        if ctx.options.translate_default_max_tokens and "max_tokens" not in body:
+            body["max_tokens"] = ctx.options.translate_default_max_tokens
+        if not target.is_gemini:
+            return repairs
+        if ctx.options.translate_repair_schemas:
+            repairs += tool_schema.clean_tools(body)
+        if ctx.options.translate_repair_fields:
+            repairs += request_fields.repair_fields(body, target.upstream_model)
+        if ctx.options.translate_repair_signatures:
+            repairs += thought_signatures.restore_request(body, target.upstream_model)
+        return repairs
+
+    def passthrough(self, flow: http.HTTPFlow, path: str) -> None:
+        """Any other path goes to the default upstream with its key (embeddings and the like)."""
+        target = opencode_config.resolve(self.watch.config, self.watch.settings.default_model, self.watch.settings)
+        query = flow.request.path.partition("?")[2]
+        rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
+        self.point_at(flow, target.api_base, rest, target.api_key, target.headers)
+        flow.metadata.setdefault("llm", {}).update(passthrough=True, key=opencode_config.mask_key(target.api_key))
+
+    @staticmethod
+    def point_at(flow: http.HTTPFlow, api_base: str, rest: str, key: str | None, headers: dict[str, str]) -> None:
+        for name in DROPPED_HEADERS:
+            flow.request.headers.pop(name, None)
+        flow.request.url = api_base.rstrip("/") + "/" + rest
+        for name, value in headers.items():
+            flow.request.headers[name] = value
+        if key:
+            flow.request.headers["authorization"] = f"Bearer {key}"

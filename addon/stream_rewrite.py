@@ -1,0 +1,107 @@
+"""The SSE stream rewriter: the callable mitmproxy calls with each piece of a streamed chat response.
+
+Each complete event is rewritten as it passes (model name restored, Gemini's tool-call deltas repaired, thought
+signatures carried in tool-call ids) and sent on at once; nothing waits for the end of the stream. An event that
+needs no change goes out byte for byte. Both sides are kept, up to a cap, for the flow: what the client received
+and what the upstream sent.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import NamedTuple
+
+import orjson
+
+from . import thought_signatures
+from .answer import Answer
+from .sse import SSEDecoder, encode_event
+from .stream_toolcalls import ToolCallFixer
+
+
+class StreamOptions(NamedTuple):
+    client_model: str
+    repair_tool_calls: bool
+    pack_signatures: bool
+    keep_bytes: int  # per side; beyond this the stored body is cut (the answer stays complete)
+
+
+class CappedBuffer:
+    def __init__(self, cap: int) -> None:
+        self.data = bytearray()
+        self.cap = cap
+        self.truncated = False
+
+    def add(self, chunk: bytes) -> None:
+        room = self.cap - len(self.data)
+        if len(chunk) > room:
+            self.truncated = True
+            chunk = chunk[:max(room, 0)]
+        self.data += chunk
+
+
+class StreamRewriter:
+    def __init__(self, options: StreamOptions, t_start: float | None = None) -> None:
+        self.options = options
+        self.decoder = SSEDecoder()
+        self.fixer = ToolCallFixer() if options.repair_tool_calls else None
+        self.answer = Answer()
+        self.upstream = CappedBuffer(options.keep_bytes)
+        self.sent = CappedBuffer(options.keep_bytes)
+        self.repairs: list[str] = []
+        self.chunk_times: list[float] = []
+        self.t_start = t_start or time.time()
+        self.t_first: float | None = None
+        self.saw_done = False
+        self.finished = False
+
+    def __call__(self, data: bytes) -> list[bytes]:
+        # mitmproxy calls once more with b"" at the end; an empty chunk must never be sent (it would end the
+        # client's chunked body early), so nothing-to-send is an empty list.
+        if data:
+            self.upstream.add(data)
+            events = self.decoder.decode(data)
+        else:
+            self.finished = True
+            events = self.decoder.flush()
+        if not events:
+            return []
+        out = b"".join(self.rewrite(event.raw, event.data) for event in events)
+        now = time.time()
+        if self.t_first is None:
+            self.t_first = now
+        self.chunk_times.extend([round(now - self.t_start, 4)] * len(events))
+        self.sent.add(out)
+        return [out]
+
+    def rewrite(self, raw: bytes, data: bytes | None) -> bytes:
+        if data is None:
+            return raw
+        if data.strip() == b"[DONE]":
+            self.saw_done = True
+            return raw
+        try:
+            chunk = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return raw
+        if not isinstance(chunk, dict):
+            return raw
+        changed = self.repair(chunk)
+        self.answer.add_chunk(chunk)
+        return encode_event(orjson.dumps(chunk)) if changed else raw
+
+    def repair(self, chunk: dict) -> bool:
+        changed = False
+        if "model" in chunk and chunk["model"] != self.options.client_model:
+            chunk["model"] = self.options.client_model
+            changed = True
+        notes: list[str] = []
+        if self.fixer is not None:
+            notes += self.fixer.fix(chunk)
+        if self.options.pack_signatures:
+            for choice in chunk.get("choices") or ():
+                delta = choice.get("delta") if isinstance(choice, dict) else None
+                if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
+                    notes += thought_signatures.pack_tool_calls(delta["tool_calls"])
+        self.repairs += notes
+        return changed or bool(notes)

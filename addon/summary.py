@@ -1,0 +1,83 @@
+"""Short human texts about one LLM exchange: the request summary, the answer, and the flow's comment line."""
+
+from __future__ import annotations
+
+import orjson
+
+LONG_STRING = 10_000
+
+
+def shorten(value: object, limit: int = LONG_STRING) -> object:
+    """The value with every string longer than `limit` cut to its start and "... (N chars)"."""
+    if isinstance(value, str) and len(value) > limit:
+        return f"{value[:200]}... ({len(value):,} chars)"
+    if isinstance(value, list):
+        return [shorten(v, limit) for v in value]
+    if isinstance(value, dict):
+        return {k: shorten(v, limit) for k, v in value.items()}
+    return value
+
+
+def summarize_request(content: bytes) -> str:
+    """The request as the log shows it: long strings shortened; tools: the first in full, the rest by name."""
+    try:
+        body = orjson.loads(content)
+    except orjson.JSONDecodeError:
+        return f"  request: {len(content):,} bytes, not JSON"
+    if not isinstance(body, dict):
+        return "  request: not an object"
+    tools = body.pop("tools", None)
+    lines = ["  request: " + orjson.dumps(shorten(body), option=orjson.OPT_INDENT_2).decode()]
+    if isinstance(tools, list) and tools:
+        lines.append(f"  tools ({len(tools)}): first in full:")
+        lines.append(orjson.dumps(shorten(tools[0]), option=orjson.OPT_INDENT_2).decode())
+        names = [str(((t or {}).get("function") or {}).get("name", "?")) for t in tools[1:] if isinstance(t, dict)]
+        if names:
+            lines.append("  then: " + ", ".join(names))
+    return "\n".join(lines)
+
+
+def summarize_answer(meta: dict) -> str:
+    answer = meta.get("answer") or {}
+    lines = []
+    if answer.get("reasoning"):
+        lines.append(f"  reasoning: {shorten(answer['reasoning'], 2000)}")
+    if answer.get("content"):
+        lines.append(f"  answer: {shorten(answer['content'], 2000)}")
+    for call in answer.get("tool_calls") or []:
+        lines.append(f"  tool call {call.get('name')} ({call.get('id')}): {shorten(call.get('arguments'), 2000)}")
+    lines.append(f"  finish: {answer.get('finish_reason')}, usage: {answer.get('usage')}")
+    return "\n".join(lines)
+
+
+def price(meta: dict, usage: dict) -> float | None:
+    """The exchange's cost from litellm's price table; None when a price is unknown (never guessed)."""
+    price_in, price_out = meta.get("price_in"), meta.get("price_out")
+    if price_in is None or price_out is None:
+        return None
+    return usage.get("prompt_tokens", 0) * price_in + usage.get("completion_tokens", 0) * price_out
+
+
+def comment_line(meta: dict) -> str:
+    """e.g. `local-model -> gemini-2.5-flash | 1,204 in / 310 out tokens | $0.0004 | first chunk 420 ms | ...`"""
+    parts = [f"{meta.get('client_model')} -> {meta.get('upstream_model')}"]
+    answer = meta.get("answer") or {}
+    usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
+    if usage:
+        parts.append(f"{usage.get('prompt_tokens', 0):,} in / {usage.get('completion_tokens', 0):,} out tokens")
+        cost = price(meta, usage)
+        if cost is not None:
+            parts.append(f"${cost:.4f}")
+    start, first, end = meta.get("t_request"), meta.get("t_first_chunk"), meta.get("t_end")
+    if start and first:
+        parts.append(f"first chunk {(first - start) * 1000:,.0f} ms")
+    if usage and first and end and end > first and usage.get("completion_tokens"):
+        parts.append(f"{usage['completion_tokens'] / (end - first):,.0f} tok/s")
+    calls = answer.get("tool_calls") or []
+    if calls:
+        parts.append(f"{len(calls)} tool call{'s' if len(calls) > 1 else ''}")
+    if meta.get("tool_checks"):
+        parts.append(f"{len(meta['tool_checks'])} tool-call problem(s)")
+    if meta.get("error"):
+        parts.append(f"error: {str(meta['error'])[:120]}")
+    return " | ".join(parts)

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The translation proxy's one command.
+#
+#   ./mitm_run.sh [ARGS...]        mitmdump in reverse-proxy mode with the addon (ARGS go to mitmdump)
+#   ./mitm_run.sh web [ARGS...]    the same under mitmweb
+#   ./mitm_run.sh test [ARGS...]   the whole test suite (ARGS go to pytest)
+#   ./mitm_run.sh bench [ARGS...]  the side-by-side benchmark (ARGS go to the benchmark)
+#
+# The first run creates .venv from the lockfile (uv.lock) with uv, installing uv itself if it is missing.
+# Environment (all optional): OPENCODE_CONFIG, PROXY_HOST, PROXY_PORT, GEMINI_API_BASE, GEMINI_API_KEY,
+# GEMINI_MODEL, PROXY_API_KEY, WEB_HOST, WEB_PORT. See README.md.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+VENV="$ROOT/.venv"
+export UV_PYTHON_DOWNLOADS=never  # the machine's own Python only: no interpreter downloads
+export UV_PROJECT_ENVIRONMENT="$VENV"
+export LITELLM_LOCAL_MODEL_COST_MAP=True  # litellm would otherwise fetch its price table at import
+
+log() { echo "mitm_run: $*" >&2; }
+
+python_ok() { "$1" -c 'import sys; sys.exit(sys.version_info < (3, 12))' >/dev/null 2>&1; }
+
+find_python() {
+    local candidate
+    for candidate in python3.13 python3.12 python3; do
+        if command -v "$candidate" >/dev/null && python_ok "$candidate"; then
+            command -v "$candidate"; return
+        fi
+    done
+    # pyenv installs are often not on PATH (its shims fail for versions that are not selected).
+    for candidate in "${PYENV_ROOT:-$HOME/.pyenv}"/versions/3.1[2-9]*/bin/python3 /usr/local/bin/python3.1[2-9] /usr/bin/python3.1[2-9]; do
+        if [ -x "$candidate" ] && python_ok "$candidate"; then
+            echo "$candidate"; return
+        fi
+    done
+    return 1
+}
+
+find_uv() {
+    if command -v uv >/dev/null; then command -v uv; return; fi
+    if [ -x "$ROOT/.tools/bin/uv" ]; then echo "$ROOT/.tools/bin/uv"; return; fi
+    log "uv not found; installing it into $ROOT/.tools"
+    local py
+    py="$(command -v python3 || command -v python)"
+    "$py" -m venv "$ROOT/.tools" >&2
+    "$ROOT/.tools/bin/pip" install --quiet "uv>=0.5" >&2
+    echo "$ROOT/.tools/bin/uv"
+}
+
+setup() {
+    local stamp="$VENV/.synced" py uv
+    if [ -f "$stamp" ] && [ "$stamp" -nt "$ROOT/uv.lock" ] && [ -x "$VENV/bin/mitmdump" ]; then
+        return
+    fi
+    py="$(find_python)" || { log "Python >= 3.12 is required and none was found (PATH, pyenv)."; exit 1; }
+    uv="$(find_uv)"
+    log "setting up $VENV with $py"
+    (cd "$ROOT" && "$uv" sync --frozen --python "$py" --quiet)
+    touch "$stamp"
+}
+
+set_proxy_args() {
+    local upstream="${GEMINI_API_BASE:-https://generativelanguage.googleapis.com/v1beta/openai/}"
+    # The reverse target only names a default; the addon routes every request itself. Lazy connections:
+    # nothing is dialled for requests the addon answers itself (/health, /v1/models, errors).
+    upstream="$(echo "$upstream" | sed -E 's#^(https?://[^/]+).*#\1#')"
+    PROXY_ARGS=(--mode "reverse:$upstream"
+        --listen-host "${PROXY_HOST:-127.0.0.1}" --listen-port "${PROXY_PORT:-8000}"
+        --set connection_strategy=lazy
+        -s "$ROOT/addon/proxy.py")
+}
+
+command="${1:-}"
+case "$command" in
+    test)
+        shift; setup
+        cd "$ROOT" && exec "$VENV/bin/python" -m pytest "$@" ;;
+    bench)
+        shift; setup
+        cd "$ROOT" && exec "$VENV/bin/python" -m tests.bench.run "$@" ;;
+    web)
+        shift; setup
+        set_proxy_args
+        exec "$VENV/bin/mitmweb" "${PROXY_ARGS[@]}" \
+            --web-host "${WEB_HOST:-127.0.0.1}" --web-port "${WEB_PORT:-8081}" --set web_open_browser=false "$@" ;;
+    *)
+        setup
+        set_proxy_args
+        exec "$VENV/bin/mitmdump" "${PROXY_ARGS[@]}" "$@" ;;
+esac
