@@ -28,6 +28,17 @@ class ConfigWatch:
         self.stamp = _stamp(path)
         self.config = opencode_config.load_config(path)
         self.error: str | None = None
+        self.targets: dict[str, opencode_config.Target] = {}
+
+    def resolve(self, model: str) -> opencode_config.Target:
+        """The target for a model name, remembered until the config changes (resolution asks litellm)."""
+        target = self.targets.get(model)
+        if target is None:
+            target = opencode_config.resolve(self.config, model, self.settings)
+            if len(self.targets) > 1000:  # names not in the file are the client's to choose: stay bounded
+                self.targets.clear()
+            self.targets[model] = target
+        return target
 
     def refresh(self) -> bool:
         """Reload if the file changed since the last look; True when a new config took effect."""
@@ -42,5 +53,6 @@ class ConfigWatch:
             logger.warning(f"Keeping the last good config, because {self.path} cannot be used now: {e}")
             return False
         self.error = None
+        self.targets = {}
         logger.info(f"Reloaded {self.path}: {len(self.config.model_names())} models.")
         return True

@@ -1,5 +1,6 @@
 """Entry script: `mitmdump -s addon/proxy.py` (mitm_run.sh does this). Loads the translation proxy's addons."""
 
+import logging
 import os
 import sys
 from pathlib import Path
@@ -15,6 +16,9 @@ from addon.report import Report  # noqa: E402
 from addon.responses import Responses  # noqa: E402
 from addon.routing import Routing  # noqa: E402
 
+# litellm is a library of facts here (providers, prices); its debug chatter would bury the proxy's log.
+for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
+    logging.getLogger(name).setLevel(logging.WARNING)
 error_pages.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)

@@ -33,7 +33,7 @@ class Report:
         meta = flow.metadata.get("llm")
         if not isinstance(meta, dict) or "client_model" not in meta or flow.response:
             return
-        logger.info(f"──── {flow.request.method} {flow.request.path} ────")
+        logger.info(f"──── {meta.get('endpoint')} ────")
         logger.info(f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.pretty_url} "
                     f"(key {meta['key']}, provider {meta.get('provider') or '(default)'})")
         for repair in meta.get("repairs", []):

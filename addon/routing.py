@@ -123,13 +123,13 @@ class Routing:
     def chat(self, flow: http.HTTPFlow) -> None:
         try:
             chat = parse_chat_request(flow.request.raw_content or b"", ctx.options.translate_max_body)
-            target = opencode_config.resolve(self.watch.config, chat.model, self.watch.settings)
+            target = self.watch.resolve(chat.model)
         except ClientError as e:
             return error_response(flow, e.status, str(e), e.code)
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_model")
         meta = flow.metadata.setdefault("llm", {})
-        meta.update(client_model=chat.model, upstream_model=target.upstream_model, stream=chat.stream,
+        meta.update(endpoint=f"{flow.request.method} {flow.request.path}", client_model=chat.model, upstream_model=target.upstream_model, stream=chat.stream,
                     litellm_model=target.litellm_model, api_base=target.api_base, provider=target.provider,
                     is_gemini=target.is_gemini, key=opencode_config.mask_key(target.api_key),
                     t_request=time.time(), repairs=[], fallbacks=list(target.fallbacks),
@@ -159,7 +159,7 @@ class Routing:
 
     def passthrough(self, flow: http.HTTPFlow, path: str) -> None:
         """Any other path goes to the default upstream with its key (embeddings and the like)."""
-        target = opencode_config.resolve(self.watch.config, self.watch.settings.default_model, self.watch.settings)
+        target = self.watch.resolve(self.watch.settings.default_model)
         query = flow.request.path.partition("?")[2]
         rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
         self.point_at(flow, target.api_base, rest, target.api_key, target.headers)

@@ -67,7 +67,7 @@ def comment_line(meta: dict) -> str:
         parts.append(f"{usage.get('prompt_tokens', 0):,} in / {usage.get('completion_tokens', 0):,} out tokens")
         cost = price(meta, usage)
         if cost is not None:
-            parts.append(f"${cost:.4f}")
+            parts.append(f"${cost:.4f}" if cost >= 0.0001 else f"${cost:.6f}")
     start, first, end = meta.get("t_request"), meta.get("t_first_chunk"), meta.get("t_end")
     if start and first:
         parts.append(f"first chunk {(first - start) * 1000:,.0f} ms")
