@@ -1,0 +1,209 @@
+"""Shared fixtures: the fake Gemini upstream, and the real proxy started exactly as mitm_run.sh starts it.
+
+fake_gemini (session) / fake (per test, reset)   tests.fake_gemini.FakeGemini
+proxy (session)                                  a ProxyProcess in front of the fake, default options
+proxy_factory (per test)                         start_proxy(...) for tests that need their own options
+openai_client (per test)                         the openai SDK pointed at the session proxy
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import openai
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.fake_gemini import FakeGemini  # noqa: E402
+
+RUN_SH = ROOT / "mitm_run.sh"
+ALIASES = {"local-model": "gemini-2.5-flash", "local-3": "gemini-3-pro-preview"}
+# Variables of mitm_run.sh's contract: a developer's own values must not leak into the tests.
+CONTRACT_ENV = ("OPENCODE_CONFIG", "PROXY_HOST", "PROXY_PORT", "GEMINI_API_BASE", "GEMINI_API_KEY",
+                "GEMINI_MODEL", "PROXY_API_KEY", "WEB_HOST", "WEB_PORT")
+# Loopback traffic must never go through a proxy a developer's environment names.
+os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def opencode_config(port: int, aliases: dict[str, str] = ALIASES) -> dict[str, Any]:
+    """An opencode.json with the alias provider "local" pointing at the proxy on this port."""
+    return {
+        "$schema": "https://opencode.ai/config.json",
+        "model": "local/local-model",
+        "provider": {"local": {
+            "npm": "@ai-sdk/openai-compatible",
+            "name": "Local proxy",
+            "options": {"baseURL": f"http://127.0.0.1:{port}/v1", "apiKey": "anything",
+                        "proxy": {"models": dict(aliases)}},
+            "models": {name: {"name": name} for name in aliases},
+        }},
+    }
+
+
+class ProxyProcess:
+    """A running `mitm_run.sh` (mitmdump, or mitmweb with web=True) and its combined stdout/stderr log."""
+
+    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path, config_path: Path,
+                 web_port: int | None) -> None:
+        self.process, self.port, self.log_path = process, port, log_path
+        self.config_path, self.web_port = config_path, web_port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def log_size(self) -> int:
+        """A mark for log_text(since=...): what a session-wide proxy logged during one test."""
+        return self.log_path.stat().st_size
+
+    def log_text(self, since: int = 0) -> str:
+        with self.log_path.open("rb") as f:
+            f.seek(since)
+            return f.read().decode(errors="replace")
+
+    def web_token(self) -> str | None:
+        """mitmweb's access token, as printed in its start-up line."""
+        found = re.search(r"[?&]token=([0-9A-Za-z_-]+)", self.log_text())
+        return found[1] if found else None
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self, grace: float = 10.0) -> int:
+        """SIGTERM, then SIGKILL after `grace` seconds; the exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+
+def start_proxy(fake: FakeGemini, workdir: Path, *args: str, web: bool = False, port: int | None = None,
+                config: dict[str, Any] | str | None = None, env: dict[str, str] | None = None,
+                timeout: float = 60.0) -> ProxyProcess:
+    """Run mitm_run.sh (ARGS go to mitmdump/mitmweb) against the fake; return once GET /health answers 200.
+
+    config: the opencode.json contents (a dict, or text for JSONC); default opencode_config(port).
+    env: extra environment variables (for example PROXY_API_KEY).
+    """
+    port = port or free_port()
+    web_port = free_port() if web else None
+    config_path = workdir / f"opencode-{port}.json"
+    config = opencode_config(port) if config is None else config
+    config_path.write_text(config if isinstance(config, str) else json.dumps(config, indent=2))
+    run_env = {k: v for k, v in os.environ.items() if k not in CONTRACT_ENV}
+    run_env.update(PROXY_HOST="127.0.0.1", PROXY_PORT=str(port), GEMINI_API_BASE=fake.base_url,
+                   GEMINI_API_KEY=fake.key, OPENCODE_CONFIG=str(config_path))
+    if web_port:
+        run_env.update(WEB_HOST="127.0.0.1", WEB_PORT=str(web_port))
+    run_env.update(env or {})
+    log_path = workdir / f"proxy-{port}.log"
+    command = [str(RUN_SH), *(["web"] if web else []), *args]
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, cwd=ROOT, env=run_env, stdin=subprocess.DEVNULL, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+    proxy = ProxyProcess(process, port, log_path, config_path, web_port)
+    try:
+        _wait_until_ready(proxy, timeout)
+    except BaseException:
+        proxy.stop()
+        raise
+    return proxy
+
+
+def _wait_until_ready(proxy: ProxyProcess, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not proxy.alive():
+            raise RuntimeError(f"The proxy exited with code {proxy.process.returncode} before answering "
+                               f"GET /health. Log tail:\n{proxy.log_text()[-4000:]}")
+        if _health_ok(proxy.root_url) and (proxy.web_port is None or _listening(proxy.web_port)):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"The proxy did not answer GET /health with 200 within {timeout} s. "
+                       f"Log tail:\n{proxy.log_text()[-4000:]}")
+
+
+def _health_ok(root_url: str) -> bool:
+    try:
+        with _DIRECT.open(root_url + "/health", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def fake_gemini() -> Iterator[FakeGemini]:
+    fake = FakeGemini().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture
+def fake(fake_gemini: FakeGemini) -> FakeGemini:
+    """The session's fake Gemini, with its records and error counts cleared."""
+    return fake_gemini.reset()
+
+
+@pytest.fixture(scope="session")
+def proxy(fake_gemini: FakeGemini, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
+    started = start_proxy(fake_gemini, tmp_path_factory.mktemp("proxy"))
+    yield started
+    started.stop()
+
+
+@pytest.fixture
+def proxy_factory(fake_gemini: FakeGemini, tmp_path: Path) -> Iterator[Callable[..., ProxyProcess]]:
+    """start_proxy(fake_gemini, tmp_path, ...) for this test; every proxy it started is stopped afterwards."""
+    started: list[ProxyProcess] = []
+
+    def factory(*args: str, **kwargs: Any) -> ProxyProcess:
+        started.append(start_proxy(fake_gemini, tmp_path, *args, **kwargs))
+        return started[-1]
+
+    yield factory
+    for each in started:
+        each.stop()
+
+
+@pytest.fixture
+def openai_client(proxy: ProxyProcess, fake: FakeGemini) -> openai.OpenAI:
+    assert proxy.alive(), f"The session proxy has exited. Log tail:\n{proxy.log_text()[-4000:]}"
+    return openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0, timeout=30)
