@@ -81,6 +81,11 @@ class Routing:
                 raise exceptions.OptionsError(f"Cannot load translate_config {ctx.options.translate_config}: {e}") from e
             logger.info(f"translation proxy: {self.watch.config.path}, {len(self.watch.config.model_names())} models")
 
+    def running(self) -> None:
+        # litellm takes seconds to import: pay that at start-up, not on the first request.
+        tool_schema.accepted_fields()
+        request_fields.repair_fields({}, "gemini-2.5-flash")
+
     def settings(self) -> opencode_config.Settings:
         return opencode_config.Settings(
             api_base=ctx.options.translate_api_base or None,
@@ -149,10 +154,11 @@ class Routing:
             body["max_tokens"] = ctx.options.translate_default_max_tokens
         if not target.is_gemini:
             return repairs
-        if ctx.options.translate_repair_schemas:
-            repairs += tool_schema.clean_tools(body)
+        # Fields first: translating legacy `functions` into `tools` gives the schema cleaner more to clean.
         if ctx.options.translate_repair_fields:
             repairs += request_fields.repair_fields(body, target.upstream_model)
+        if ctx.options.translate_repair_schemas:
+            repairs += tool_schema.clean_tools(body)
         if ctx.options.translate_repair_signatures:
             repairs += thought_signatures.restore_request(body, target.upstream_model)
         return repairs
