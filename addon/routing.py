@@ -16,7 +16,7 @@ from typing import Optional
 import orjson
 from mitmproxy import ctx, exceptions, http
 
-from . import errors, opencode_config, request_fields, thought_signatures, tool_schema
+from . import errors, opencode_config, request_fields, thought_signatures, tool_schema, upstream_key
 from .chat_request import ClientError, parse_chat_request
 from .config_watch import ConfigWatch
 
@@ -179,4 +179,4 @@ class Routing:
         for name, value in headers.items():
             flow.request.headers[name] = value
         if key:
-            flow.request.headers["authorization"] = f"Bearer {key}"
+            upstream_key.attach_key(flow.request, key, opencode_config.mask_key(key))
