@@ -15,6 +15,7 @@ from addon import chatview, error_pages  # noqa: E402
 from addon.report import Report  # noqa: E402
 from addon.responses import Responses  # noqa: E402
 from addon.routing import Routing  # noqa: E402
+from addon.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 
 # litellm is a library of facts here (providers, prices); its debug chatter would bury the proxy's log.
 for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
@@ -23,4 +24,4 @@ error_pages.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
-addons = [Routing(), Responses(), Report()]
+addons = [Routing(), UpstreamTimeouts(), Responses(), Report()]

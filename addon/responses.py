@@ -13,7 +13,7 @@ import time
 import orjson
 from mitmproxy import ctx, http
 
-from . import error_pages, errors, stream_toolcalls, thought_signatures
+from . import error_pages, errors, stream_toolcalls, thought_signatures, upstream_key, wire
 from .answer import Answer
 from .stream_rewrite import StreamOptions, StreamRewriter
 
@@ -26,8 +26,7 @@ def llm_meta(flow: http.HTTPFlow) -> dict | None:
 
 
 def mask_upstream_key(flow: http.HTTPFlow, meta: dict) -> None:
-    if "authorization" in flow.request.headers:
-        flow.request.headers["authorization"] = f"Bearer {meta['key']}"
+    upstream_key.detach_key(flow.request)
 
 
 class Responses:
@@ -127,9 +126,15 @@ class Responses:
         mask_upstream_key(flow, meta)
         meta["t_end"] = time.time()
         meta["error"] = meta.get("error") or (flow.error.msg if flow.error else "unknown error")
+        status, code = (504, "upstream_timeout") if meta.get("timed_out") else (502, "upstream_unreachable")
+        message = f"Upstream {meta.get('api_base')} failed: {meta['error']}"
         rewriter = flow.response.stream if flow.response else None
         if isinstance(rewriter, StreamRewriter):
+            # The client has the headers and part of the stream: its last event says what happened.
+            event = errors.sse_error_event(message, status, code)
+            if wire.write_sse_error_and_end(flow, event):
+                rewriter.sent.add(event)
+                meta["error_event_sent"] = True
             self.finish_stream(flow, meta, rewriter)
             return
-        status, code = (504, "upstream_timeout") if meta.get("timed_out") else (502, "upstream_unreachable")
-        error_pages.override.set((status, f"Upstream {meta.get('api_base')} failed: {meta['error']}", code))
+        error_pages.override.set((status, message, code))

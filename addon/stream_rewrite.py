@@ -54,11 +54,13 @@ class StreamRewriter:
         self.t_first: float | None = None
         self.saw_done = False
         self.finished = False
+        self.last_data = time.time()  # when the upstream last sent bytes (the idle timeout watches it)
 
     def __call__(self, data: bytes) -> list[bytes]:
         # mitmproxy calls once more with b"" at the end; an empty chunk must never be sent (it would end the
         # client's chunked body early), so nothing-to-send is an empty list.
         if data:
+            self.last_data = time.time()
             self.upstream.add(data)
             events = self.decoder.decode(data)
         else:

@@ -1,0 +1,75 @@
+"""The few things the proxy does to a flow's connections directly, below mitmproxy's hooks.
+
+Why reach into mitmproxy's internals: no hook can (1) close a flow's upstream connection on our own timer (a
+timeout, or a client that left), or (2) send a last SSE event to a client whose streamed response has already
+begun: once the headers went out, mitmproxy answers an upstream failure by closing the client connection without
+a word. Both need the connection's asyncio transport, which mitmproxy keeps in its ConnectionHandler:
+`proxyserver.connections[client_conn.id].transports[conn]` is a ConnectionIO with `.writer` (an asyncio
+StreamWriter, None while still connecting) and `.handler` (the task reading that connection).
+
+Everything here is a no-op when the connection is already gone, so callers need no checks of their own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from mitmproxy import connection, ctx, http
+
+logger = logging.getLogger(__name__)
+
+
+def _transports(flow: http.HTTPFlow) -> dict:
+    proxyserver = ctx.master.addons.get("proxyserver") if ctx.master else None
+    handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
+    return handler.transports if handler is not None else {}
+
+
+def client_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
+    io = _transports(flow).get(flow.client_conn)
+    return io.writer if io is not None and isinstance(io.writer, asyncio.StreamWriter) else None
+
+
+def server_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
+    io = _transports(flow).get(flow.server_conn)
+    return io.writer if io is not None and isinstance(io.writer, asyncio.StreamWriter) else None
+
+
+def client_gone(flow: http.HTTPFlow) -> bool:
+    """True when the client's connection is closed or closing (the client left)."""
+    writer = client_writer(flow)
+    return writer is None or writer.is_closing() or flow.client_conn.state is connection.ConnectionState.CLOSED
+
+
+def close_upstream(flow: http.HTTPFlow) -> bool:
+    """Close the flow's upstream connection, or abort it while it is still connecting; True if there was one.
+
+    mitmproxy then sees the upstream go (or the connect fail) and runs the `error` hook as for any upstream cut.
+    """
+    closed = False
+    for conn, io in list(_transports(flow).items()):
+        if conn is flow.client_conn:
+            continue
+        if conn is flow.server_conn and io.writer is not None:
+            io.writer.close()
+            closed = True
+        elif io.writer is None and io.handler is not None:  # still connecting: only ours (one request per conn)
+            io.handler.cancel("upstream connect timeout")
+            closed = True
+    return closed
+
+
+def write_sse_error_and_end(flow: http.HTTPFlow, event: bytes) -> bool:
+    """Send one last SSE event to a client whose chunked stream has begun, and end the chunked body.
+
+    Called from the `error` hook, which runs before mitmproxy closes the client connection: the client reads a
+    complete, well-formed stream whose last event is the error. True when it was written.
+    """
+    writer = client_writer(flow)
+    if writer is None or writer.is_closing() or not flow.client_conn.state & connection.ConnectionState.CAN_READ:
+        return False  # the client left: nobody to tell
+    if flow.response is None or flow.request.http_version != "HTTP/1.1" or "chunked" not in flow.response.headers.get("transfer-encoding", ""):
+        return False
+    writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
+    return True
