@@ -39,6 +39,33 @@ def _check_model(model: object) -> str:
     return model
 
 
+NUMBER = (int, float)
+# The types OpenAI's API takes for the fields a client commonly sends; null is always accepted (= not set).
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": NUMBER, "top_p": NUMBER, "presence_penalty": NUMBER, "frequency_penalty": NUMBER,
+    "max_tokens": (int,), "max_completion_tokens": (int,), "n": (int,), "seed": (int,), "top_logprobs": (int,),
+    "logprobs": (bool,), "parallel_tool_calls": (bool,), "tools": (list,), "tool_choice": (str, dict),
+    "stop": (str, list), "stream_options": (dict,), "response_format": (dict,), "reasoning_effort": (str,),
+    "user": (str,), "metadata": (dict,),
+}
+TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "an object",
+              str: "a string"}
+
+
+def _check_fields(body: dict) -> None:
+    for name, types in FIELD_TYPES.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if isinstance(value, bool) and bool not in types or not isinstance(value, types):
+            wanted = "a number" if types == NUMBER else " or ".join(TYPE_NAMES[t] for t in types)
+            raise ClientError(f"`{name}` must be {wanted}, not {type(value).__name__} {str(value)[:40]!r}.",
+                              code="invalid_type")
+    for i, tool in enumerate(body.get("tools") or ()):
+        if not isinstance(tool, dict):
+            raise ClientError(f"tools[{i}] is not an object.", code="invalid_type")
+
+
 def _check_messages(messages: object) -> None:
     if not isinstance(messages, list):
         raise ClientError("The request needs `messages`, a list of message objects.", code="invalid_messages")
@@ -47,6 +74,9 @@ def _check_messages(messages: object) -> None:
             raise ClientError(f"messages[{i}] is not an object.", code="invalid_messages")
         if not isinstance(message.get("role"), str):
             raise ClientError(f"messages[{i}] needs a `role` string.", code="invalid_messages")
+        if not isinstance(message.get("content"), (str, list, type(None))):
+            raise ClientError(f"messages[{i}].content must be a string, a list of parts or null.",
+                              code="invalid_messages")
 
 
 def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
@@ -62,6 +92,7 @@ def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
         raise ClientError("The request body must be a JSON object.", code="invalid_json")
     model = _check_model(body.get("model"))
     _check_messages(body.get("messages"))
+    _check_fields(body)
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise ClientError("`stream` must be true or false.", code="invalid_stream")
