@@ -11,7 +11,6 @@ import hmac
 import logging
 import os
 import time
-from typing import Optional
 
 import orjson
 from mitmproxy import ctx, exceptions, http
@@ -59,9 +58,10 @@ class Routing:
         loader.add_option("translate_max_body", int, 32 * 1024 * 1024, """
             The largest chat request body accepted, in bytes; larger ones get a 413.
             """)
-        loader.add_option("translate_default_temperature", Optional[float], None, """
-            A temperature to add when the client sends none. Off by default: Google asks to keep Gemini 3 at its
-            default temperature.
+        # float, not Optional[float]: mitmweb cannot show an Optional[float] option and refuses to start.
+        loader.add_option("translate_default_temperature", float, -1.0, """
+            A temperature to add when the client sends none; negative is off. Off by default: Google asks to keep
+            Gemini 3 at its default temperature.
             """)
         loader.add_option("translate_default_max_tokens", int, 0, """
             A max_tokens to add when the client sends none; 0 is off. Off by default: a cap silently cuts long
@@ -148,7 +148,7 @@ class Routing:
     def rewrite_body(self, body: dict, target: opencode_config.Target) -> list[str]:
         body["model"] = target.upstream_model
         repairs: list[str] = []
-        if ctx.options.translate_default_temperature is not None and "temperature" not in body:
+        if ctx.options.translate_default_temperature >= 0 and "temperature" not in body:
             body["temperature"] = ctx.options.translate_default_temperature
         if ctx.options.translate_default_max_tokens and "max_tokens" not in body:
             body["max_tokens"] = ctx.options.translate_default_max_tokens
