@@ -1,0 +1,170 @@
+"""End to end: two proxy processes behind nginx (round robin) carry multi-turn tool-call conversations with
+Gemini 3 thought signatures whose turns land on different replicas. Nothing of a conversation lives in a
+replica: the signatures travel inside the tool-call ids the client sends back.
+
+nginx is Debian's package (nginx-light), started by the test on loopback with its own config in a temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import openai
+import pytest
+
+from tests.conftest import ProxyProcess, _listening, free_port, opencode_config, start_proxy
+
+TOOL = {"type": "function", "function": {"name": "read", "description": "Read a file", "parameters": {
+    "type": "object", "properties": {"filePath": {"type": "string"}}, "required": ["filePath"]}}}
+
+NGINX_CONFIG = """
+{user}
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    log_format replica '$upstream_addr $status $request_uri';
+    access_log {dir}/access.log replica;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+
+    upstream translation_proxies {{
+        server 127.0.0.1:{a};
+        server 127.0.0.1:{b};
+        keepalive 16;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        client_max_body_size 32m;
+        location / {{
+            proxy_pass http://translation_proxies;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;          # stream SSE events as they come
+            proxy_request_buffering off;
+            proxy_read_timeout 600s;      # an LLM may think for minutes
+            proxy_send_timeout 600s;
+            proxy_next_upstream error;    # only a replica that is down, never a request already sent
+        }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str:
+    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.path.exists(p)), None)
+    if not found:
+        pytest.fail("nginx is not installed: `apt-get install nginx-light` (.ci/run installs it).")
+    return found
+
+
+@pytest.fixture(scope="module")
+def replicas(fake_gemini, tmp_path_factory) -> Iterator[list[ProxyProcess]]:
+    workdir = tmp_path_factory.mktemp("replicas")
+    started = []
+    try:
+        for _ in range(2):
+            port = free_port()
+            started.append(start_proxy(fake_gemini, workdir, port=port, config=opencode_config(port)))
+        yield started
+    finally:
+        for proxy in started:
+            proxy.stop()
+
+
+@pytest.fixture(scope="module")
+def balancer(replicas, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+    binary = nginx_binary()
+    workdir = tmp_path_factory.mktemp("nginx")
+    port = free_port()
+    config = workdir / "nginx.conf"
+    config.write_text(NGINX_CONFIG.format(user="user root;" if os.geteuid() == 0 else "", dir=workdir, port=port,
+                                          a=replicas[0].port, b=replicas[1].port))
+    log = (workdir / "nginx.out").open("wb")
+    process = subprocess.Popen([binary, "-c", str(config), "-p", str(workdir), "-g", "daemon off;"],
+                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 15
+        while not _listening(port):
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"nginx did not start: {(workdir / 'nginx.out').read_text()}"
+                            f"{(workdir / 'error.log').read_text() if (workdir / 'error.log').exists() else ''}")
+            time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}/v1", workdir / "access.log"
+    finally:
+        process.terminate()
+        process.wait(10)
+        log.close()
+
+
+def replicas_used(access_log: Path, since: int) -> list[str]:
+    lines = access_log.read_text().splitlines()[since:]
+    return [line.split()[0] for line in lines if "chat/completions" in line]
+
+
+def collect_stream(stream) -> dict:
+    """The assistant message assembled from a stream, as a client would send it back."""
+    content, calls = "", {}
+    for chunk in stream:
+        if not chunk.choices:
+            continue
+        delta = chunk.choices[0].delta
+        content += delta.content or ""
+        for call in delta.tool_calls or []:
+            entry = calls.setdefault(call.index, {"id": "", "type": "function",
+                                                  "function": {"name": "", "arguments": ""}})
+            entry["id"] = call.id or entry["id"]
+            entry["function"]["name"] += call.function.name or ""
+            entry["function"]["arguments"] += call.function.arguments or ""
+    message = {"role": "assistant", "content": content or None}
+    if calls:
+        message["tool_calls"] = [calls[i] for i in sorted(calls)]
+    return message
+
+
+def converse(client: openai.OpenAI, stream: bool, steps: int, tag: str) -> str:
+    messages = [{"role": "user", "content": f'{tag} [steps:{steps}] [tool:read {{"filePath": "f"}}]'}]
+    for step in range(steps + 1):
+        if stream:
+            message = collect_stream(client.chat.completions.create(
+                model="local-3", messages=messages, tools=[TOOL], stream=True))
+        else:
+            message = client.chat.completions.create(model="local-3", messages=messages,
+                                                     tools=[TOOL]).choices[0].message.model_dump(exclude_none=True)
+        messages.append(message)
+        if not message.get("tool_calls"):
+            return message["content"]
+        for call in message["tool_calls"]:
+            messages.append({"role": "tool", "tool_call_id": call["id"], "content": f"{tag}-result-{step}"})
+    raise AssertionError(f"the conversation did not end after {steps} tool steps: {messages}")
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_tool_conversations_across_replicas(balancer, replicas, fake_gemini, stream):
+    base_url, access_log = balancer
+    since = len(access_log.read_text().splitlines()) if access_log.exists() else 0
+    marks = [p.log_size() for p in replicas]
+    client = openai.OpenAI(base_url=base_url, api_key="anything", max_retries=0, timeout=60)
+    for n in range(3):
+        answer = converse(client, stream, steps=3, tag=f"conv{n}")
+        assert answer.startswith("Tool said:") and f"conv{n}-result-2" in answer, answer
+    used = replicas_used(access_log, since)
+    assert len(used) == 12 and len(set(used)) == 2, used
+    # Round robin: consecutive turns of one conversation went to different replicas.
+    assert any(a != b for a, b in zip(used, used[1:]))
+    for proxy, mark in zip(replicas, marks):
+        assert proxy.alive()
+        assert "local-3 -> " in proxy.log_text(mark)
+        assert "Thought signature is not valid" not in proxy.log_text(mark)
+    fake_requests = [r for r in fake_gemini.chat_requests() if "conv" in json.dumps(r["body"])]
+    assert all(r["body"]["model"] == "gemini-3-pro-preview" for r in fake_requests)
