@@ -177,3 +177,14 @@ def test_broken_config_keeps_the_last_good_one(faulty_proxy, fake, damage):
         path.write_text(good)
     assert post(faulty_proxy, chat_body("back"))[0] == 200
     assert health(faulty_proxy)["config_error"] is None
+
+
+def test_openai_sdk_reports_the_error_event(faulty_proxy):
+    import openai
+    client = openai.OpenAI(base_url=faulty_proxy.base_url, api_key="x", max_retries=0, timeout=30)
+    received = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in client.chat.completions.create(model="local-model", stream=True,
+                                                    messages=[{"role": "user", "content": "[cut]"}]):
+            received.append(chunk)
+    assert received and "failed" in str(caught.value)
