@@ -1,0 +1,153 @@
+"""The side-by-side benchmark: `./mitm_run.sh bench [--quick] [--skip-litellm] [--only ROW] [--json PATH]`.
+
+One fake upstream (its own process) and, one after another, four ways to reach it: direct, bare mitmdump
+(reverse mode, no addon, streaming on), this proxy (started by mitm_run.sh), LiteLLM Proxy (own venv under
+.bench/, installed on first use). Each row runs the same scenarios with the load client in its own process;
+a row that cannot start is reported and the run goes on. Prints one Markdown table with ratios and target checks;
+writes JSON (default .bench/results.json); configs and servers' logs are in .bench/runs/<time>-<pid>/.
+
+Measures: plain requests at 1 and 10 connections (p50/p99 latency, requests/s; through wrk when installed,
+`apt-get install wrk`, else the Python client); 1 and 100 concurrent streams of 200 chunks 10 ms apart (time to
+first chunk, per-chunk delay from the upstream's send to the client's read); a 1 MB opencode conversation
+(latency); resident memory before and after 1,000 requests with 1 MB bodies. A full run takes about 5 minutes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from . import litellm_proxy, measure, report, servers, wrk
+from .measure import log
+
+FULL = {"duration": 3.0, "warmup": 0.5, "stream_rounds": 5, "chunks": 200, "interval_ms": 10, "streams": 100,
+        "stagger_ms": 100, "mb_requests": 50, "mb_warmup": 5, "mem_requests": 1000, "mem_warmup": 50,
+        "mem_connections": 2, "mem_batches": 10, "mem_max_seconds": 240}
+QUICK = {"duration": 0.3, "warmup": 0.1, "stream_rounds": 1, "chunks": 10, "interval_ms": 10, "streams": 5,
+         "stagger_ms": 10, "mb_requests": 3, "mb_warmup": 1, "mem_requests": 10, "mem_warmup": 2,
+         "mem_connections": 2, "mem_batches": 2, "mem_max_seconds": 60}
+CHAT = "/chat/completions"
+UPSTREAM_BASE = "/v1beta/openai"
+
+
+def start_row(row: str, upstream_port: int, args: argparse.Namespace) -> tuple[servers.Server | None, str | None]:
+    """Start a row's server; (server, None) when healthy, (None, why) when it cannot run."""
+    port = servers.free_port()
+    if row == "bare_mitmdump":
+        server, health = servers.bare_mitmdump(port, upstream_port), "/health"
+    elif row == "this_proxy":
+        server, health = servers.this_proxy(port, upstream_port, args.proxy_arg), "/health"
+    else:
+        litellm, why = litellm_proxy.ensure_installed(log)
+        if litellm is None:
+            return None, why
+        server, health = litellm_proxy.start(litellm, port, upstream_port), "/health/liveliness"
+    started = time.monotonic()
+    why = servers.wait_healthy(server, health, 120 if row == "litellm_proxy" else 60)
+    if why:
+        server.stop()
+        return None, why
+    log(f"{row}: healthy on port {port} after {time.monotonic() - started:.1f} s (log: {server.log})")
+    return server, None
+
+
+def target_for(row: str, server: servers.Server | None, upstream_port: int) -> dict[str, Any]:
+    key = litellm_proxy.MASTER_KEY if row == "litellm_proxy" else "bench-client-key"
+    base = {"host": "127.0.0.1", "headers": {"Authorization": f"Bearer {key}"}}
+    if server is None:
+        return {**base, "port": upstream_port, "path": UPSTREAM_BASE + CHAT}
+    return {**base, "port": server.port, "path": "/v1" + CHAT}
+
+
+def run_row(row: str, upstream_port: int, p: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    log(f"{row}: starting")
+    server, why = (None, None) if row == "direct" else start_row(row, upstream_port, args)
+    if row != "direct" and server is None:
+        log(f"{row}: FAILED to start, row skipped: {why}")
+        return {"ok": False, "error": why}
+    try:
+        target = target_for(row, server, upstream_port)
+        return measure.measure_row(row, target, server, upstream_port, p, args.client)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired, orjson.JSONDecodeError) as e:
+        log(f"{row}: FAILED: {e}")
+        return {"ok": False, "error": str(e)}
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="./mitm_run.sh bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="a tiny smoke run (seconds); skips LiteLLM unless --only names it")
+    parser.add_argument("--skip-litellm", action="store_true", help="leave out the LiteLLM Proxy row")
+    parser.add_argument("--only", action="append", choices=report.ROWS, help="run only this row (repeatable)")
+    parser.add_argument("--json", type=Path, default=servers.BENCH_DIR / "results.json", help="where to write")
+    parser.add_argument("--client", choices=("auto", "python", "wrk"), default="auto",
+                        help="plain-request load: wrk if installed (auto; not with --quick), or the Python client")
+    parser.add_argument("--proxy-arg", action="append", default=[],
+                        help="extra argument for mitm_run.sh (repeatable), e.g. --proxy-arg=-q")
+    args = parser.parse_args(argv)
+    if args.client == "auto":
+        args.client = "wrk" if wrk.available() and not args.quick else "python"
+    elif args.client == "wrk" and not wrk.available():
+        parser.error("wrk is not installed (apt-get install wrk), use --client python")
+    return args
+
+
+def run_all(args: argparse.Namespace, p: dict[str, Any]) -> dict[str, Any]:
+    rows = [r for r in report.ROWS if (not args.only or r in args.only)
+            and not (r == "litellm_proxy" and (args.skip_litellm or (args.quick and not args.only)))]
+    upstream_port = servers.free_port()
+    upstream = servers.upstream(upstream_port)
+    results: dict[str, Any] = {}
+    try:
+        why = servers.wait_healthy(upstream, "/health", 20)
+        if why:
+            raise SystemExit(f"bench: the fake upstream did not start: {why}")
+        for row in rows:
+            results[row] = run_row(row, upstream_port, p, args)
+    finally:
+        upstream.stop()
+    return results
+
+
+def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
+    args = parse_args(argv)
+    p = QUICK if args.quick else FULL
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop every server
+    log(f"configs and logs: {servers.run_dir()}")
+    started, load_average = time.monotonic(), os.getloadavg()[0]
+    if load_average > 0.5:
+        log(f"the machine is busy (load average {load_average:.2f}): the numbers will be noisy")
+    rows = run_all(args, p)
+    checks = [report.check(rows, t) for t in report.TARGETS]
+    info = report.machine(args.client, litellm_proxy.venv_dir() / ".bench-version")
+    info["load_average"] = load_average
+    text = report.table(rows, checks)
+    out(report.machine_line(info))
+    out(f"N streams = {p['streams']} concurrent streams of {p['chunks']} chunks {p['interval_ms']} ms apart; "
+        f"1 MB run = {p['mem_requests']} requests.")
+    out(text)
+    for line in report.problems(rows):
+        out(line)
+    document = {"machine": info, "params": p, "seconds": round(time.monotonic() - started, 1), "rows": rows,
+                "targets": checks, "table": text}
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+    out(f"JSON: {args.json} ({document['seconds']:.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,49 @@
+"""A tiny run of the benchmark (tests/bench), so that it cannot rot: every row answers, with numbers.
+
+The benchmark itself is not pass/fail; this only checks that it still runs end to end (`--quick`: a few
+requests, 5 streams of 10 chunks, no LiteLLM) and that this proxy's answers came back correct.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+ROWS = ("direct", "bare_mitmdump", "this_proxy")
+NUMBERS = {"plain_c1": ("p50_ms", "rps"), "plain_c10": ("p50_ms", "rps"),
+           "stream_1": ("ttfc_p50_ms", "delay_p50_ms"), "stream_100": ("ttfc_p50_ms", "delay_p99_ms"),
+           "body_1mb": ("p50_ms",)}
+
+
+def test_quick_benchmark_run(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run([sys.executable, "-m", "tests.bench.run", "--quick", "--json", str(out)],
+                          cwd=ROOT, check=False, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(out.read_text())
+    for row in ROWS:
+        got = result["rows"][row]
+        assert got["ok"], f"{row}: {got.get('error')}"
+        assert got["correct"], f"{row}: {got['correct_detail']}"
+        for scenario, fields in NUMBERS.items():
+            assert got[scenario]["errors"] == 0, f"{row} {scenario}: {got[scenario]['error_samples']}"
+            for field in fields:
+                assert got[scenario][field] > 0, f"{row} {scenario} {field}: {got[scenario]}"
+    proxy = result["rows"]["this_proxy"]
+    assert proxy["check"]["model"] == "local-model"
+    assert proxy["check"]["upstream_saw"] == {"gemini-2.5-flash": 2}
+    assert proxy["stream_100"]["incomplete"] == 0
+    assert proxy["memory"]["rss_before_mb"] > 0 and proxy["memory"]["requests"] > 0
+    assert {t["verdict"] for t in result["targets"]} <= {"PASS", "MISS", "n/a"}
+    header = result["table"].splitlines()[0]
+    assert "this proxy" in header and "bare mitmdump" in header
+
+
+def test_micro_benchmarks_run() -> None:
+    done = subprocess.run([sys.executable, "-m", "tests.bench.micro", "--smoke"], cwd=ROOT,
+                          check=False, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "skipped" not in done.stdout, done.stdout
