@@ -82,8 +82,12 @@ case "$command" in
     web)
         shift; setup
         set_proxy_args
+        # mitmweb's default columns without "tls", plus "comment": each chat flow's one-line summary.
+        WEB_COLUMNS=()
+        for column in icon path method status size time comment; do WEB_COLUMNS+=(--set "web_columns=$column"); done
         exec "$VENV/bin/mitmweb" "${PROXY_ARGS[@]}" \
-            --web-host "${WEB_HOST:-127.0.0.1}" --web-port "${WEB_PORT:-8081}" --set web_open_browser=false "$@" ;;
+            --web-host "${WEB_HOST:-127.0.0.1}" --web-port "${WEB_PORT:-8081}" --set web_open_browser=false \
+            "${WEB_COLUMNS[@]}" "$@" ;;
     *)
         setup
         set_proxy_args

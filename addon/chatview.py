@@ -257,7 +257,8 @@ def _check_lines(asm: Assembly, offered: dict[str, dict] | None) -> list[str]:
         return ["", "tool-call check: skipped, the request body is not available"]
     findings = toolcheck.check_tool_calls(asm.tool_calls, offered)
     if not findings:
-        return ["", f"tool-call check: all {len(asm.tool_calls)} calls fit the offered tools"]
+        fit = "the call fits" if len(asm.tool_calls) == 1 else f"all {len(asm.tool_calls)} calls fit"
+        return ["", f"tool-call check: {fit} the offered tools"]
     return ["", f"tool-call check: {toolcheck.HEADLINE}:", *(f"  - {f}" for f in findings)]
 
 

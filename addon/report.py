@@ -50,14 +50,24 @@ class Report:
 
     def finish(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("llm")
-        if not isinstance(meta, dict) or "client_model" not in meta:
+        if not isinstance(meta, dict) or not ("client_model" in meta or meta.get("error")):
+            return
+        if flow.live:  # a flow read back from a file (mitmdump -nr, mitmweb --rfile) keeps what was saved
+            self.annotate(flow, meta)
+        if "client_model" in meta:
+            self.log(flow, meta)
+        else:
+            logger.warning(f"{flow.request.method} {flow.request.path}: {flow.comment}")
+
+    def annotate(self, flow: http.HTTPFlow, meta: dict) -> None:
+        if "client_model" not in meta:  # refused before routing: bad body, wrong proxy key
+            flow.comment, flow.marked = f"refused by the proxy: {str(meta['error'])[:120]}", MARK_ERROR
             return
         answer = meta.get("answer") or {}
         if answer.get("tool_calls"):
             meta["tool_checks"] = self.check_tools(flow, answer["tool_calls"])
         flow.comment = comment_line(meta)
         flow.marked = self.mark(meta)
-        self.log(flow, meta)
 
     @staticmethod
     def check_tools(flow: http.HTTPFlow, calls: list[dict]) -> list[str]:

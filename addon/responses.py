@@ -21,8 +21,10 @@ logger = logging.getLogger(__name__)
 
 
 def llm_meta(flow: http.HTTPFlow) -> dict | None:
+    """The routing facts of a flow this proxy carries now; None for flows read back from a file, whose hooks
+    run again on loading (mitmdump -nr, mitmweb --rfile) and must not be rewritten a second time."""
     meta = flow.metadata.get("llm")
-    return meta if isinstance(meta, dict) and "key" in meta else None
+    return meta if flow.live and isinstance(meta, dict) and "key" in meta else None
 
 
 def mask_upstream_key(flow: http.HTTPFlow, meta: dict) -> None:

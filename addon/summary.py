@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 LONG_STRING = 10_000
+MIN_RATE_SPAN = 0.1  # seconds of streaming below which tokens per second says nothing (the answer came at once)
 
 
 def shorten(value: object, limit: int = LONG_STRING) -> object:
@@ -71,13 +72,21 @@ def comment_line(meta: dict) -> str:
     start, first, end = meta.get("t_request"), meta.get("t_first_chunk"), meta.get("t_end")
     if start and first:
         parts.append(f"first chunk {(first - start) * 1000:,.0f} ms")
-    if usage and first and end and end > first and usage.get("completion_tokens"):
+    if usage and first and end and end - first >= MIN_RATE_SPAN and usage.get("completion_tokens"):
         parts.append(f"{usage['completion_tokens'] / (end - first):,.0f} tok/s")
     calls = answer.get("tool_calls") or []
     if calls:
         parts.append(f"{len(calls)} tool call{'s' if len(calls) > 1 else ''}")
-    if meta.get("tool_checks"):
-        parts.append(f"{len(meta['tool_checks'])} tool-call problem(s)")
+    if findings := meta.get("tool_checks"):
+        parts.append(tool_check_note(findings))
     if meta.get("error"):
         parts.append(f"error: {str(meta['error'])[:120]}")
     return " | ".join(parts)
+
+
+def tool_check_note(findings: list[str]) -> str:
+    """The first finding of the tool-call check, and how many more there are."""
+    first = str(findings[0])
+    first = first if len(first) <= 120 else first[:119] + "…"
+    more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+    return f"tool-call problem: {first}{more}"
