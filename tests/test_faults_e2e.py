@@ -73,6 +73,14 @@ def post(proxy: ProxyProcess, body: bytes, timeout: float = 30) -> tuple[int, di
         conn.close()
 
 
+def wait_log(proxy: ProxyProcess, since: int, text: str, timeout: float = 5.0) -> None:
+    """The proxy logs a finished flow right after the client got its last byte: give it a moment."""
+    deadline = time.monotonic() + timeout
+    while text not in proxy.log_text(since):
+        assert time.monotonic() < deadline, f"{text!r} not in the log: {proxy.log_text(since)[-3000:]}"
+        time.sleep(0.05)
+
+
 def sse_data(raw: bytes) -> list[bytes]:
     return [line[6:] for line in raw.split(b"\n") if line.startswith(b"data: ")]
 
@@ -98,7 +106,7 @@ def test_read_timeout_gives_504(faulty_proxy, fake, stream):
     error = json.loads(raw)["error"]
     assert status == 504 and error["code"] == "upstream_timeout" and "translate_read_timeout" in error["message"]
     assert READ <= took < READ + 4
-    assert "translate_read_timeout" in faulty_proxy.log_text(mark)
+    wait_log(faulty_proxy, mark, "translate_read_timeout")
     fake.wait_event("disconnect", timeout=5)  # the upstream request was abandoned, not left running
 
 
@@ -110,7 +118,7 @@ def test_stalled_stream_ends_with_error_event(faulty_proxy, fake):
     error = last_error_event(raw)
     assert error["code"] == "upstream_timeout" and "translate_idle_timeout" in error["message"]
     assert IDLE <= took < IDLE + 4
-    assert "stalled" in faulty_proxy.log_text(mark)
+    wait_log(faulty_proxy, mark, "stalled")
     fake.wait_event("disconnect", timeout=5)
 
 
@@ -121,7 +129,7 @@ def test_cut_stream_ends_at_once_with_error_event(faulty_proxy, fake):
     assert b"Hello from fake" in raw and b"[DONE]" not in raw
     error = last_error_event(raw)
     assert error["code"] == "upstream_unreachable" and error["type"] == "api_error"
-    assert "local-model: HTTP/1 protocol error: peer closed connection" in faulty_proxy.log_text(mark)
+    wait_log(faulty_proxy, mark, "local-model: HTTP/1 protocol error: peer closed connection")
 
 
 def test_client_leaving_mid_stream_closes_upstream_promptly(faulty_proxy, fake):
@@ -171,7 +179,7 @@ def test_broken_config_keeps_the_last_good_one(faulty_proxy, fake, damage):
             path.write_text('{"provider": 5}')
         status, _, raw, _ = post(faulty_proxy, chat_body("still there?"))
         assert status == 200 and b"still there?" in raw
-        assert "Keeping the last good config" in faulty_proxy.log_text(mark)
+        wait_log(faulty_proxy, mark, "Keeping the last good config")
         assert health(faulty_proxy)["config_error"]
     finally:
         path.write_text(good)

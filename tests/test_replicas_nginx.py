@@ -30,7 +30,7 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    log_format replica '$upstream_addr $status $request_uri';
+    log_format replica '$upstream_addr|$status|$request_uri';
     access_log {dir}/access.log replica;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
@@ -108,8 +108,10 @@ def balancer(replicas, tmp_path_factory) -> Iterator[tuple[str, Path]]:
 
 
 def replicas_used(access_log: Path, since: int) -> list[str]:
-    lines = access_log.read_text().splitlines()[since:]
-    return [line.split()[0] for line in lines if "chat/completions" in line]
+    """The replica that answered each chat request (the last of $upstream_addr when nginx moved on)."""
+    lines = [line.split("|") for line in access_log.read_text().splitlines()[since:]]
+    assert all(status == "200" for _, status, _ in lines), lines
+    return [addrs.split(",")[-1].strip() for addrs, _, uri in lines if "chat/completions" in uri]
 
 
 def collect_stream(stream) -> dict:
@@ -159,7 +161,7 @@ def test_tool_conversations_across_replicas(balancer, replicas, fake_gemini, str
         answer = converse(client, stream, steps=3, tag=f"conv{n}")
         assert answer.startswith("Tool said:") and f"conv{n}-result-2" in answer, answer
     used = replicas_used(access_log, since)
-    assert len(used) == 12 and len(set(used)) == 2, used
+    assert len(used) == 12 and len(set(used)) == 2, (used, access_log.read_text()[-2000:])
     # Round robin: consecutive turns of one conversation went to different replicas.
     assert any(a != b for a, b in zip(used, used[1:]))
     for proxy, mark in zip(replicas, marks):
