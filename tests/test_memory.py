@@ -1,0 +1,46 @@
+"""MemoryGuard collects after enough body bytes, and not before."""
+
+import gc
+
+from mitmproxy.test import taddons, tflow
+
+from addon import memory
+
+
+def flow_with_bodies(size: int):
+    flow = tflow.tflow(resp=True)
+    flow.request.content = b"x" * size
+    flow.response.content = b"y" * size
+    return flow
+
+
+def test_collects_once_enough_bytes_passed(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory.gc, "collect", lambda *a: calls.append(a))
+    guard = memory.MemoryGuard()
+    with taddons.context(guard) as tctx:
+        tctx.configure(guard, translate_collect_every_mb=1)
+        guard.response(flow_with_bodies(200_000))  # 400 kB
+        guard.error(flow_with_bodies(200_000))  # 800 kB
+        assert calls == []
+        guard.response(flow_with_bodies(200_000))  # 1.2 MB: collect, and start counting again
+        assert len(calls) == 1 and guard.bytes_since_collect == 0
+
+
+def test_zero_leaves_collection_to_python(monkeypatch):
+    calls = []
+    monkeypatch.setattr(memory.gc, "collect", lambda *a: calls.append(a))
+    guard = memory.MemoryGuard()
+    with taddons.context(guard) as tctx:
+        tctx.configure(guard, translate_collect_every_mb=0)
+        for _ in range(20):
+            guard.response(flow_with_bodies(1_000_000))
+    assert calls == []
+
+
+def test_running_freezes_the_start_up_heap(monkeypatch):
+    frozen = []
+    monkeypatch.setattr(memory.gc, "freeze", lambda: frozen.append(True))
+    memory.MemoryGuard().running()
+    assert frozen == [True]
+    gc.unfreeze()
