@@ -25,6 +25,7 @@ _VALUE_TYPES: dict[str, type | tuple[type, ...]] = {
     "default": object, "example": object, **dict.fromkeys(("type", "format", "title", "description", "pattern"), str),
 }
 _TEXTS = ("title", "description")
+_INTO_DESCRIPTION = frozenset({"default", "example"})
 _MAX_DEPTH, _MAX_NODES = 64, 20_000
 _DROP = object()
 
@@ -35,7 +36,9 @@ def accepted_fields() -> frozenset[str]:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     from litellm.types.llms.vertex_ai import Schema
 
-    return frozenset(get_type_hints(Schema))
+    # litellm's Schema lists `default` and `example`, but Gemini's OpenAI endpoint has refused `default` with
+    # "Unknown name" (opencode's webfetch sends one): their values move into the description instead.
+    return frozenset(get_type_hints(Schema)) - _INTO_DESCRIPTION
 
 
 def clean_schema(schema: object) -> tuple[dict, list[str]]:
@@ -129,6 +132,11 @@ class _Cleaner:
             const = node.pop("const")
             self.note("turned const into enum" if isinstance(const, str) else "removed const")
             node.update({"enum": [const]} if isinstance(const, str) else {})
+        for key in sorted(_INTO_DESCRIPTION & node.keys()):
+            text = f"{key.capitalize()}: {json.dumps(node.pop(key))}."
+            description = node.get("description")
+            node["description"] = f"{description} {text}" if isinstance(description, str) and description else text
+            self.note(f"moved {key} into the description")
         for exclusive, inclusive in (("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")):
             if _valid_value(inclusive, node.get(exclusive)) and inclusive not in node:
                 self.note(f"turned {exclusive} into {inclusive}")

@@ -195,10 +195,12 @@ def test_tool_without_parameters_becomes_a_bare_object() -> None:
     )
 
 
-def test_webfetch_drops_formats_gemini_refuses_and_keeps_default() -> None:
+def test_webfetch_drops_formats_gemini_refuses_and_moves_default_into_the_description() -> None:
     cleaned, notes = clean_schema(WEBFETCH)
     assert cleaned["properties"]["url"] == {"type": "string", "description": "The URL to fetch content from"}
-    assert cleaned["properties"]["format"]["default"] == "markdown"
+    assert "default" not in cleaned["properties"]["format"]
+    assert cleaned["properties"]["format"]["description"].endswith('Default: "markdown".')
+    assert "moved default into the description" in notes
     timeout = {"type": "integer", "minimum": 0, "maximum": 120, "description": "Timeout in seconds"}
     assert cleaned["properties"]["timeout"] == timeout
     assert "removed format uri" in notes
@@ -331,7 +333,7 @@ def test_clean_tools_without_a_tool_list(body: dict) -> None:
 
 def test_accepted_fields_come_from_litellm_schema() -> None:
     assert accepted_fields() == {
-        "anyOf", "default", "description", "enum", "example", "format", "items", "maxItems", "maxLength",
+        "anyOf", "description", "enum", "format", "items", "maxItems", "maxLength",
         "maxProperties", "maximum", "minItems", "minLength", "minProperties", "minimum", "nullable", "pattern",
         "properties", "propertyOrdering", "required", "title", "type",
     }
