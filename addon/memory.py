@@ -13,6 +13,7 @@ import gc
 import logging
 
 from mitmproxy import ctx, http
+from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
@@ -22,10 +23,10 @@ class MemoryGuard:
         self.bytes_since_collect = 0
 
     def load(self, loader) -> None:
-        loader.add_option("translate_collect_every_mb", int, 16, """
+        loader.add_option("translate_collect_every_mb", int, 16, one_paragraph("""
             Run Python's garbage collector after this many MB of request and response bodies have passed, so the
             memory of finished flows is returned promptly; 0 leaves it to Python's own schedule.
-            """)
+            """))
 
     def running(self) -> None:
         gc.collect()

@@ -13,6 +13,7 @@ from mitmproxy import ctx, http
 
 from . import toolcheck
 from .summary import comment_line, summarize_request, summarize_answer
+from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
@@ -23,11 +24,11 @@ MARK_TOOL_FINDINGS = ":warning:"
 
 class Report:
     def load(self, loader) -> None:
-        loader.add_option("translate_verbosity", str, "summary", """
+        loader.add_option("translate_verbosity", str, "summary", one_paragraph("""
             How much the log tells per LLM request: "summary" (one block per request: resolution, answer,
             usage, timing), "full" (also the request's messages and tools, long strings shortened), "chunks"
             (also every SSE event, as the upstream sent it and as the client received it).
-            """, choices=("summary", "full", "chunks"))
+            """), choices=("summary", "full", "chunks"))
 
     def request(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("llm")

@@ -16,6 +16,7 @@ from mitmproxy import ctx, http
 from . import error_pages, errors, stream_toolcalls, thought_signatures, upstream_key, wire
 from .answer import Answer
 from .stream_rewrite import StreamOptions, StreamRewriter
+from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +34,17 @@ def mask_upstream_key(flow: http.HTTPFlow, meta: dict) -> None:
 
 class Responses:
     def load(self, loader) -> None:
-        loader.add_option("translate_repair_stream_tools", bool, True, """
+        loader.add_option("translate_repair_stream_tools", bool, True, one_paragraph("""
             Gemini repair: give streamed tool calls an index and a non-empty id each, and finish_reason
             "tool_calls" when calls were made.
-            """)
-        loader.add_option("translate_repair_errors", bool, True, """
+            """))
+        loader.add_option("translate_repair_errors", bool, True, one_paragraph("""
             Reshape upstream errors (Gemini wraps them in a list) into OpenAI's {"error": {...}} shape.
-            """)
-        loader.add_option("translate_keep_stream_bytes", int, 4 * 1024 * 1024, """
+            """))
+        loader.add_option("translate_keep_stream_bytes", int, 4 * 1024 * 1024, one_paragraph("""
             How much of each streamed body the flow keeps, per side (sent to the client, and the upstream's raw
             stream). Beyond it the stored body is cut; the assembled answer stays complete.
-            """)
+            """))
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         meta = llm_meta(flow)

@@ -18,6 +18,7 @@ from mitmproxy import ctx, exceptions, http
 from . import errors, opencode_config, request_fields, thought_signatures, tool_schema, upstream_key
 from .chat_request import ClientError, parse_chat_request
 from .config_watch import ConfigWatch
+from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
@@ -37,42 +38,62 @@ def error_response(flow: http.HTTPFlow, status: int, message: str, code: str | N
     flow.metadata.setdefault("llm", {})["error"] = message
 
 
+def parse_temperature(text: str) -> float | None:
+    """The translate_default_temperature option: empty is off, else a number from 0 to 2."""
+    if not text.strip():
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number.") from None
+    if not 0 <= value <= 2:
+        raise ValueError(f"{value} is not from 0 to 2.")
+    return value
+
+
 class Routing:
     def __init__(self) -> None:
         self.watch: ConfigWatch | None = None
+        self.default_temperature: float | None = None
         self.proxy_key = os.environ.get("PROXY_API_KEY") or None
 
     def load(self, loader) -> None:
         env = os.environ
-        loader.add_option("translate_config", str, env.get("OPENCODE_CONFIG") or "opencode.json", """
+        loader.add_option("translate_config", str, env.get("OPENCODE_CONFIG") or "opencode.json", one_paragraph("""
             The opencode.json that names the models and their upstreams (opencode's own format: JSONC,
             {env:VAR}, {file:path}). Re-read when it changes; a broken file keeps the last good one.
-            """)
-        loader.add_option("translate_api_base", str, env.get("GEMINI_API_BASE") or "", """
+            """))
+        loader.add_option("translate_api_base", str, env.get("GEMINI_API_BASE") or "", one_paragraph("""
             The default upstream's base URL, for alias providers and names not in opencode.json. Empty: the
             first provider in opencode.json that is not this proxy, else Google's OpenAI-compatible endpoint.
-            """)
-        loader.add_option("translate_model", str, env.get("GEMINI_MODEL") or "gemini-2.5-flash", """
+            """))
+        loader.add_option("translate_model", str, env.get("GEMINI_MODEL") or "gemini-2.5-flash", one_paragraph("""
             The upstream model for an alias that declares no mapping of its own (options.proxy.models).
-            """)
-        loader.add_option("translate_max_body", int, 32 * 1024 * 1024, """
+            """))
+        loader.add_option("translate_max_body", int, 32 * 1024 * 1024, one_paragraph("""
             The largest chat request body accepted, in bytes; larger ones get a 413.
-            """)
+            """))
         # float, not Optional[float]: mitmweb cannot show an Optional[float] option and refuses to start.
-        loader.add_option("translate_default_temperature", float, -1.0, """
-            A temperature to add when the client sends none; negative is off. Off by default: Google asks to keep
-            Gemini 3 at its default temperature.
-            """)
-        loader.add_option("translate_default_max_tokens", int, 0, """
+        loader.add_option("translate_default_temperature", str, "", one_paragraph("""
+            A temperature to add when the client sends none, e.g. 0.7; empty is off. Off by default: Google asks to
+            keep Gemini 3 at its default temperature. (A string: mitmproxy's --set cannot parse float options.)
+            """))
+        loader.add_option("translate_default_max_tokens", int, 0, one_paragraph("""
             A max_tokens to add when the client sends none; 0 is off. Off by default: a cap silently cuts long
             opencode answers.
-            """)
+            """))
         for name, what in (("schemas", "rewrite tool parameter schemas to the subset Gemini accepts"),
                            ("fields", "drop or translate request fields Gemini refuses"),
                            ("signatures", "carry Gemini 3 thought signatures in tool-call ids and restore them")):
-            loader.add_option(f"translate_repair_{name}", bool, True, f"Gemini repair: {what}.")
+            loader.add_option(f"translate_repair_{name}", bool, True, one_paragraph(f"Gemini repair: {what}."))
 
     def configure(self, updated: set[str]) -> None:
+        if "translate_default_temperature" in updated:
+            text = ctx.options.translate_default_temperature
+            try:
+                self.default_temperature = parse_temperature(text)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"Cannot parse translate_default_temperature {text}: {e}") from e
         watched = {"translate_config", "translate_api_base", "translate_model", "listen_port"}
         if self.watch is None or watched & updated:
             try:
@@ -148,8 +169,8 @@ class Routing:
     def rewrite_body(self, body: dict, target: opencode_config.Target) -> list[str]:
         body["model"] = target.upstream_model
         repairs: list[str] = []
-        if ctx.options.translate_default_temperature >= 0 and "temperature" not in body:
-            body["temperature"] = ctx.options.translate_default_temperature
+        if self.default_temperature is not None and "temperature" not in body:
+            body["temperature"] = self.default_temperature
         if ctx.options.translate_default_max_tokens and "max_tokens" not in body:
             body["max_tokens"] = ctx.options.translate_default_max_tokens
         if not target.is_gemini:

@@ -18,6 +18,7 @@ from mitmproxy import ctx, http
 
 from . import wire
 from .stream_rewrite import StreamRewriter
+from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
@@ -62,18 +63,18 @@ class UpstreamTimeouts:
         self.task: asyncio.Task | None = None
 
     def load(self, loader) -> None:
-        loader.add_option("translate_connect_timeout", int, 60, """
+        loader.add_option("translate_connect_timeout", int, 60, one_paragraph("""
             Seconds to wait for the upstream to accept a connection; then the client gets a 504.
-            """)
-        loader.add_option("translate_read_timeout", int, 480, """
+            """))
+        loader.add_option("translate_read_timeout", int, 480, one_paragraph("""
             Seconds to wait for the upstream's answer to begin (and for a non-streamed answer to end); then the
             client gets a 504. Long, because a model may think for minutes before it answers. Keep it below
             mitmproxy's tcp_timeout (600), which otherwise drops an idle client connection first.
-            """)
-        loader.add_option("translate_idle_timeout", int, 300, """
+            """))
+        loader.add_option("translate_idle_timeout", int, 300, one_paragraph("""
             Seconds a streamed answer may go without a byte from the upstream; then the client's stream ends with
             an SSE error event and the upstream connection is closed.
-            """)
+            """))
 
     def running(self) -> None:
         if self.task is None:

@@ -70,14 +70,6 @@ def proxy_without(fake_gemini, tmp_path_factory) -> Iterator[Callable[..., Proxy
         proxy.stop()
 
 
-@pytest.fixture(autouse=True)
-def gemini_accepts_default(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Gemini's Schema has a `default` field (v1beta documents it as accepted and ignored, so that schemas with
-    defaults do not fail); tests/fake_scripts.py's SCHEMA_FIELDS lacks it, and opencode's webfetch tool sends
-    `"default": "markdown"`."""
-    monkeypatch.setattr(fake_scripts, "SCHEMA_FIELDS", fake_scripts.SCHEMA_FIELDS | {"default"})
-
-
 def read_marker(path: Path) -> str:
     """The fake's script marker for a call of opencode's read tool (compact JSON: one prompt word)."""
     return f"[tool:read {json.dumps({'filePath': str(path)}, separators=(',', ':'))}]"

@@ -1,0 +1,102 @@
+"""Routing's hooks called directly: local endpoints, validation, resolution, rewriting, options."""
+
+import json
+
+import pytest
+from mitmproxy import exceptions
+from mitmproxy.addonmanager import Loader
+from mitmproxy.test import taddons, tflow
+
+from addon import routing
+from addon.routing import Routing
+
+CONFIG = {
+    "$schema": "https://opencode.ai/config.json",
+    "provider": {"local": {"options": {"baseURL": "http://127.0.0.1:8000/v1",
+                                       "proxy": {"models": {"local-model": "gemini-2.5-flash"}}},
+                           "models": {"local-model": {}}}},
+}
+
+
+@pytest.fixture
+def addon_ctx(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-test-key-000000000000")
+    path = tmp_path / "opencode.json"
+    path.write_text(json.dumps(CONFIG))
+    addon = Routing()
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, translate_config=str(path), translate_api_base="http://upstream.test/v1beta/openai/",
+                       listen_port=8000)
+        yield addon, tctx
+
+
+def chat_flow(body: dict | bytes, path: str = "/v1/chat/completions"):
+    flow = tflow.tflow(live=True)
+    flow.request.method, flow.request.path = "POST", path
+    flow.request.content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return flow
+
+
+def test_chat_is_rewritten_for_the_upstream(addon_ctx):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}], "x_extra": 1})
+    addon.request(flow)
+    body = json.loads(flow.request.content)
+    assert flow.response is None
+    assert flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
+    assert body["model"] == "gemini-2.5-flash" and body["messages"][0]["content"] == "hi"
+    assert flow.request.headers["authorization"] == "Bearer AIza…00"  # the flow only ever holds the mask
+    assert flow.metadata["llm"]["litellm_model"] == "openai/gemini-2.5-flash"
+
+
+def test_defaults_are_off_unless_set(addon_ctx):
+    addon, tctx = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
+    addon.request(flow)
+    assert "temperature" not in json.loads(flow.request.content)
+    tctx.configure(addon, translate_default_temperature="0.7", translate_default_max_tokens=1000)
+    flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
+    addon.request(flow)
+    body = json.loads(flow.request.content)
+    assert body["temperature"] == 0.7 and body["max_tokens"] == 1000
+
+
+@pytest.mark.parametrize("text", ["warm", "3", "-1"])
+def test_bad_temperature_is_refused(addon_ctx, text):
+    addon, tctx = addon_ctx
+    with pytest.raises(exceptions.OptionsError, match="translate_default_temperature"):
+        tctx.configure(addon, translate_default_temperature=text)
+
+
+def test_parse_temperature():
+    assert routing.parse_temperature("") is None and routing.parse_temperature("0") == 0.0
+
+
+def test_health_and_models(addon_ctx):
+    addon, _ = addon_ctx
+    flow = tflow.tflow(live=True)
+    flow.request.path = "/health"
+    addon.request(flow)
+    assert json.loads(flow.response.content)["models"] == 1
+    flow = tflow.tflow(live=True)
+    flow.request.path = "/v1/models"
+    addon.request(flow)
+    assert [m["id"] for m in json.loads(flow.response.content)["data"]] == ["local-model"]
+
+
+def test_bad_body_is_answered_locally(addon_ctx):
+    addon, _ = addon_ctx
+    flow = chat_flow(b"{nope")
+    addon.request(flow)
+    assert flow.response.status_code == 400
+    assert json.loads(flow.response.content)["error"]["code"] == "invalid_json"
+
+
+def test_options_survive_a_script_reload(addon_ctx):
+    """mitmproxy keeps option values on reload only when the declaration (help text included) is unchanged."""
+    addon, tctx = addon_ctx
+    tctx.configure(addon, translate_repair_schemas=False, translate_max_body=1234,
+                   translate_default_temperature="0.5")
+    Routing().load(Loader(tctx.master))  # the declarations a reloaded script makes
+    assert tctx.options.translate_repair_schemas is False
+    assert tctx.options.translate_max_body == 1234 and tctx.options.translate_default_temperature == "0.5"
