@@ -3,8 +3,9 @@
 When the upstream cannot be reached mitmproxy answers the client itself with an HTML page (502) built by
 `make_error_response` in its HTTP/1 server layer; there is no hook that can replace that body. An OpenAI client
 cannot read HTML, so this module swaps that one function for one that writes an OpenAI-shaped JSON error. The
-`error` hook runs in the same task right before mitmproxy builds the page, so a hook can choose the status and
-message for its flow through `override`.
+`error` hook runs in the same task right before mitmproxy builds the page (an async hook too: mitmproxy awaits it
+in that task), so a hook can choose the status and message for its flow through `override`, or a whole response
+to send instead (a fallback's answer, fallbacks.py). mitmproxy closes the connection after the page either way.
 """
 
 from __future__ import annotations
@@ -18,14 +19,18 @@ from mitmproxy.version import MITMPROXY
 
 from . import errors
 
-# (status, message, code) for the next error page built in this task.
-override: contextvars.ContextVar[tuple[int, str, str] | None] = contextvars.ContextVar("override", default=None)
+# (status, message, code), or a whole response, for the next error page built in this task.
+override: contextvars.ContextVar[tuple[int, str, str] | http.Response | None] = contextvars.ContextVar(
+    "override", default=None)
 
 _original = _http1.make_error_response
 
 
 def make_error_response(status_code: int, message: str = "") -> bytes:
     chosen = override.get()
+    if isinstance(chosen, http.Response):
+        override.set(None)
+        return assemble_whole(chosen)
     if chosen is not None:
         override.set(None)
         status_code, message, code = chosen
@@ -37,6 +42,15 @@ def make_error_response(status_code: int, message: str = "") -> bytes:
         errors.error_body(message, status_code, code),
         {"Server": MITMPROXY, "Connection": "close", "Content-Type": "application/json"},
     )
+    return http1.assemble_response(response)
+
+
+def assemble_whole(response: http.Response) -> bytes:
+    """A response as one piece of bytes with its length, for a connection mitmproxy closes right after."""
+    response = response.copy()
+    response.headers.pop("transfer-encoding", None)
+    response.headers["content-length"] = str(len(response.raw_content or b""))
+    response.headers["connection"] = "close"
     return http1.assemble_response(response)
 
 

@@ -12,6 +12,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing 
 from mitmproxy import contentviews  # noqa: E402
 
 from addon import chatview, error_pages  # noqa: E402
+from addon.fallbacks import Fallbacks  # noqa: E402
 from addon.report import Report  # noqa: E402
 from addon.responses import Responses  # noqa: E402
 from addon.routing import Routing  # noqa: E402
@@ -24,4 +25,4 @@ error_pages.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
-addons = [Routing(), UpstreamTimeouts(), Responses(), Report()]
+addons = [Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report()]

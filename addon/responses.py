@@ -8,6 +8,7 @@ has answered, so mitmweb, saved flows and the log only ever show the masked form
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import orjson
@@ -62,7 +63,8 @@ class Responses:
             client_model=meta["client_model"],
             repair_tool_calls=gemini and ctx.options.translate_repair_stream_tools,
             pack_signatures=gemini and ctx.options.translate_repair_signatures,
-            keep_bytes=ctx.options.translate_keep_stream_bytes,
+            # A fallback attempt's client gets the stored body (fallbacks.py): it must be whole.
+            keep_bytes=sys.maxsize if "fallback_of" in meta else ctx.options.translate_keep_stream_bytes,
         )
         flow.response.headers.pop("content-length", None)
         if flow.request.http_version == "HTTP/1.1":
@@ -71,7 +73,7 @@ class Responses:
 
     def response(self, flow: http.HTTPFlow) -> None:
         meta = llm_meta(flow)
-        if meta is None or not flow.response or meta.get("passthrough"):
+        if meta is None or not flow.response or meta.get("passthrough") or meta.get("answered_by"):
             return
         meta["t_end"] = time.time()
         if isinstance(flow.response.stream, StreamRewriter):
@@ -127,6 +129,8 @@ class Responses:
         if meta is None:
             return
         mask_upstream_key(flow, meta)
+        if meta.get("answered_by"):  # a fallback attempt's answer goes to the client instead (fallbacks.py)
+            return
         meta["t_end"] = time.time()
         meta["error"] = meta.get("error") or (flow.error.msg if flow.error else "unknown error")
         status, code = (504, "upstream_timeout") if meta.get("timed_out") else (502, "upstream_unreachable")

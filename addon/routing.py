@@ -11,6 +11,7 @@ import hmac
 import logging
 import os
 import time
+import weakref
 
 import orjson
 from mitmproxy import ctx, exceptions, http
@@ -56,6 +57,9 @@ class Routing:
         self.watch: ConfigWatch | None = None
         self.default_temperature: float | None = None
         self.proxy_key = os.environ.get("PROXY_API_KEY") or None
+        # The client's request as it came, for models with fallbacks (fallbacks.py takes it when the flow ends).
+        # Not in flow.metadata: that is shown and saved, and this holds the client's proxy key.
+        self.originals: weakref.WeakKeyDictionary[http.HTTPFlow, http.Request] = weakref.WeakKeyDictionary()
 
     def load(self, loader) -> None:
         env = os.environ
@@ -154,8 +158,12 @@ class Routing:
             return error_response(flow, e.status, str(e), e.code)
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_model")
+        if target.fallbacks:
+            self.originals[flow] = flow.request.copy()
         meta = flow.metadata.setdefault("llm", {})
-        meta.update(endpoint=f"{flow.request.method} {flow.request.path}", client_model=chat.model, upstream_model=target.upstream_model, stream=chat.stream,
+        # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
+        client_model = meta["client_model"] if "fallback_of" in meta else chat.model
+        meta.update(endpoint=f"{flow.request.method} {flow.request.path}", client_model=client_model, upstream_model=target.upstream_model, stream=chat.stream,
                     litellm_model=target.litellm_model, api_base=target.api_base, provider=target.provider,
                     is_gemini=target.is_gemini, key=opencode_config.mask_key(target.api_key),
                     t_request=time.time(), repairs=[], fallbacks=list(target.fallbacks),

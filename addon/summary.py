@@ -79,8 +79,12 @@ def comment_line(meta: dict) -> str:
         parts.append(f"{len(calls)} tool call{'s' if len(calls) > 1 else ''}")
     if findings := meta.get("tool_checks"):
         parts.append(tool_check_note(findings))
+    if attempts := meta.get("attempts"):  # fallbacks.py: e.g. "tried gemini-2.5-flash 503, gemini-2.0-flash 200"
+        parts.append("tried " + ", ".join(f"{a.get('upstream_model')} {a.get('status') or 'failed'}" for a in attempts))
     if meta.get("error"):
         parts.append(f"error: {str(meta['error'])[:120]}")
+    if meta.get("fallback_of"):
+        parts.insert(0, f"fallback attempt {meta.get('attempt')} for {meta['fallback_of']}")
     return " | ".join(parts)
 
 

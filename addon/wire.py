@@ -7,6 +7,11 @@ a word. Both need the connection's asyncio transport, which mitmproxy keeps in i
 `proxyserver.connections[client_conn.id].transports[conn]` is a ConnectionIO with `.writer` (an asyncio
 StreamWriter, None while still connecting) and `.handler` (the task reading that connection).
 
+Fallback attempts (fallbacks.py) run on mitmproxy's client-replay machinery instead of a client connection:
+their upstream connection is in their own ReplayHandler, and the client waiting for them is the original flow's.
+`replays` maps such a flow to both, so timeouts, "client gone" and shutdown treat attempts like any flow, and
+nothing is ever written to a client from an attempt.
+
 Everything here is a no-op when the connection is already gone, so callers need no checks of their own.
 """
 
@@ -16,11 +21,17 @@ import asyncio
 import logging
 
 from mitmproxy import connection, ctx, http
+from mitmproxy.proxy.server import ConnectionHandler
 
 logger = logging.getLogger(__name__)
 
+# A fallback attempt's flow id -> (its ReplayHandler, the original flow whose client waits for its answer).
+replays: dict[str, tuple[ConnectionHandler, http.HTTPFlow]] = {}
+
 
 def _transports(flow: http.HTTPFlow) -> dict:
+    if (replay := replays.get(flow.id)) is not None:
+        return replay[0].transports
     proxyserver = ctx.master.addons.get("proxyserver") if ctx.master else None
     handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
     return handler.transports if handler is not None else {}
@@ -38,6 +49,8 @@ def server_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
 
 def client_gone(flow: http.HTTPFlow) -> bool:
     """True when the client's connection is closed or closing (the client left)."""
+    if (replay := replays.get(flow.id)) is not None:
+        return client_gone(replay[1])
     writer = client_writer(flow)
     return writer is None or writer.is_closing() or flow.client_conn.state is connection.ConnectionState.CLOSED
 

@@ -1,0 +1,153 @@
+"""Fallback targets: when a model's upstream fails before the client got a byte, the next target answers.
+
+A model names its fallbacks in opencode.json (a provider's `options.proxy.fallbacks`, e.g. `{"local-model":
+["backup/gemini-2.0-flash", "other-model"]}`, each a name a client could ask for); routing puts them in
+meta["fallbacks"] and keeps the client's request as it came (Routing.originals). When the answer is a 429 or a 5xx,
+or there is no answer at all (connect failure, timeout before the answer began), the same request goes out again
+under the next name, until an answer is neither. Each attempt is a flow of its own, sent through mitmproxy's
+client-replay machinery (its ReplayHandler), so it passes every addon (routing and repairs, timeouts, the report,
+-w files) and mitmweb lists it as "fallback attempt N for <flow id>". meta["attempts"] of the client's flow
+records every try.
+
+The client gets the first answer that is not retryable, under the name it asked for; when every attempt failed,
+the last error that came (its status and headers, Retry-After included). The answer goes out whole once the
+attempt has finished: a streaming client gets the complete SSE stream at once (mitmproxy cannot stream one flow's
+body into another's response), acceptable for this rare path. After the first byte went to the client there is
+no retry: error statuses are never streamed, and a stream that fails midway ends with an SSE error event.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+from mitmproxy import connection, ctx, http
+from mitmproxy.addons.clientplayback import ReplayHandler
+
+from . import error_pages, wire
+
+logger = logging.getLogger(__name__)
+
+# What an attempt found out that describes the answer the client got (the rest of meta is the client's request).
+RESULT_KEYS = ("upstream_model", "litellm_model", "api_base", "provider", "is_gemini", "key", "context_window",
+               "price_in", "price_out", "repairs", "answer", "upstream_raw", "body_truncated", "stream_done",
+               "t_first_chunk", "t_end", "error")
+
+
+def retryable(status: int) -> bool:
+    """Statuses another target may answer better: rate limits and server errors."""
+    return status == 429 or status >= 500
+
+
+def attempt_record(meta: dict, model: str, outcome: int | str) -> dict:
+    """One entry of meta["attempts"]: the name asked for, where it went, and the status or error it got."""
+    record = {"model": model, "upstream_model": meta.get("upstream_model"), "api_base": meta.get("api_base"),
+              "t": round(time.time(), 3)}
+    record["status" if isinstance(outcome, int) else "error"] = outcome
+    return record
+
+
+def outcome(attempt: http.HTTPFlow) -> int | str:
+    """The status of a finished attempt's complete answer, else what went wrong."""
+    meta = attempt.metadata.get("llm") or {}
+    if "key" not in meta:  # routing (or shutdown) answered it itself: no upstream was asked
+        return f"not sent: {meta.get('error') or 'answered by the proxy'}"
+    if attempt.response is not None and attempt.error is None:
+        return attempt.response.status_code
+    return str(meta.get("error") or (attempt.error.msg if attempt.error else "no answer"))
+
+
+def replay_request(original: http.Request, model: str) -> http.Request:
+    """The client's request again, asking for `model` (routing has checked the body is a JSON object)."""
+    request = original.copy()
+    body = orjson.loads(original.raw_content or b"")
+    body["model"] = model
+    request.content = orjson.dumps(body)
+    return request
+
+
+def make_attempt(flow: http.HTTPFlow, original: http.Request, model: str, n: int) -> http.HTTPFlow:
+    """A new flow for fallback attempt `n`: the client's request under `model`, answering as the client asked."""
+    attempt = http.HTTPFlow(flow.client_conn.copy(), connection.Server(address=None))
+    attempt.request = replay_request(original, model)
+    attempt.is_replay = "request"
+    attempt.metadata["llm"] = {"fallback_of": flow.id, "attempt": n, "client_model": flow.metadata["llm"]["client_model"]}
+    return attempt
+
+
+def whole_response(response: http.Response) -> http.Response:
+    """A copy of an attempt's answer to send in one piece (a streamed attempt stored what it rewrote)."""
+    whole = response.copy()
+    whole.headers.pop("transfer-encoding", None)
+    whole.headers["content-length"] = str(len(whole.raw_content or b""))
+    return whole
+
+
+def take_answer(flow: http.HTTPFlow, meta: dict, model: str, attempt: http.HTTPFlow) -> None:
+    """The attempt's answer becomes the client's flow's response, with what the attempt found out."""
+    flow.response = whole_response(attempt.response)
+    found = attempt.metadata["llm"]
+    meta.update({key: found[key] for key in RESULT_KEYS if key in found})
+    meta["error"] = found.get("error")
+    meta["answered_by"] = model
+
+
+class Fallbacks:
+    async def response(self, flow: http.HTTPFlow) -> None:
+        original, meta = self.take(flow)
+        response = flow.response
+        if original is None or response is None or response.stream or not retryable(response.status_code):
+            return
+        meta["attempts"] = [attempt_record(meta, meta["client_model"], response.status_code)]
+        await self.fall_back(flow, meta, original, str(response.status_code))
+
+    async def error(self, flow: http.HTTPFlow) -> None:
+        original, meta = self.take(flow)
+        if original is None or flow.response is not None or meta.get("shutdown"):
+            return
+        reason = str(meta.get("error") or (flow.error.msg if flow.error else "no answer"))
+        meta["attempts"] = [attempt_record(meta, meta["client_model"], reason)]
+        if await self.fall_back(flow, meta, original, reason):
+            # mitmproxy answers a flow with an error by its error page: the page is the attempt's answer.
+            error_pages.override.set(flow.response)
+
+    @staticmethod
+    def take(flow: http.HTTPFlow) -> tuple[http.Request | None, dict]:
+        """The client's original request, if this live flow may fall back; routing forgets it either way."""
+        routing = ctx.master.addons.get("routing")
+        original = routing.originals.pop(flow, None) if routing is not None else None
+        meta = flow.metadata.get("llm")
+        if not flow.live or not isinstance(meta, dict) or "key" not in meta or "fallback_of" in meta:
+            return None, {}
+        return original, meta
+
+    async def fall_back(self, flow: http.HTTPFlow, meta: dict, original: http.Request, reason: str) -> bool:
+        """Try the fallbacks in turn; True when one's answer (or last error) is now the flow's response."""
+        answer: tuple[str, http.HTTPFlow] | None = None
+        for n, model in enumerate(meta.get("fallbacks") or (), 1):
+            if wire.client_gone(flow):
+                break
+            logger.info(f"fallback: {meta['client_model']} -> {model} after {reason[:120]}")
+            attempt = make_attempt(flow, original, model, n)
+            await self.run(attempt, flow)
+            got = outcome(attempt)
+            meta["attempts"].append(attempt_record(attempt.metadata["llm"], model, got))
+            if isinstance(got, int):
+                answer = (model, attempt)
+                if not retryable(got):
+                    break
+            reason = str(got)
+        if answer is not None:
+            take_answer(flow, meta, *answer)
+        return answer is not None
+
+    @staticmethod
+    async def run(attempt: http.HTTPFlow, flow: http.HTTPFlow) -> None:
+        """Send the attempt through every addon and the upstream; returns once its response or error hook ran."""
+        handler = ReplayHandler(attempt, ctx.options)
+        wire.replays[attempt.id] = (handler, flow)
+        try:
+            await handler.replay()
+        finally:
+            del wire.replays[attempt.id]

@@ -1,0 +1,286 @@
+"""addon/fallbacks.py without a proxy: the pure parts, routing's share, the error page, and the attempt loop.
+
+The loop runs with `run` scripted (no replay, no network): each attempt gets the status the test names, the way
+routing and responses would have filled its flow. tests/test_fallbacks_e2e.py runs the real thing.
+"""
+
+import asyncio
+import json
+
+import pytest
+from mitmproxy import http
+from mitmproxy.flow import Error
+from mitmproxy.test import taddons, tflow
+
+from addon import error_pages, fallbacks, summary, wire
+from addon.fallbacks import Fallbacks
+from addon.routing import Routing
+
+PROXY_KEY = "client-proxy-key-0123456789"
+CONFIG = {"provider": {"local": {
+    "options": {"baseURL": "http://127.0.0.1:8000/v1",
+                "proxy": {"models": {"local-model": "gemini-2.5-flash", "local-b": "gemini-2.0-flash"},
+                          "fallbacks": {"local-model": ["local-b", "local-c"]}}},
+    "models": {"local-model": {}, "local-b": {}, "local-c": {}}}}}
+
+
+def client_request(model: str = "local-model", stream: bool = False) -> http.Request:
+    body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
+    return http.Request.make("POST", "http://127.0.0.1:8000/v1/chat/completions", json.dumps(body).encode(),
+                             {"content-type": "application/json", "authorization": f"Bearer {PROXY_KEY}"})
+
+
+def routed_flow(status: int = 503, fallback_names: tuple[str, ...] = ("local-b", "local-c")) -> http.HTTPFlow:
+    """A live flow as routing and the upstream left it: asked for local-model, got `status`."""
+    flow = tflow.tflow(live=True, resp=True)
+    flow.response = http.Response.make(status, b'[{"error": {"code": %d}}]' % status,
+                                       {"content-type": "application/json", "retry-after": "7"})
+    flow.metadata["llm"] = {"client_model": "local-model", "upstream_model": "gemini-2.5-flash",
+                            "api_base": "http://upstream.test/", "key": "AIza…00", "fallbacks": list(fallback_names),
+                            "repairs": ["first target's repair"]}
+    return flow
+
+
+@pytest.mark.parametrize("status,expected", [(429, True), (500, True), (503, True), (504, True), (200, False),
+                                             (400, False), (401, False), (404, False), (413, False)])
+def test_retryable(status, expected):
+    assert fallbacks.retryable(status) is expected
+
+
+def test_attempt_record_has_a_status_or_an_error():
+    meta = {"upstream_model": "gemini-2.5-flash", "api_base": "http://upstream.test/"}
+    ok = fallbacks.attempt_record(meta, "local-model", 503)
+    assert ok["model"] == "local-model" and ok["upstream_model"] == "gemini-2.5-flash" and ok["status"] == 503
+    assert "error" not in ok and isinstance(ok["t"], float)
+    failed = fallbacks.attempt_record(meta, "local-model", "Connect call failed")
+    assert failed["error"] == "Connect call failed" and "status" not in failed
+
+
+def test_replay_request_asks_for_the_fallback_and_keeps_the_rest():
+    original = client_request()
+    request = fallbacks.replay_request(original, "local-b")
+    body = json.loads(request.content)
+    assert body == {"model": "local-b", "stream": False, "messages": [{"role": "user", "content": "hi"}]}
+    assert request.headers["content-length"] == str(len(request.content))
+    assert request.headers["authorization"] == f"Bearer {PROXY_KEY}"  # routing checks it like any request's
+    assert json.loads(original.content)["model"] == "local-model"  # the original stays for the next attempt
+
+
+def test_an_attempt_is_a_new_flow_that_answers_as_the_client_asked():
+    flow = routed_flow()
+    attempt = fallbacks.make_attempt(flow, client_request(), "local-c", 2)
+    assert attempt.id != flow.id and attempt.client_conn.id != flow.client_conn.id  # never writes to the client
+    assert attempt.metadata["llm"] == {"fallback_of": flow.id, "attempt": 2, "client_model": "local-model"}
+    assert attempt.is_replay == "request" and attempt.response is None and not attempt.live
+    assert json.loads(attempt.request.content)["model"] == "local-c"
+
+
+def test_whole_response_has_a_length_instead_of_chunks():
+    streamed = http.Response.make(200, b"data: {}\n\ndata: [DONE]\n\n",
+                                  {"content-type": "text/event-stream", "transfer-encoding": "chunked"})
+    whole = fallbacks.whole_response(streamed)
+    assert "transfer-encoding" not in whole.headers and whole.headers["content-length"] == "24"
+    assert whole.content == streamed.content and "transfer-encoding" in streamed.headers
+
+
+def test_outcome_of_an_attempt():
+    attempt = fallbacks.make_attempt(routed_flow(), client_request(), "local-b", 1)
+    attempt.response = http.Response.make(400, b"{}")
+    attempt.metadata["llm"]["error"] = "The model name 'local-b' is unknown."
+    assert fallbacks.outcome(attempt) == "not sent: The model name 'local-b' is unknown."  # routing refused it
+    attempt.metadata["llm"]["key"] = "AIza…00"
+    assert fallbacks.outcome(attempt) == 400
+    attempt.error = Error("Connection closed")
+    attempt.metadata["llm"]["error"] = None
+    assert fallbacks.outcome(attempt) == "Connection closed"  # a cut answer is no answer
+
+
+# Routing's share: the original request, kept outside the flow, and the client's name for attempts.
+
+@pytest.fixture
+def routing_ctx(tmp_path, monkeypatch):
+    monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-test-key-000000000000")
+    monkeypatch.setenv("PROXY_API_KEY", PROXY_KEY)
+    path = tmp_path / "opencode.json"
+    path.write_text(json.dumps(CONFIG))
+    routing, addon = Routing(), Fallbacks()
+    with taddons.context(routing, addon) as tctx:
+        tctx.configure(routing, translate_config=str(path), translate_api_base="http://upstream.test/v1beta/openai/",
+                       listen_port=8000)
+        yield routing, addon
+
+
+def request_flow(model: str) -> http.HTTPFlow:
+    flow = tflow.tflow(live=True)
+    flow.request = client_request(model)
+    return flow
+
+
+def test_routing_keeps_the_original_request_only_for_models_with_fallbacks(routing_ctx):
+    routing, _ = routing_ctx
+    with_fallbacks, without = request_flow("local-model"), request_flow("local-b")
+    routing.request(with_fallbacks)
+    routing.request(without)
+    assert with_fallbacks.metadata["llm"]["fallbacks"] == ["local-b", "local-c"]
+    original = routing.originals[with_fallbacks]
+    assert json.loads(original.content)["model"] == "local-model"
+    assert original.headers["authorization"] == f"Bearer {PROXY_KEY}"
+    assert PROXY_KEY not in json.dumps(with_fallbacks.metadata, default=str)
+    assert without not in routing.originals
+
+
+def test_an_attempt_is_routed_for_the_fallback_and_named_as_the_client_asked(routing_ctx):
+    routing, _ = routing_ctx
+    attempt = fallbacks.make_attempt(routed_flow(), client_request(), "local-b", 1)
+    attempt.live = True
+    routing.request(attempt)
+    meta = attempt.metadata["llm"]
+    assert attempt.response is None  # the client's proxy key came along
+    assert meta["client_model"] == "local-model" and meta["upstream_model"] == "gemini-2.0-flash"
+    assert json.loads(attempt.request.content)["model"] == "gemini-2.0-flash"
+
+
+# The loop, with `run` scripted.
+
+class Scripted(Fallbacks):
+    """Each attempt gets the next scripted answer: a status, an error text, or None (routing refused it)."""
+
+    def __init__(self, *answers: int | str | None) -> None:
+        self.answers, self.asked = list(answers), []
+
+    async def run(self, attempt: http.HTTPFlow, flow: http.HTTPFlow) -> None:
+        model = json.loads(attempt.request.content)["model"]
+        self.asked.append(model)
+        answer, meta = self.answers.pop(0), attempt.metadata["llm"]
+        if answer is None:
+            attempt.response = http.Response.make(400, b"{}")
+            meta["error"] = f"{model} is unknown"
+            return
+        meta.update(key="AIza…00", upstream_model=f"upstream-{model}", api_base="http://b.test/", repairs=[])
+        if isinstance(answer, str):
+            attempt.error, meta["error"] = Error(answer), answer
+            return
+        attempt.response = http.Response.make(answer, b"answer from %s" % model.encode(), {"retry-after": "9"})
+        meta["answer"] = {"content": f"answer from {model}"}
+        meta["error"] = None if answer < 400 else f"upstream {answer}"
+
+
+@pytest.fixture
+def loop_ctx(routing_ctx, monkeypatch):
+    monkeypatch.setattr(wire, "client_gone", lambda flow: False)
+    return routing_ctx[0]
+
+
+def hook(addon: Fallbacks, routing: Routing, flow: http.HTTPFlow, name: str = "response") -> None:
+    routing.originals[flow] = client_request()
+    asyncio.run(getattr(addon, name)(flow))
+
+
+def test_the_first_answer_that_is_not_retryable_goes_to_the_client(loop_ctx):
+    flow, addon = routed_flow(503), Scripted(200, 200)
+    hook(addon, loop_ctx, flow)
+    meta = flow.metadata["llm"]
+    assert addon.asked == ["local-b"]
+    assert flow.response.status_code == 200 and flow.response.content == b"answer from local-b"
+    assert flow.response.headers["content-length"] == str(len(b"answer from local-b"))
+    assert meta["answered_by"] == "local-b" and meta["upstream_model"] == "upstream-local-b"
+    assert meta["client_model"] == "local-model" and meta["error"] is None and meta["repairs"] == []
+    assert [(a["model"], a.get("status")) for a in meta["attempts"]] == [("local-model", 503), ("local-b", 200)]
+    assert flow not in loop_ctx.originals  # freed
+
+
+def test_retryable_answers_move_on_and_the_last_error_wins(loop_ctx):
+    flow, addon = routed_flow(429), Scripted(503, 429)
+    hook(addon, loop_ctx, flow)
+    meta = flow.metadata["llm"]
+    assert addon.asked == ["local-b", "local-c"]
+    assert flow.response.status_code == 429 and flow.response.headers["retry-after"] == "9"
+    assert meta["answered_by"] == "local-c" and meta["error"] == "upstream 429"
+    assert [a.get("status") for a in meta["attempts"]] == [429, 503, 429]
+
+
+def test_attempts_without_an_answer_leave_the_clients_own_error(loop_ctx):
+    flow, addon = routed_flow(503), Scripted(None, "Connect call failed")
+    hook(addon, loop_ctx, flow)
+    meta = flow.metadata["llm"]
+    assert flow.response.status_code == 503 and "answered_by" not in meta  # responses reshapes it as usual
+    assert [a.get("error") for a in meta["attempts"]] == [None, "not sent: local-b is unknown",
+                                                         "Connect call failed"]
+
+
+@pytest.mark.parametrize("status", [200, 400, 404])
+def test_answers_that_are_not_retryable_are_left_alone(loop_ctx, status):
+    flow, addon = routed_flow(status), Scripted()
+    hook(addon, loop_ctx, flow)
+    assert flow.response.status_code == status and "attempts" not in flow.metadata["llm"]
+
+
+def test_no_fallback_for_attempts_streams_or_flows_without_fallbacks(loop_ctx):
+    attempt, streamed, plain = routed_flow(503), routed_flow(503), routed_flow(503, ())
+    attempt.metadata["llm"]["fallback_of"] = "some-flow-id"
+    streamed.response.stream = True
+    addon = Scripted()
+    for flow in (attempt, streamed, plain):
+        hook(addon, loop_ctx, flow)
+    assert addon.asked == [] and flow not in loop_ctx.originals
+
+
+def test_a_connect_failure_is_answered_through_the_error_page(loop_ctx):
+    flow, addon = routed_flow(), Scripted(200)
+    flow.response, flow.error = None, Error("Connect call failed")
+    loop_ctx.originals[flow] = client_request()
+
+    async def error_hook_then_page() -> bytes:  # as in mitmproxy: one task runs the hook, then builds the page
+        await addon.error(flow)
+        return error_pages.make_error_response(502, "Connect call failed")
+
+    page = asyncio.run(error_hook_then_page())
+    assert flow.metadata["llm"]["attempts"][0]["error"] == "Connect call failed"
+    assert page.startswith(b"HTTP/1.1 200 OK\r\n") and page.endswith(b"\r\n\r\nanswer from local-b")
+    assert flow.response.status_code == 200 and flow.metadata["llm"]["answered_by"] == "local-b"
+
+
+def test_no_fallback_while_shutting_down(loop_ctx):
+    flow, addon = routed_flow(), Scripted()
+    flow.response, flow.error = None, Error("killed")
+    flow.metadata["llm"]["shutdown"] = True
+    hook(addon, loop_ctx, flow, "error")
+    assert addon.asked == [] and "attempts" not in flow.metadata["llm"]
+
+
+# The error page and the comment line.
+
+def test_error_page_override_may_be_a_whole_response():
+    response = http.Response.make(429, b'{"error": {}}', {"retry-after": "7", "transfer-encoding": "chunked"})
+    error_pages.override.set(response)
+    page = error_pages.make_error_response(502, "refused")
+    head, _, body = page.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 429 ") and body == b'{"error": {}}'
+    assert b"retry-after: 7" in head and b"content-length: 13" in head and b"connection: close" in head
+    assert b"transfer-encoding" not in head and error_pages.override.get() is None
+    assert b"502 Bad Gateway" in error_pages.make_error_response(502, "refused")  # next page: the usual one
+
+
+def test_comment_line_tells_attempts():
+    original = {"client_model": "local-model", "upstream_model": "gemini-2.0-flash",
+                "attempts": [{"upstream_model": "gemini-2.5-flash", "status": 503},
+                             {"upstream_model": "gemini-2.0-flash", "status": 200}]}
+    assert summary.comment_line(original) == (
+        "local-model -> gemini-2.0-flash | tried gemini-2.5-flash 503, gemini-2.0-flash 200")
+    attempt = {"client_model": "local-model", "upstream_model": "gemini-2.0-flash", "fallback_of": "abc",
+               "attempt": 1}
+    assert summary.comment_line(attempt) == "fallback attempt 1 for abc | local-model -> gemini-2.0-flash"
+
+
+def test_an_attempts_connections_are_its_replay_handlers():
+    class Handler:
+        transports = {"server": "io"}
+
+    original = routed_flow()
+    attempt = fallbacks.make_attempt(original, client_request(), "local-b", 1)
+    wire.replays[attempt.id] = (Handler(), original)
+    try:
+        assert wire._transports(attempt) == {"server": "io"}
+        assert wire.client_writer(attempt) is None
+    finally:
+        del wire.replays[attempt.id]
