@@ -15,6 +15,7 @@ from addon import chatview, error_pages  # noqa: E402
 from addon.fallbacks import Fallbacks  # noqa: E402
 from addon.report import Report  # noqa: E402
 from addon.responses import Responses  # noqa: E402
+from addon.retention import FlowRetention  # noqa: E402
 from addon.routing import Routing  # noqa: E402
 from addon.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 
@@ -25,4 +26,4 @@ error_pages.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
-addons = [Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report()]
+addons = [Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report(), FlowRetention()]
