@@ -17,6 +17,7 @@ from addon.report import Report  # noqa: E402
 from addon.responses import Responses  # noqa: E402
 from addon.retention import FlowRetention  # noqa: E402
 from addon.routing import Routing  # noqa: E402
+from addon.shutdown import GracefulShutdown  # noqa: E402
 from addon.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 
 # litellm is a library of facts here (providers, prices); its debug chatter would bury the proxy's log.
@@ -26,4 +27,5 @@ error_pages.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
-addons = [Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report(), FlowRetention()]
+# GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
+addons = [GracefulShutdown(), Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report(), FlowRetention()]

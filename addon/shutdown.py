@@ -1,0 +1,106 @@
+"""A clean stop on SIGTERM or Ctrl-C: answers in flight get a few seconds to finish, then end with an error.
+
+mitmproxy's signal handlers ask the master to shut down; it then runs every addon's `done` hook in order and
+exits. This addon's `done` waits up to `translate_shutdown_grace` seconds for the requests in flight (a second
+SIGTERM or Ctrl-C stops the wait); requests that arrive meanwhile get a 503. What is still running then has its
+upstream connection closed (wire.close_upstream): mitmproxy runs the `error` hook, where responses ends a begun
+stream with an SSE error event and answers a request still waiting with an OpenAI-shaped error. Every flow has
+then passed its last hook, so the `save` addon, whose `done` runs after this one, writes a complete -w file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import weakref
+
+from mitmproxy import ctx, exceptions, http
+
+from . import errors, wire
+
+logger = logging.getLogger(__name__)
+
+POLL = 0.05  # seconds between looks at the requests in flight
+SETTLE = 2.0  # seconds for the ended requests to pass their error hooks
+
+
+class GracefulShutdown:
+    def __init__(self) -> None:
+        self.in_flight: weakref.WeakSet[http.HTTPFlow] = weakref.WeakSet()
+        self.stopping = False
+        self.hurry = asyncio.Event()
+
+    def load(self, loader) -> None:
+        loader.add_option("translate_shutdown_grace", int, 5, """
+            Seconds a stop (SIGTERM, Ctrl-C) waits for answers in flight before it ends them: a begun stream with
+            an SSE error event, a request still waiting with an error response. New requests meanwhile get a 503;
+            a second SIGTERM or Ctrl-C stops at once. 0: do not wait.
+            """)
+
+    def configure(self, updated: set[str]) -> None:
+        if "translate_shutdown_grace" in updated and ctx.options.translate_shutdown_grace < 0:
+            raise exceptions.OptionsError(f"Cannot use translate_shutdown_grace "
+                                          f"{ctx.options.translate_shutdown_grace}: it must be 0 or more seconds.")
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        if self.stopping:
+            flow.response = http.Response.make(
+                503, errors.error_body("The proxy is shutting down; send the request again once it is back.",
+                                       503, "proxy_shutting_down"),
+                {"content-type": "application/json", "connection": "close"})
+            return
+        self.in_flight.add(flow)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self.in_flight.discard(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self.in_flight.discard(flow)
+
+    def running_flows(self) -> list[http.HTTPFlow]:
+        return [f for f in self.in_flight if f.live and not f.error]
+
+    async def done(self) -> None:
+        self.stopping = True
+        grace = ctx.options.translate_shutdown_grace
+        if not self.running_flows():
+            return
+        self.listen_for_hurry()
+        logger.info(f"shutting down: {len(self.running_flows())} in flight, waiting up to {grace:g} s for them "
+                    "(translate_shutdown_grace); SIGTERM or Ctrl-C again stops at once")
+        await self.wait(grace, self.hurry)
+        left = self.running_flows()
+        for flow in left:
+            self.end(flow, grace)
+        if left:
+            await self.wait(SETTLE, asyncio.Event())  # short, and not cut short: the clients get their last event
+
+    def listen_for_hurry(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self.hurry.set)
+            except (NotImplementedError, RuntimeError, ValueError):  # not on this platform, or not the main thread
+                pass
+
+    async def wait(self, seconds: float, stop: asyncio.Event) -> None:
+        """Until nothing is in flight, `seconds` passed, or `stop` is set."""
+        deadline = time.monotonic() + seconds
+        while self.running_flows() and time.monotonic() < deadline and not stop.is_set():
+            try:
+                await asyncio.wait_for(stop.wait(), POLL)
+            except TimeoutError:
+                pass
+
+    @staticmethod
+    def end(flow: http.HTTPFlow, grace: float) -> None:
+        meta = flow.metadata.setdefault("llm", {})
+        meta["error"] = f"The proxy was stopped while this answer was in flight (after {grace:g} s of grace)."
+        meta["shutdown"] = True
+        if not wire.close_upstream(flow):
+            flow.kill()
+        logger.info(f"shutting down: ended {meta.get('client_model') or flow.request.pretty_url} in flight")
