@@ -13,6 +13,7 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon import chatview, error_pages  # noqa: E402
 from addon.fallbacks import Fallbacks  # noqa: E402
+from addon.memory import MemoryGuard  # noqa: E402
 from addon.report import Report  # noqa: E402
 from addon.responses import Responses  # noqa: E402
 from addon.retention import FlowRetention  # noqa: E402
@@ -28,4 +29,5 @@ contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
-addons = [GracefulShutdown(), Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report(), FlowRetention()]
+addons = [GracefulShutdown(), Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report(), FlowRetention(),
+          MemoryGuard()]  # last: its start-up freeze comes after routing has imported litellm

@@ -33,6 +33,15 @@ def mask_upstream_key(flow: http.HTTPFlow, meta: dict) -> None:
     upstream_key.detach_key(flow.request)
 
 
+def failure(meta: dict) -> tuple[int, str, str]:
+    """Status, code and message for a flow that ended without a complete answer."""
+    if meta.get("shutdown"):
+        return 503, "proxy_shutting_down", str(meta["error"])
+    if meta.get("timed_out"):
+        return 504, "upstream_timeout", f"Upstream {meta.get('api_base')} timed out: {meta['error']}"
+    return 502, "upstream_unreachable", f"Upstream {meta.get('api_base')} failed: {meta['error']}"
+
+
 class Responses:
     def load(self, loader) -> None:
         loader.add_option("translate_repair_stream_tools", bool, True, one_paragraph("""
@@ -133,8 +142,7 @@ class Responses:
             return
         meta["t_end"] = time.time()
         meta["error"] = meta.get("error") or (flow.error.msg if flow.error else "unknown error")
-        status, code = (504, "upstream_timeout") if meta.get("timed_out") else (502, "upstream_unreachable")
-        message = f"Upstream {meta.get('api_base')} failed: {meta['error']}"
+        status, code, message = failure(meta)
         rewriter = flow.response.stream if flow.response else None
         if isinstance(rewriter, StreamRewriter):
             # The client has the headers and part of the stream: its last event says what happened.

@@ -8,40 +8,23 @@ and a line in the event log show how many went.
 
 mitmdump has no View: it keeps no finished flow at all, so this addon does nothing there.
 
-Both also pin glibc's mmap threshold (pin_mmap_threshold), so freed large bodies go back to the system instead of
-staying in a fragmented heap: with the soak's mix (tests/soak.py), 6,000 requests, mitmweb keeping 2,000 flows
-holds 465 MB instead of 554 MB, and mitmdump 242 MB instead of 256 MB.
+How the memory of the flows that leave is given back to the system: addon/memory.py.
 """
 
 from __future__ import annotations
 
-import ctypes
 import logging
 import time
 
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.flow import Flow
 
+from .option_help import one_paragraph
+
 logger = logging.getLogger(__name__)
 
 MARKER_URL = "http://translate-proxy/"
-M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 LOG_EVERY = 60.0  # seconds between two "dropped" log lines
-
-
-def pin_mmap_threshold(size: int = 128 * 1024) -> bool:
-    """glibc: serve every allocation above `size` bytes with its own mmap, which free() hands back to the system.
-
-    glibc starts with this threshold but raises it (up to 32 MB) each time a large block is freed; from then on
-    large bodies come from the heap, whose freed holes the process keeps. Setting it once turns that off. False
-    where there is no glibc mallopt (macOS, musl answers 0).
-    """
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return mallopt(M_MMAP_THRESHOLD, size) == 1
 
 
 def flow_bytes(f: Flow) -> int:
@@ -77,16 +60,15 @@ class FlowRetention:
         self.last_log = 0.0
 
     def load(self, loader) -> None:
-        pin_mmap_threshold()
-        loader.add_option("translate_keep_flows", int, 2000, """
+        loader.add_option("translate_keep_flows", int, 2000, one_paragraph("""
             How many flows mitmweb keeps in memory; after each finished flow the oldest finished ones beyond it
             are dropped (they stay in the -w file when one is written) and a placeholder flow at the top of the
             list counts them. 0: no limit. mitmdump keeps no finished flow at all.
-            """)
-        loader.add_option("translate_keep_flows_mb", int, 512, """
+            """))
+        loader.add_option("translate_keep_flows_mb", int, 512, one_paragraph("""
             How many megabytes of bodies (request, response, raw upstream stream) mitmweb keeps in memory; the
             oldest finished flows beyond it are dropped like those beyond translate_keep_flows. 0: no limit.
-            """)
+            """))
 
     def configure(self, updated: set[str]) -> None:
         for name in ("translate_keep_flows", "translate_keep_flows_mb"):

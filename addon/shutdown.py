@@ -19,6 +19,7 @@ import weakref
 from mitmproxy import ctx, exceptions, http
 
 from . import errors, wire
+from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +34,11 @@ class GracefulShutdown:
         self.hurry = asyncio.Event()
 
     def load(self, loader) -> None:
-        loader.add_option("translate_shutdown_grace", int, 5, """
+        loader.add_option("translate_shutdown_grace", int, 5, one_paragraph("""
             Seconds a stop (SIGTERM, Ctrl-C) waits for answers in flight before it ends them: a begun stream with
             an SSE error event, a request still waiting with an error response. New requests meanwhile get a 503;
             a second SIGTERM or Ctrl-C stops at once. 0: do not wait.
-            """)
+            """))
 
     def configure(self, updated: set[str]) -> None:
         if "translate_shutdown_grace" in updated and ctx.options.translate_shutdown_grace < 0:

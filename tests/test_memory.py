@@ -44,3 +44,10 @@ def test_running_freezes_the_start_up_heap(monkeypatch):
     memory.MemoryGuard().running()
     assert frozen == [True]
     gc.unfreeze()
+
+
+def test_mmap_threshold_is_pinned_on_glibc():
+    import platform
+
+    pinned = memory.pin_mmap_threshold()
+    assert pinned is (platform.libc_ver()[0] == "glibc")
