@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from . import opencode_config
+from . import opencode_config, resolution
 
 logger = logging.getLogger(__name__)
 
@@ -22,19 +22,19 @@ def _stamp(path: str) -> tuple[int, int, int] | None:
 class ConfigWatch:
     """The current config. A broken file at start-up raises ConfigError; later, it only logs and keeps the old."""
 
-    def __init__(self, path: str, settings: opencode_config.Settings) -> None:
+    def __init__(self, path: str, settings: resolution.Settings) -> None:
         self.path = path
         self.settings = settings
         self.stamp = _stamp(path)
         self.config = opencode_config.load_config(path)
         self.error: str | None = None
-        self.targets: dict[str, opencode_config.Target] = {}
+        self.targets: dict[str, resolution.Target] = {}
 
-    def resolve(self, model: str) -> opencode_config.Target:
+    def resolve(self, model: str) -> resolution.Target:
         """The target for a model name, remembered until the config changes (resolution asks litellm)."""
         target = self.targets.get(model)
         if target is None:
-            target = opencode_config.resolve(self.config, model, self.settings)
+            target = resolution.resolve(self.config, model, self.settings)
             if len(self.targets) > 1000:  # names not in the file are the client's to choose: stay bounded
                 self.targets.clear()
             self.targets[model] = target

@@ -16,7 +16,7 @@ import weakref
 import orjson
 from mitmproxy import ctx, exceptions, http
 
-from . import errors, opencode_config, request_fields, thought_signatures, tool_schema, upstream_key
+from . import errors, opencode_config, request_fields, resolution, thought_signatures, tool_schema, upstream_key
 from .chat_request import ClientError, parse_chat_request
 from .config_watch import ConfigWatch
 from .option_help import one_paragraph
@@ -111,8 +111,8 @@ class Routing:
         tool_schema.accepted_fields()
         request_fields.repair_fields({}, "gemini-2.5-flash")
 
-    def settings(self) -> opencode_config.Settings:
-        return opencode_config.Settings(
+    def settings(self) -> resolution.Settings:
+        return resolution.Settings(
             api_base=ctx.options.translate_api_base or None,
             api_key=os.environ.get("GEMINI_API_KEY") or None,
             default_model=ctx.options.translate_model,
@@ -165,7 +165,7 @@ class Routing:
         client_model = meta["client_model"] if "fallback_of" in meta else chat.model
         meta.update(endpoint=f"{flow.request.method} {flow.request.path}", client_model=client_model, upstream_model=target.upstream_model, stream=chat.stream,
                     litellm_model=target.litellm_model, api_base=target.api_base, provider=target.provider,
-                    is_gemini=target.is_gemini, key=opencode_config.mask_key(target.api_key),
+                    is_gemini=target.is_gemini, key=resolution.mask_key(target.api_key),
                     t_request=time.time(), repairs=[], fallbacks=list(target.fallbacks),
                     context_window=target.context_window,
                     price_in=target.input_cost_per_token, price_out=target.output_cost_per_token)
@@ -174,7 +174,7 @@ class Routing:
         self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
 
-    def rewrite_body(self, body: dict, target: opencode_config.Target) -> list[str]:
+    def rewrite_body(self, body: dict, target: resolution.Target) -> list[str]:
         body["model"] = target.upstream_model
         repairs: list[str] = []
         if self.default_temperature is not None and "temperature" not in body:
@@ -198,7 +198,7 @@ class Routing:
         query = flow.request.path.partition("?")[2]
         rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
         self.point_at(flow, target.api_base, rest, target.api_key, target.headers)
-        flow.metadata.setdefault("llm", {}).update(passthrough=True, key=opencode_config.mask_key(target.api_key))
+        flow.metadata.setdefault("llm", {}).update(passthrough=True, key=resolution.mask_key(target.api_key))
 
     @staticmethod
     def point_at(flow: http.HTTPFlow, api_base: str, rest: str, key: str | None, headers: dict[str, str]) -> None:
@@ -208,4 +208,4 @@ class Routing:
         for name, value in headers.items():
             flow.request.headers[name] = value
         if key:
-            upstream_key.attach_key(flow.request, key, opencode_config.mask_key(key))
+            upstream_key.attach_key(flow.request, key, resolution.mask_key(key))

@@ -207,3 +207,14 @@ def proxy_factory(fake_gemini: FakeGemini, tmp_path: Path) -> Iterator[Callable[
 def openai_client(proxy: ProxyProcess, fake: FakeGemini) -> openai.OpenAI:
     assert proxy.alive(), f"The session proxy has exited. Log tail:\n{proxy.log_text()[-4000:]}"
     return openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0, timeout=30)
+
+
+def repairs_off(*names: str) -> list[str]:
+    """mitmdump arguments that turn these Gemini repairs off (e.g. "schemas", "signatures")."""
+    return [arg for name in names for arg in ("--set", f"translate_repair_{name}=false")]
+
+
+def reloaded(proxy: ProxyProcess) -> bool:
+    """Whether mitmproxy reloaded addon/proxy.py (it does when the file changes during a run): a test that relies
+    on the proxy's start-up options can say so instead of failing obscurely."""
+    return proxy.log_text().count("Loading script") > 1

@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from tests import fake_scripts
-from tests.conftest import ProxyProcess, start_proxy
+from tests.conftest import ProxyProcess, reloaded, repairs_off, start_proxy
 
 MODEL, UPSTREAM = "local-3", "gemini-3-pro-preview"
 FILES = {"a.txt": "ALPHA-1", "b.txt": "BRAVO-2"}
@@ -38,16 +38,6 @@ PLAIN_READ = {"type": "function", "function": {"name": "read", "description": "R
 
 def read_marker(name: str) -> str:
     return f"[tool:read {json.dumps({'filePath': name})}]"
-
-
-def repairs_off(*names: str) -> list[str]:
-    return [arg for name in names for arg in ("--set", f"translate_repair_{name}=false")]
-
-
-def reloaded(proxy: ProxyProcess) -> bool:
-    """mitmproxy reloads addon/proxy.py when a file under addon/ changes, and the reload resets options declared
-    with multi-line help to their defaults, so a proxy that reloaded no longer has its repairs off."""
-    return proxy.log_text().count("Loading script") > 1
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests import fake_scripts, opencode_cli
-from tests.conftest import ProxyProcess, opencode_config, start_proxy
+from tests.conftest import ProxyProcess, opencode_config, reloaded, repairs_off, start_proxy
 from tests.opencode_cli import OpencodeRun
 
 MODEL = "local/local-3"
@@ -32,16 +32,6 @@ NOTES, NOTES_TEXT = "notes.txt", "The secret word is PELICAN-7.\n"
 TODO, TODO_TEXT = "todo.txt", "Buy more OSPREY-3 feathers.\n"
 ALL_REPAIRS = ("signatures", "stream_tools", "schemas", "fields", "errors")
 OPENCODE_FIELDS = {"model", "messages", "tools", "tool_choice", "stream", "stream_options", "max_tokens"}
-
-
-def repairs_off(*names: str) -> list[str]:
-    return [arg for name in names for arg in ("--set", f"translate_repair_{name}=false")]
-
-
-def reloaded(proxy: ProxyProcess) -> bool:
-    """mitmproxy reloads addon/proxy.py when a file under addon/ changes, and the reload resets options declared
-    with multi-line help to their defaults, so a proxy that reloaded no longer has its repairs off."""
-    return proxy.log_text().count("Loading script") > 1
 
 
 @pytest.fixture(scope="session")

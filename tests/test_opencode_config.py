@@ -3,18 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from addon.opencode_config import (
-    GOOGLE_BASE,
-    ConfigError,
-    OpencodeConfig,
-    Settings,
-    check_model_name,
-    is_self,
-    load_config,
-    mask_key,
-    parse_config,
-    resolve,
-)
+from addon.opencode_config import GOOGLE_BASE, ConfigError, OpencodeConfig, load_config, parse_config
+from addon.resolution import Settings, check_model_name, is_self, mask_key, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = Settings(api_base=None, api_key="AIzaSETTINGSKEY0000000000x9")
