@@ -218,3 +218,22 @@ def reloaded(proxy: ProxyProcess) -> bool:
     """Whether mitmproxy reloaded addon/proxy.py (it does when the file changes during a run): a test that relies
     on the proxy's start-up options can say so instead of failing obscurely."""
     return proxy.log_text().count("Loading script") > 1
+
+
+def proxies_by_repairs(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory,
+                       *args: str) -> Iterator[Callable[..., ProxyProcess]]:
+    """For a module-scoped fixture: get(*names) is a proxy with those repairs off (none: all on), started once per
+    set of names with these extra mitmdump args, restarted if it died or reloaded its script; all stopped after."""
+    started: dict[tuple[str, ...], ProxyProcess] = {}
+
+    def get(*off: str) -> ProxyProcess:
+        key = tuple(sorted(off))
+        if key in started and (reloaded(started[key]) or not started[key].alive()):
+            started.pop(key).stop()
+        if key not in started:
+            started[key] = start_proxy(fake, tmp_path_factory.mktemp("repairs"), *args, *repairs_off(*key))
+        return started[key]
+
+    yield get
+    for proxy in started.values():
+        proxy.stop()

@@ -19,7 +19,7 @@ import openai
 import pytest
 
 from tests import fake_scripts
-from tests.conftest import ProxyProcess, reloaded, repairs_off, start_proxy
+from tests.conftest import ProxyProcess, proxies_by_repairs, reloaded
 
 MODEL, UPSTREAM = "local-3", "gemini-3-pro-preview"
 FILES = {"a.txt": "ALPHA-1", "b.txt": "BRAVO-2"}
@@ -43,20 +43,7 @@ def read_marker(name: str) -> str:
 @pytest.fixture(scope="module")
 def proxies(fake_gemini, tmp_path_factory) -> Iterator[Callable[..., ProxyProcess]]:
     """proxies(*names): a proxy with those repairs off (none: all on) and translate_verbosity=full."""
-    started: dict[tuple[str, ...], ProxyProcess] = {}
-
-    def get(*off: str) -> ProxyProcess:
-        key = tuple(sorted(off))
-        if key in started and (reloaded(started[key]) or not started[key].alive()):
-            started.pop(key).stop()
-        if key not in started:
-            started[key] = start_proxy(fake_gemini, tmp_path_factory.mktemp("sdk"),
-                                       "--set", "translate_verbosity=full", *repairs_off(*key))
-        return started[key]
-
-    yield get
-    for proxy in started.values():
-        proxy.stop()
+    yield from proxies_by_repairs(fake_gemini, tmp_path_factory, "--set", "translate_verbosity=full")
 
 
 @dataclass

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests import fake_scripts, opencode_cli
-from tests.conftest import ProxyProcess, opencode_config, reloaded, repairs_off, start_proxy
+from tests.conftest import ProxyProcess, opencode_config, proxies_by_repairs, reloaded
 from tests.opencode_cli import OpencodeRun
 
 MODEL = "local/local-3"
@@ -45,19 +45,7 @@ def opencode_bin() -> Path:
 @pytest.fixture(scope="module")
 def proxy_without(fake_gemini, tmp_path_factory) -> Iterator[Callable[..., ProxyProcess]]:
     """proxy_without(*names): a proxy with those repairs off, shared by the module."""
-    started: dict[tuple[str, ...], ProxyProcess] = {}
-
-    def get(*off: str) -> ProxyProcess:
-        key = tuple(sorted(off))
-        if key in started and (reloaded(started[key]) or not started[key].alive()):
-            started.pop(key).stop()
-        if key not in started:
-            started[key] = start_proxy(fake_gemini, tmp_path_factory.mktemp("opencode"), *repairs_off(*key))
-        return started[key]
-
-    yield get
-    for proxy in started.values():
-        proxy.stop()
+    yield from proxies_by_repairs(fake_gemini, tmp_path_factory)
 
 
 def read_marker(path: Path) -> str:
