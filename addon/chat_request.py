@@ -5,6 +5,7 @@ Bad input is answered by the proxy itself with a 4xx that names the problem; not
 
 from __future__ import annotations
 
+import re
 from typing import NamedTuple
 
 import orjson
@@ -97,3 +98,18 @@ def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
     if stream is not None and not isinstance(stream, bool):
         raise ClientError("`stream` must be true or false.", code="invalid_stream")
     return ChatRequest(body, model, bool(stream))
+
+
+def rename_model(raw: bytes, old: str, new: str) -> bytes | None:
+    """The raw body with its `model` value replaced, without re-encoding the rest; None when not certain.
+
+    Re-encoding a 1 MB conversation costs milliseconds, and most requests need no change but the model name.
+    The splice is made only when the body holds exactly one `"model"` token (inside JSON strings quotes are
+    escaped, so a conversation that mentions "model" does not count), written as `"model": "<old>"`.
+    """
+    if raw.count(b'"model"') != 1:
+        return None
+    match = re.search(rb'"model"\s*:\s*' + re.escape(orjson.dumps(old)), raw)
+    if match is None:
+        return None
+    return b"".join((raw[:match.start()], b'"model":', orjson.dumps(new), raw[match.end():]))

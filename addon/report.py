@@ -34,11 +34,12 @@ class Report:
         meta = flow.metadata.get("llm")
         if not isinstance(meta, dict) or "client_model" not in meta or flow.response:
             return
-        logger.info(f"──── {meta.get('endpoint')} ────")
-        logger.info(f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.pretty_url} "
-                    f"(key {meta['key']}, provider {meta.get('provider') or '(default)'})")
-        for repair in meta.get("repairs", []):
-            logger.info(f"  repaired: {repair}")
+        # One log record per phase: each record costs a trip through every log handler (mitmweb keeps them too).
+        lines = [f"──── {meta.get('endpoint')} ────",
+                 f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.pretty_url} "
+                 f"(key {meta['key']}, provider {meta.get('provider') or '(default)'})"]
+        lines += [f"  repaired: {repair}" for repair in meta.get("repairs", [])]
+        logger.info("\n".join(lines))
         meta["repairs_logged"] = len(meta.get("repairs", []))
         if ctx.options.translate_verbosity != "summary":
             logger.info(summarize_request(flow.request.content or b""))
@@ -92,13 +93,12 @@ class Report:
     def log(flow: http.HTTPFlow, meta: dict) -> None:
         if meta.get("error"):
             logger.warning(f"{meta['client_model']}: {meta['error']}")
-        if meta.get("answer"):
-            logger.info(summarize_answer(meta))
         for finding in meta.get("tool_checks", []):
             logger.warning(f"  tool call check (the model got it wrong): {finding}")
-        for repair in meta.get("repairs", [])[meta.get("repairs_logged", 0):]:
-            logger.info(f"  repaired: {repair}")
-        logger.info(f"  {flow.comment}")
+        lines = [summarize_answer(meta)] if meta.get("answer") else []
+        lines += [f"  repaired: {repair}" for repair in meta.get("repairs", [])[meta.get("repairs_logged", 0):]]
+        lines.append(f"  {flow.comment}")
+        logger.info("\n".join(lines))
         if ctx.options.translate_verbosity == "chunks" and meta.get("upstream_raw") is not None:
             raw = meta["upstream_raw"]
             sent = flow.response.content if flow.response else b""

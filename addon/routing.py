@@ -17,7 +17,7 @@ import orjson
 from mitmproxy import ctx, exceptions, http
 
 from . import errors, opencode_config, request_fields, resolution, thought_signatures, tool_schema, upstream_key
-from .chat_request import ClientError, parse_chat_request
+from .chat_request import ClientError, parse_chat_request, rename_model
 from .config_watch import ConfigWatch
 from .option_help import one_paragraph
 
@@ -169,8 +169,11 @@ class Routing:
                     t_request=time.time(), repairs=[], fallbacks=list(target.fallbacks),
                     context_window=target.context_window,
                     price_in=target.input_cost_per_token, price_out=target.output_cost_per_token)
+        fields = len(chat.body)
         meta["repairs"] = self.rewrite_body(chat.body, target)
-        flow.request.content = orjson.dumps(chat.body)
+        only_renamed = not meta["repairs"] and len(chat.body) == fields  # every repair notes what it changed
+        spliced = rename_model(flow.request.raw_content, chat.model, target.upstream_model) if only_renamed else None
+        flow.request.content = spliced if spliced is not None else orjson.dumps(chat.body)
         self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
 
