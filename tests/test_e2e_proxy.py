@@ -164,3 +164,11 @@ def test_proxy_api_key_guards_the_port(proxy_factory, fake):
     good = openai.OpenAI(base_url=proxy.base_url, api_key="secret-proxy-key", max_retries=0)
     assert good.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "x"}]).model == "local-model"
     assert fake.requests[-1]["headers"]["Authorization"] == f"Bearer {fake.key}"  # never forwarded
+
+
+def test_other_paths_go_to_the_default_upstream_with_the_key(openai_client, fake):
+    vectors = openai_client.embeddings.create(model="gemini-embedding-001", input=["a", "b"])
+    assert len(vectors.data) == 2
+    upstream = fake.requests[-1]
+    assert upstream["path"].endswith("/v1beta/openai/embeddings")
+    assert upstream["headers"]["Authorization"] == f"Bearer {fake.key}"
