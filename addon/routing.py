@@ -56,6 +56,7 @@ class Routing:
     def __init__(self) -> None:
         self.watch: ConfigWatch | None = None
         self.default_temperature: float | None = None
+        self.start_error: str | None = None
         self.proxy_key = os.environ.get("PROXY_API_KEY") or None
         # The client's request as it came, for models with fallbacks (fallbacks.py takes it when the flow ends).
         # Not in flow.metadata: that is shown and saved, and this holds the client's proxy key.
@@ -99,10 +100,15 @@ class Routing:
             except ValueError as e:
                 raise exceptions.OptionsError(f"Cannot parse translate_default_temperature {text}: {e}") from e
         watched = {"translate_config", "translate_api_base", "translate_model", "listen_port"}
-        if self.watch is None or watched & updated:
+        if (self.watch is None and not self.start_error) or watched & updated:
             try:
                 self.watch = ConfigWatch(ctx.options.translate_config, self.settings())
             except opencode_config.ConfigError as e:
+                if self.watch is None:
+                    # At start-up: one clear line, no traceback; mitmproxy's errorcheck then stops the proxy.
+                    self.start_error = str(e)
+                    logger.error(f"Cannot start the translation proxy: {e}")
+                    return
                 raise exceptions.OptionsError(f"Cannot load translate_config {ctx.options.translate_config}: {e}") from e
             logger.info(f"translation proxy: {self.watch.config.path}, {len(self.watch.config.model_names())} models")
 

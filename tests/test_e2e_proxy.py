@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
 
 import openai
 import pytest
+
+from tests.conftest import RUN_SH, free_port
 
 READ_TOOL = {"type": "function", "function": {
     "name": "read", "description": "Read a file",
@@ -172,3 +176,16 @@ def test_other_paths_go_to_the_default_upstream_with_the_key(openai_client, fake
     upstream = fake.requests[-1]
     assert upstream["path"].endswith("/v1beta/openai/embeddings")
     assert upstream["headers"]["Authorization"] == f"Bearer {fake.key}"
+
+
+def test_a_broken_config_at_start_up_stops_the_proxy_with_a_clear_message(tmp_path):
+    config = tmp_path / "opencode.json"
+    config.write_text('{\n  "provider": {\n    "local": [1,\n  }\n')
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "PROXY_", "OPENCODE_"))}
+    env.update(OPENCODE_CONFIG=str(config), PROXY_PORT=str(free_port()))
+    done = subprocess.run([str(RUN_SH)], env=env, capture_output=True, text=True, timeout=60,
+                          stdin=subprocess.DEVNULL)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0
+    assert f"Config file {config} is not valid JSON at line 4, column 3" in output
+    assert "Traceback" not in output
