@@ -4,8 +4,8 @@ When the upstream cannot be reached mitmproxy answers the client itself with an 
 `make_error_response` in its HTTP/1 server layer; there is no hook that can replace that body. An OpenAI client
 cannot read HTML, so this module swaps that one function for one that writes an OpenAI-shaped JSON error. The
 `error` hook runs in the same task right before mitmproxy builds the page (an async hook too: mitmproxy awaits it
-in that task), so a hook can choose the status and message for its flow through `override`, or a whole response
-to send instead (a fallback's answer, fallbacks.py). mitmproxy closes the connection after the page either way.
+in that task), so a hook can choose the response for its flow through `override`: an error of its own making, or a
+fallback's answer (fallbacks.py). mitmproxy closes the connection after the page either way.
 """
 
 from __future__ import annotations
@@ -19,30 +19,26 @@ from mitmproxy.version import MITMPROXY
 
 from . import errors
 
-# (status, message, code), or a whole response, for the next error page built in this task.
-override: contextvars.ContextVar[tuple[int, str, str] | http.Response | None] = contextvars.ContextVar(
-    "override", default=None)
+# The response to send instead of the next error page built in this task.
+override: contextvars.ContextVar[http.Response | None] = contextvars.ContextVar("override", default=None)
 
 _original = _http1.make_error_response
 
 
 def make_error_response(status_code: int, message: str = "") -> bytes:
-    chosen = override.get()
-    if isinstance(chosen, http.Response):
+    response = override.get()
+    if response is not None:
         override.set(None)
-        return assemble_whole(chosen)
-    if chosen is not None:
-        override.set(None)
-        status_code, message, code = chosen
     else:
         code = "upstream_unreachable" if status_code == 502 else "proxy_error"
         message = f"The proxy could not complete the request: {message or 'no detail'}."
-    response = http.Response.make(
-        status_code,
-        errors.error_body(message, status_code, code),
-        {"Server": MITMPROXY, "Connection": "close", "Content-Type": "application/json"},
-    )
-    return http1.assemble_response(response)
+        response = page(status_code, message, code)
+    return assemble_whole(response)
+
+
+def page(status: int, message: str, code: str) -> http.Response:
+    """An error page of the proxy's own, in OpenAI's shape."""
+    return errors.error_response(message, status, code, {"Server": MITMPROXY})
 
 
 def assemble_whole(response: http.Response) -> bytes:

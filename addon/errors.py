@@ -8,6 +8,7 @@ which those clients cannot read, so every error that reaches a client goes throu
 from __future__ import annotations
 
 import orjson
+from mitmproxy import http
 
 # OpenAI's error types by HTTP status (what the openai SDK maps to its exception classes).
 TYPE_BY_STATUS = {
@@ -38,6 +39,13 @@ def error_body(message: str, status: int, code: str | int | None = None, type_: 
     """An OpenAI-shaped error body."""
     error = {"message": message, "type": type_ or error_type(status), "code": code}
     return orjson.dumps({"error": error})
+
+
+def error_response(message: str, status: int, code: str | int | None = None,
+                   headers: dict[str, str] | None = None) -> http.Response:
+    """An OpenAI-shaped error response, as the proxy answers a client itself."""
+    return http.Response.make(status, error_body(message, status, code),
+                              {"content-type": "application/json", **(headers or {})})
 
 
 def sse_error_event(message: str, status: int, code: str | None = None) -> bytes:

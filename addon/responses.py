@@ -29,10 +29,6 @@ def llm_meta(flow: http.HTTPFlow) -> dict | None:
     return meta if flow.live and isinstance(meta, dict) and "key" in meta else None
 
 
-def mask_upstream_key(flow: http.HTTPFlow, meta: dict) -> None:
-    upstream_key.detach_key(flow.request)
-
-
 def failure(meta: dict) -> tuple[int, str, str]:
     """Status, code and message for a flow that ended without a complete answer."""
     if meta.get("shutdown"):
@@ -60,7 +56,7 @@ class Responses:
         meta = llm_meta(flow)
         if meta is None or not flow.response:
             return
-        mask_upstream_key(flow, meta)
+        upstream_key.detach_key(flow.request)
         if meta.get("passthrough"):
             return
         flow.response.headers["x-upstream-model"] = meta["upstream_model"]
@@ -137,7 +133,7 @@ class Responses:
         meta = llm_meta(flow)
         if meta is None:
             return
-        mask_upstream_key(flow, meta)
+        upstream_key.detach_key(flow.request)
         if meta.get("answered_by"):  # a fallback attempt's answer goes to the client instead (fallbacks.py)
             return
         meta["t_end"] = time.time()
@@ -152,4 +148,4 @@ class Responses:
                 meta["error_event_sent"] = True
             self.finish_stream(flow, meta, rewriter)
             return
-        error_pages.override.set((status, message, code))
+        error_pages.override.set(error_pages.page(status, message, code))

@@ -88,8 +88,9 @@ class FlowRetention:
         if self.view is None and not self.attach():
             return
         if self.view.get_by_id(f.id) is not None:
-            self.kept_bytes += flow_bytes(f) - self.sizes.get(f.id, 0)
-            self.sizes[f.id] = flow_bytes(f)
+            size = flow_bytes(f)
+            self.kept_bytes += size - self.sizes.get(f.id, 0)
+            self.sizes[f.id] = size
         self.trim()
 
     def attach(self) -> bool:

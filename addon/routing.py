@@ -35,7 +35,7 @@ def json_response(flow: http.HTTPFlow, status: int, body: bytes) -> None:
 
 
 def error_response(flow: http.HTTPFlow, status: int, message: str, code: str | None = None) -> None:
-    json_response(flow, status, errors.error_body(message, status, code))
+    flow.response = errors.error_response(message, status, code)
     flow.metadata.setdefault("llm", {})["error"] = message
 
 
@@ -78,7 +78,7 @@ class Routing:
         loader.add_option("translate_max_body", int, 32 * 1024 * 1024, one_paragraph("""
             The largest chat request body accepted, in bytes; larger ones get a 413.
             """))
-        # float, not Optional[float]: mitmweb cannot show an Optional[float] option and refuses to start.
+        # A string: mitmweb cannot show an Optional[float] option, and --set cannot parse a float one.
         loader.add_option("translate_default_temperature", str, "", one_paragraph("""
             A temperature to add when the client sends none, e.g. 0.7; empty is off. Off by default: Google asks to
             keep Gemini 3 at its default temperature. (A string: mitmproxy's --set cannot parse float options.)
@@ -169,8 +169,8 @@ class Routing:
         meta = flow.metadata.setdefault("llm", {})
         # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
         client_model = meta["client_model"] if "fallback_of" in meta else chat.model
-        meta.update(endpoint=f"{flow.request.method} {flow.request.path}", client_model=client_model, upstream_model=target.upstream_model, stream=chat.stream,
-                    litellm_model=target.litellm_model, api_base=target.api_base, provider=target.provider,
+        meta.update(endpoint=f"{flow.request.method} {flow.request.path}", client_model=client_model,
+                    upstream_model=target.upstream_model, stream=chat.stream, litellm_model=target.litellm_model, api_base=target.api_base, provider=target.provider,
                     is_gemini=target.is_gemini, key=resolution.mask_key(target.api_key),
                     t_request=time.time(), repairs=[], fallbacks=list(target.fallbacks),
                     context_window=target.context_window,

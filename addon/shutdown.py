@@ -49,10 +49,9 @@ class GracefulShutdown:
         if flow.response or flow.error or not flow.live:
             return
         if self.stopping:
-            flow.response = http.Response.make(
-                503, errors.error_body("The proxy is shutting down; send the request again once it is back.",
-                                       503, "proxy_shutting_down"),
-                {"content-type": "application/json", "connection": "close"})
+            flow.response = errors.error_response(
+                "The proxy is shutting down; send the request again once it is back.", 503, "proxy_shutting_down",
+                {"connection": "close"})
             return
         self.in_flight.add(flow)
 
