@@ -46,6 +46,8 @@ def expired(flow: http.HTTPFlow, since: float, now: float, connect: float, read:
         return None
     rewriter = response.stream
     if isinstance(rewriter, StreamRewriter):
+        if rewriter.saw_done or rewriter.finished:
+            return None  # the client has the whole answer; a client that leaves now has not cut anything
         if wire.client_gone(flow):
             return Expired("client gone", "The client left in the middle of the stream; the upstream was closed.")
         if now - rewriter.last_data > idle:

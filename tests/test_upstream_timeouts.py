@@ -48,6 +48,15 @@ def test_idle_stream_and_client_gone():
         assert expired(streaming_flow(1000), 900, 1001, **LIMITS).phase == "client gone"
 
 
+def test_a_stream_that_reached_done_is_complete_even_if_the_client_leaves():
+    """The client closes right after [DONE]; the flow's response hook may not have run yet: not a failure."""
+    flow = streaming_flow(1000)
+    flow.response.stream(b'data: {"choices": []}\n\ndata: [DONE]\n\n')
+    with mock.patch.object(upstream_timeouts.wire, "client_gone", return_value=True):
+        assert expired(flow, 900, 1001, **LIMITS) is None
+        assert expired(flow, 900, 5000, **LIMITS) is None
+
+
 def test_unstreamed_body_counts_from_the_response_headers():
     flow = tflow.tflow(resp=True)
     flow.response.timestamp_start = 2000
