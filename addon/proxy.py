@@ -13,6 +13,7 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon import chatview, error_pages  # noqa: E402
 from addon.fallbacks import Fallbacks  # noqa: E402
+from addon.log_broadcast import LegacyLogBroadcast  # noqa: E402
 from addon.memory import MemoryGuard  # noqa: E402
 from addon.report import Report  # noqa: E402
 from addon.responses import Responses  # noqa: E402
@@ -30,4 +31,4 @@ contentviews.add(chatview.LLMUpstreamRawView)
 
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
 addons = [GracefulShutdown(), Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report(), FlowRetention(),
-          MemoryGuard()]  # last: its start-up freeze comes after routing has imported litellm
+          LegacyLogBroadcast(), MemoryGuard()]  # last: its start-up freeze comes after routing has imported litellm
