@@ -162,7 +162,9 @@ def upstream(port: int) -> Server:
 
 
 def bare_mitmdump(port: int, upstream_port: int) -> Server:
-    argv = [str(VENV_BIN / "mitmdump"), "-q", "--mode", f"reverse:http://127.0.0.1:{upstream_port}",
+    """mitmdump as the issue defines the floor: reverse mode and the stream flag, nothing else. Its default output
+    stays on (a line per flow), as this proxy's does: `-q` would compare a silent floor with a logging proxy."""
+    argv = [str(VENV_BIN / "mitmdump"), "--mode", f"reverse:http://127.0.0.1:{upstream_port}",
             "--listen-host", "127.0.0.1", "--listen-port", str(port),
             "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1"]
     return start("bare_mitmdump", port, argv)
