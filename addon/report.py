@@ -34,15 +34,20 @@ class Report:
         meta = flow.metadata.get("llm")
         if not isinstance(meta, dict) or "client_model" not in meta or flow.response:
             return
-        # One log record per phase: each record costs a trip through every log handler (mitmweb keeps them too).
+        # "summary" tells the whole exchange in one record when it ends: each record costs a trip through every
+        # log handler (mitmweb keeps them too), and this is the proxy's busiest path. The other verbosities
+        # show the request as it leaves.
+        if ctx.options.translate_verbosity != "summary":
+            logger.info("\n".join([*self.heading(flow, meta), summarize_request(flow.request.content or b"")]))
+            meta["heading_logged"] = len(meta.get("repairs", []))
+
+    @staticmethod
+    def heading(flow: http.HTTPFlow, meta: dict) -> list[str]:
+        """Where the request went (key masked) and what was repaired on the way."""
         lines = [f"──── {meta.get('endpoint')} ────",
                  f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.pretty_url} "
                  f"(key {meta['key']}, provider {meta.get('provider') or '(default)'})"]
-        lines += [f"  repaired: {repair}" for repair in meta.get("repairs", [])]
-        logger.info("\n".join(lines))
-        meta["repairs_logged"] = len(meta.get("repairs", []))
-        if ctx.options.translate_verbosity != "summary":
-            logger.info(summarize_request(flow.request.content or b""))
+        return lines + [f"  repaired: {repair}" for repair in meta.get("repairs", [])]
 
     def response(self, flow: http.HTTPFlow) -> None:
         self.finish(flow)
@@ -89,16 +94,18 @@ class Report:
             return MARK_TOOL_CALLS
         return ""
 
-    @staticmethod
-    def log(flow: http.HTTPFlow, meta: dict) -> None:
+    def log(self, flow: http.HTTPFlow, meta: dict) -> None:
+        logged = meta.get("heading_logged")
+        lines = self.heading(flow, meta) if logged is None else []
+        lines += [summarize_answer(meta)] if meta.get("answer") else []
+        if logged is not None:  # repairs made after the heading went out (the stream's)
+            lines += [f"  repaired: {repair}" for repair in meta.get("repairs", [])[logged:]]
+        lines.append(f"  {flow.comment}")
+        logger.info("\n".join(lines))
         if meta.get("error"):
             logger.warning(f"{meta['client_model']}: {meta['error']}")
         for finding in meta.get("tool_checks", []):
             logger.warning(f"  tool call check (the model got it wrong): {finding}")
-        lines = [summarize_answer(meta)] if meta.get("answer") else []
-        lines += [f"  repaired: {repair}" for repair in meta.get("repairs", [])[meta.get("repairs_logged", 0):]]
-        lines.append(f"  {flow.comment}")
-        logger.info("\n".join(lines))
         if ctx.options.translate_verbosity == "chunks" and meta.get("upstream_raw") is not None:
             raw = meta["upstream_raw"]
             sent = flow.response.content if flow.response else b""

@@ -302,6 +302,44 @@ def test_chunks_log_shows_both_streams(report, caplog):
     assert text.count('"finish_reason":"tool_calls"') == 2
 
 
+def test_summary_is_one_record_when_the_exchange_ends(report, caplog):
+    addon, tctx = report
+    caplog.set_level(logging.INFO)
+    f = llm_flow(repairs=["dropped field prompt_cache_key"])
+    f.response = None
+    addon.request(f)
+    assert caplog.records == []
+    f.response = tflow.tresp(content=b"".join(TOOL_STREAM))
+    addon.response(f)
+    [record] = caplog.records
+    lines = record.getMessage().split("\n")
+    assert lines[0] == "──── POST /v1/chat/completions ────" and lines[-1] == f"  {f.comment}"
+    assert "  repaired: dropped field prompt_cache_key" in lines and "  answer: Let me fix it." in lines
+
+
+def test_full_shows_the_request_as_it_leaves(report, caplog):
+    addon, tctx = report
+    tctx.configure(addon, translate_verbosity="full")
+    caplog.set_level(logging.INFO)
+    f = llm_flow()
+    f.response = None
+    addon.request(f)
+    [record] = caplog.records
+    assert record.getMessage().startswith("──── POST /v1/chat/completions ────\nlocal-model -> ")
+    f.response = tflow.tresp(content=b"".join(TOOL_STREAM))
+    addon.response(f)
+    assert "────" not in caplog.records[-1].getMessage()  # the heading is not told twice
+
+
+def test_upstream_error_warning_follows_the_summary(report, caplog):
+    addon, _ = report
+    caplog.set_level(logging.INFO)
+    f = llm_flow(answer=None, error="upstream answered 503")
+    addon.error(f)
+    assert [r.levelno for r in caplog.records] == [logging.INFO, logging.WARNING]
+    assert caplog.records[1].getMessage() == "local-model: upstream answered 503"
+
+
 # --- summary.py -------------------------------------------------------------------------------
 
 
