@@ -100,16 +100,24 @@ def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
     return ChatRequest(body, model, bool(stream))
 
 
+_FIRST_KEY_MODEL = re.compile(rb'\s*\{\s*("model"\s*:\s*)')
+
+
 def rename_model(raw: bytes, old: str, new: str) -> bytes | None:
     """The raw body with its `model` value replaced, without re-encoding the rest; None when not certain.
 
     Re-encoding a 1 MB conversation costs milliseconds, and most requests need no change but the model name.
-    The splice is made only when the body holds exactly one `"model"` token (inside JSON strings quotes are
-    escaped, so a conversation that mentions "model" does not count), written as `"model": "<old>"`.
+    The splice is made where the body starts with `{"model": "<old>"` (opencode writes it first), or else where
+    the body holds exactly one `"model"` token (inside JSON strings quotes are escaped, so a conversation that
+    mentions "model" does not count) written as `"model": "<old>"`. Counting scans the whole body, so the first
+    case is checked first.
     """
-    if raw.count(b'"model"') != 1:
+    value = orjson.dumps(old)
+    first = _FIRST_KEY_MODEL.match(raw)
+    if first is not None and raw.startswith(value, first.end()):
+        start, end = first.start(1), first.end() + len(value)
+    elif raw.count(b'"model"') == 1 and (match := re.search(rb'"model"\s*:\s*' + re.escape(value), raw)):
+        start, end = match.start(), match.end()
+    else:
         return None
-    match = re.search(rb'"model"\s*:\s*' + re.escape(orjson.dumps(old)), raw)
-    if match is None:
-        return None
-    return b"".join((raw[:match.start()], b'"model":', orjson.dumps(new), raw[match.end():]))
+    return b"".join((raw[:start], b'"model":', orjson.dumps(new), raw[end:]))

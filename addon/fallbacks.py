@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable
 
 import orjson
 from mitmproxy import connection, ctx, http
@@ -94,13 +95,14 @@ def take_answer(flow: http.HTTPFlow, meta: dict, model: str, attempt: http.HTTPF
 
 
 class Fallbacks:
-    async def response(self, flow: http.HTTPFlow) -> None:
+    def response(self, flow: http.HTTPFlow) -> Awaitable[bool] | None:
+        # Not async: mitmproxy awaits what a hook returns, and most answers need no fallback, so no coroutine.
         original, meta = self.take(flow)
         response = flow.response
         if original is None or response is None or response.stream or not retryable(response.status_code):
-            return
+            return None
         meta["attempts"] = [attempt_record(meta, meta["client_model"], response.status_code)]
-        await self.fall_back(flow, meta, original, str(response.status_code))
+        return self.fall_back(flow, meta, original, str(response.status_code))
 
     async def error(self, flow: http.HTTPFlow) -> None:
         original, meta = self.take(flow)

@@ -45,7 +45,7 @@ class Report:
     def heading(flow: http.HTTPFlow, meta: dict) -> list[str]:
         """Where the request went (key masked) and what was repaired on the way."""
         lines = [f"──── {meta.get('endpoint')} ────",
-                 f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.pretty_url} "
+                 f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.url} "
                  f"(key {meta['key']}, provider {meta.get('provider') or '(default)'})"]
         return lines + [f"  repaired: {repair}" for repair in meta.get("repairs", [])]
 

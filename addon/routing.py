@@ -26,8 +26,9 @@ logger = logging.getLogger(__name__)
 CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
 MODEL_PATHS = ("/models", "/v1/models")
 # Client headers that must never reach the upstream: credentials of the client, and hints that name other hosts.
-DROPPED_HEADERS = ("authorization", "x-api-key", "api-key", "x-goog-api-key", "x-forwarded-host", "forwarded",
-                   "x-forwarded-for", "x-forwarded-proto", "x-original-url", "x-rewrite-url", "proxy-authorization")
+DROPPED_HEADERS = frozenset((b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key", b"x-forwarded-host",
+                             b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-original-url",
+                             b"x-rewrite-url", b"proxy-authorization"))
 
 
 def json_response(flow: http.HTTPFlow, status: int, body: bytes) -> None:
@@ -211,9 +212,10 @@ class Routing:
 
     @staticmethod
     def point_at(flow: http.HTTPFlow, api_base: str, rest: str, key: str | None, headers: dict[str, str]) -> None:
-        for name in DROPPED_HEADERS:
-            flow.request.headers.pop(name, None)
         flow.request.url = api_base.rstrip("/") + "/" + rest
+        # One pass over the fields: popping each dropped name would scan them all a dozen times per request.
+        kept = [(name, value) for name, value in flow.request.headers.fields if name.lower() not in DROPPED_HEADERS]
+        flow.request.headers = http.Headers(kept)
         for name, value in headers.items():
             flow.request.headers[name] = value
         if key:

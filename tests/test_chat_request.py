@@ -45,11 +45,19 @@ def test_the_splice_changes_only_the_model(raw):
 
 
 @pytest.mark.parametrize("raw", [
-    body(metadata={"model": "local-model"}),  # a second "model" key: not certain which is which
+    # model not first and a second "model" key: not certain which is which
+    json.dumps({"messages": [], "model": "local-model", "metadata": {"model": "local-model"}}).encode(),
     body().replace(b'"local-model"', b'"local\\u002dmodel"'),  # written in another way
 ])
 def test_the_splice_declines_when_not_certain(raw):
     assert rename_model(raw, "local-model", "gemini-2.5-flash") is None
+
+
+def test_a_first_model_key_is_spliced_without_scanning_the_rest():
+    raw = b' {  "model" : "local-model", "metadata": {"model": "local-model"}, "messages": []}'
+    spliced = rename_model(raw, "local-model", "gemini-2.5-flash")
+    assert spliced == b' {  "model":"gemini-2.5-flash", "metadata": {"model": "local-model"}, "messages": []}'
+    assert rename_model(b'{"model": "local-model-2", "messages": []}', "local-model", "x") is None
 
 
 @given(st.text(max_size=30), st.text(min_size=1, max_size=20))

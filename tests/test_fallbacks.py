@@ -172,8 +172,11 @@ def loop_ctx(routing_ctx, monkeypatch):
 
 
 def hook(addon: Fallbacks, routing: Routing, flow: http.HTTPFlow, name: str = "response") -> None:
+    """Call the hook as mitmproxy does: await what it returns, if anything."""
     routing.originals[flow] = client_request()
-    asyncio.run(getattr(addon, name)(flow))
+    returned = getattr(addon, name)(flow)
+    if returned is not None:
+        asyncio.run(returned)
 
 
 def test_the_first_answer_that_is_not_retryable_goes_to_the_client(loop_ctx):
