@@ -12,29 +12,43 @@ from dataclasses import dataclass, field
 class ToolCall:
     id: str = ""
     name: str = ""
-    arguments: str = ""
+    argument_parts: list[str] = field(default_factory=list)
+
+    @property
+    def arguments(self) -> str:
+        return "".join(self.argument_parts)
 
 
 @dataclass
 class Answer:
-    content: str = ""
-    reasoning: str = ""
+    # Text arrives in thousands of small pieces: kept as lists and joined once, not re-copied per piece.
+    content_parts: list[str] = field(default_factory=list)
+    reasoning_parts: list[str] = field(default_factory=list)
     tool_calls: dict[int, ToolCall] = field(default_factory=dict)
     finish_reason: str | None = None
     usage: dict | None = None
     chunks: int = 0
 
+    @property
+    def content(self) -> str:
+        return "".join(self.content_parts)
+
+    @property
+    def reasoning(self) -> str:
+        return "".join(self.reasoning_parts)
+
     def add_chunk(self, chunk: dict) -> None:
         """Fold one parsed chat.completion.chunk in (only choice 0: what a chat client shows)."""
         self.chunks += 1
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
         choices = chunk.get("choices")
         if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
             return
         choice = choices[0]
-        if choice.get("finish_reason"):
-            self.finish_reason = choice["finish_reason"]
+        if finish_reason := choice.get("finish_reason"):
+            self.finish_reason = finish_reason
         delta = choice.get("delta")
         if isinstance(delta, dict):
             self._add_message(delta, fragments=True)
@@ -50,11 +64,13 @@ class Answer:
                 self._add_message(choices[0]["message"], fragments=False)
 
     def _add_message(self, message: dict, fragments: bool) -> None:
-        if isinstance(message.get("content"), str):
-            self.content += message["content"]
-        for key in ("reasoning_content", "reasoning"):
-            if isinstance(message.get(key), str):
-                self.reasoning += message[key]
+        content = message.get("content")
+        if isinstance(content, str):
+            self.content_parts.append(content)
+        if "reasoning_content" in message or "reasoning" in message:
+            for key in ("reasoning_content", "reasoning"):
+                if isinstance(message.get(key), str):
+                    self.reasoning_parts.append(message[key])
         calls = message.get("tool_calls")
         if isinstance(calls, list):
             for position, call in enumerate(calls):
@@ -70,7 +86,7 @@ class Answer:
         function = call.get("function") if isinstance(call.get("function"), dict) else {}
         entry.name = function.get("name") or entry.name
         if isinstance(function.get("arguments"), str):
-            entry.arguments += function["arguments"]
+            entry.argument_parts.append(function["arguments"])
 
     def to_dict(self) -> dict:
         calls = [{"id": c.id, "name": c.name, "arguments": c.arguments}

@@ -59,8 +59,9 @@ class StreamRewriter:
     def __call__(self, data: bytes) -> list[bytes]:
         # mitmproxy calls once more with b"" at the end; an empty chunk must never be sent (it would end the
         # client's chunked body early), so nothing-to-send is an empty list.
+        now = time.time()
         if data:
-            self.last_data = time.time()
+            self.last_data = now
             self.upstream.add(data)
             events = self.decoder.decode(data)
         else:
@@ -68,8 +69,10 @@ class StreamRewriter:
             events = self.decoder.flush()
         if not events:
             return []
-        out = b"".join(self.rewrite(event.raw, event.data) for event in events)
-        now = time.time()
+        if len(events) == 1:  # the usual case: one event per read
+            out = self.rewrite(events[0].raw, events[0].data)
+        else:
+            out = b"".join([self.rewrite(event.raw, event.data) for event in events])
         if self.t_first is None:
             self.t_first = now
         self.chunk_times.extend([round(now - self.t_start, 4)] * len(events))
@@ -79,31 +82,42 @@ class StreamRewriter:
     def rewrite(self, raw: bytes, data: bytes | None) -> bytes:
         if data is None:
             return raw
-        if data.strip() == b"[DONE]":
-            self.saw_done = True
-            return raw
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
+            if data.strip() == b"[DONE]":
+                self.saw_done = True
             return raw
         if not isinstance(chunk, dict):
             return raw
-        changed = self.repair(chunk)
+        upstream_model = chunk.get("model")
+        renamed = upstream_model is not None and upstream_model != self.options.client_model
+        if renamed:
+            chunk["model"] = self.options.client_model
+        repaired = self.repair(chunk)
         self.answer.add_chunk(chunk)
-        return encode_event(orjson.dumps(chunk)) if changed else raw
+        if repaired:
+            return encode_event(orjson.dumps(chunk))
+        if renamed:
+            return self.rename(raw, upstream_model, chunk)
+        return raw
+
+    def rename(self, raw: bytes, upstream_model: object, chunk: dict) -> bytes:
+        """The event with only its model name changed: the upstream's bytes but for that one value, when the
+        event's only `"model"` key is written compactly (escaped quotes cannot form it inside a string); else
+        the chunk encoded anew."""
+        token = b'"model":' + orjson.dumps(upstream_model)
+        if raw.count(b'"model"') == 1 and token in raw:
+            return raw.replace(token, b'"model":' + orjson.dumps(self.options.client_model))
+        return encode_event(orjson.dumps(chunk))
 
     def repair(self, chunk: dict) -> bool:
-        changed = False
-        if "model" in chunk and chunk["model"] != self.options.client_model:
-            chunk["model"] = self.options.client_model
-            changed = True
-        notes: list[str] = []
-        if self.fixer is not None:
-            notes += self.fixer.fix(chunk)
+        """Gemini's repairs on one chunk, in place; True when something was changed (and noted)."""
+        notes = self.fixer.fix(chunk) if self.fixer is not None else []
         if self.options.pack_signatures:
             for choice in chunk.get("choices") or ():
                 delta = choice.get("delta") if isinstance(choice, dict) else None
                 if isinstance(delta, dict) and isinstance(delta.get("tool_calls"), list):
                     notes += thought_signatures.pack_tool_calls(delta["tool_calls"])
         self.repairs += notes
-        return changed or bool(notes)
+        return bool(notes)

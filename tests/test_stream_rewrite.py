@@ -1,0 +1,70 @@
+"""addon/stream_rewrite.py: events renamed as they pass, byte for byte where only the model name changes."""
+
+import json
+
+import orjson
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from addon.stream_rewrite import StreamOptions, StreamRewriter
+
+PLAIN = StreamOptions("local-model", repair_tool_calls=False, pack_signatures=False, keep_bytes=1 << 20)
+REPAIRING = StreamOptions("local-model", repair_tool_calls=True, pack_signatures=True, keep_bytes=1 << 20)
+
+
+def event(chunk: dict, separators: tuple[str, str] = (",", ":")) -> bytes:
+    return b"data: " + json.dumps(chunk, separators=separators).encode() + b"\n\n"
+
+
+def text_chunk(text: str, model: str = "gemini-2.5-flash") -> dict:
+    return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+
+
+def test_only_the_model_value_changes_in_the_upstreams_bytes():
+    raw = event(text_chunk("héllo \"model\":\"gemini-2.5-flash\""))  # the name inside text is escaped
+    rewriter = StreamRewriter(PLAIN)
+    [out] = rewriter(raw)
+    assert out == raw.replace(b'"model":"gemini-2.5-flash","choices"', b'"model":"local-model","choices"')
+    assert rewriter.answer.content == 'héllo "model":"gemini-2.5-flash"'
+
+
+@pytest.mark.parametrize("chunk, separators", [
+    (text_chunk("hi"), (", ", ": ")),  # not compact: encoded anew
+    (text_chunk("hi") | {"usage": {"model": "gemini-2.5-flash"}}, (",", ":")),  # a second "model" key
+])
+def test_other_spellings_are_encoded_anew(chunk, separators):
+    [out] = StreamRewriter(PLAIN)(event(chunk, separators))
+    assert out.startswith(b"data: ") and out.endswith(b"\n\n")
+    assert orjson.loads(out[6:-2]) == chunk | {"model": "local-model"}
+
+
+def test_an_event_already_named_as_the_client_asked_passes_untouched():
+    raw = event(text_chunk("hi", model="local-model"))
+    assert StreamRewriter(REPAIRING)(raw) == [raw]
+
+
+def test_a_repaired_event_is_encoded_anew():
+    chunk = text_chunk("")
+    chunk["choices"][0]["delta"] = {"tool_calls": [{"id": "", "function": {"name": "read", "arguments": "{}"}}]}
+    rewriter = StreamRewriter(REPAIRING)
+    [out] = rewriter(event(chunk))
+    call = orjson.loads(out[6:-2])["choices"][0]["delta"]["tool_calls"][0]
+    assert call["index"] == 0 and call["id"] and call["type"] == "function"
+    assert rewriter.repairs and rewriter.answer.tool_calls[0].name == "read"
+
+
+def test_done_and_several_events_in_one_read():
+    rewriter = StreamRewriter(PLAIN)
+    [out] = rewriter(event(text_chunk("a")) + event(text_chunk("b")) + b"data: [DONE]\n\n")
+    assert out.count(b'"model":"local-model"') == 2 and out.endswith(b"data: [DONE]\n\n")
+    assert rewriter.saw_done and rewriter.answer.content == "ab" and len(rewriter.chunk_times) == 3
+    assert rewriter(b"") == []
+
+
+@given(st.text(max_size=40), st.text(min_size=1, max_size=20).filter(lambda m: m != "local-model"))
+def test_renamed_events_say_the_same_but_the_model(text, upstream_model):
+    chunk = text_chunk(text, upstream_model)
+    [out] = StreamRewriter(PLAIN)(event(chunk))
+    assert orjson.loads(out[6:-2]) == chunk | {"model": "local-model"}
