@@ -46,8 +46,18 @@ def test_running_freezes_the_start_up_heap(monkeypatch):
     gc.unfreeze()
 
 
-def test_mmap_threshold_is_pinned_on_glibc():
+def test_heap_is_trimmed_on_glibc():
     import platform
 
-    pinned = memory.pin_mmap_threshold()
-    assert pinned is (platform.libc_ver()[0] == "glibc")
+    assert memory.trim_heap() is (platform.libc_ver()[0] == "glibc")
+
+
+def test_a_collection_is_followed_by_a_trim(monkeypatch):
+    events = []
+    monkeypatch.setattr(memory.gc, "collect", lambda *a: events.append("collect"))
+    monkeypatch.setattr(memory, "trim_heap", lambda: events.append("trim"))
+    guard = memory.MemoryGuard()
+    with taddons.context(guard) as tctx:
+        tctx.configure(guard, translate_collect_every_mb=1)
+        guard.response(flow_with_bodies(600_000))
+    assert events == ["collect", "trim"]
