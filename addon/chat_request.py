@@ -1,13 +1,20 @@
 """Validation of a client's chat-completion request body, before anything is resolved or forwarded.
 
 Bad input is answered by the proxy itself with a 4xx that names the problem; nothing reaches the upstream.
+
+The conversation (`messages`) is most of a long opencode request, often a megabyte, and only needs checking,
+not changing. So the body is first split into its top-level values without decoding them (msgspec.Raw): every
+value but `messages` is decoded; `messages` is checked in place (each a role string and a content of the right
+kind, the text valid UTF-8) and stays raw, to be written out as it came. Anything that path does not accept
+is parsed the plain way, which says exactly what is wrong.
 """
 
 from __future__ import annotations
 
-import re
+import codecs
 from typing import NamedTuple
 
+import msgspec
 import orjson
 
 MAX_MODEL_NAME = 256
@@ -23,9 +30,12 @@ class ClientError(ValueError):
 
 
 class ChatRequest(NamedTuple):
-    body: dict
+    body: dict  # body["messages"] is a msgspec.Raw while the conversation is still undecoded (see load_messages)
     model: str
     stream: bool
+    # While messages are raw: their raw `tool_calls` and `tool_call_id` values, one per line (what a repair
+    # of tool-call ids would look at). None once messages are decoded.
+    call_refs: bytes | None = None
 
 
 def _check_model(model: object) -> str:
@@ -85,14 +95,23 @@ def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
     if len(content) > max_bytes:
         raise ClientError(f"The request body is {len(content):,} bytes; the proxy accepts at most {max_bytes:,}.",
                           status=413, code="request_too_large")
+    return _parse_leaving_messages_raw(content) or _parse_all(content)
+
+
+def _parse_all(content: bytes) -> ChatRequest:
     try:
         body = orjson.loads(content)
     except orjson.JSONDecodeError as e:
         raise ClientError(f"The request body is not valid UTF-8 JSON: {e}.", code="invalid_json") from None
     if not isinstance(body, dict):
         raise ClientError("The request body must be a JSON object.", code="invalid_json")
-    model = _check_model(body.get("model"))
+    _check_model(body.get("model"))
     _check_messages(body.get("messages"))
+    return _checked(body)
+
+
+def _checked(body: dict) -> ChatRequest:
+    model = _check_model(body.get("model"))
     _check_fields(body)
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
@@ -100,24 +119,67 @@ def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
     return ChatRequest(body, model, bool(stream))
 
 
-_FIRST_KEY_MODEL = re.compile(rb'\s*\{\s*("model"\s*:\s*)')
+_NULL = msgspec.Raw(b"null")
 
 
-def rename_model(raw: bytes, old: str, new: str) -> bytes | None:
-    """The raw body with its `model` value replaced, without re-encoding the rest; None when not certain.
+class _MessageShape(msgspec.Struct):
+    """What is checked of each message without decoding it."""
 
-    Re-encoding a 1 MB conversation costs milliseconds, and most requests need no change but the model name.
-    The splice is made where the body starts with `{"model": "<old>"` (opencode writes it first), or else where
-    the body holds exactly one `"model"` token (inside JSON strings quotes are escaped, so a conversation that
-    mentions "model" does not count) written as `"model": "<old>"`. Counting scans the whole body, so the first
-    case is checked first.
-    """
-    value = orjson.dumps(old)
-    first = _FIRST_KEY_MODEL.match(raw)
-    if first is not None and raw.startswith(value, first.end()):
-        start, end = first.start(1), first.end() + len(value)
-    elif raw.count(b'"model"') == 1 and (match := re.search(rb'"model"\s*:\s*' + re.escape(value), raw)):
-        start, end = match.start(), match.end()
-    else:
+    role: str
+    content: msgspec.Raw = _NULL
+    tool_calls: msgspec.Raw = _NULL
+    tool_call_id: msgspec.Raw = _NULL
+
+
+_TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_MESSAGES = msgspec.json.Decoder(list[_MessageShape])
+_CONTENT_STARTS = frozenset(b'"[n')  # a string, a list of parts, or null
+
+
+def _parse_leaving_messages_raw(content: bytes) -> ChatRequest | None:
+    """The request with `messages` checked but left raw; None when it needs the plain parse (any problem,
+    so that the plain parse can say what it is)."""
+    try:
+        top = _TOP_LEVEL.decode(content)
+        messages = top.get("messages")
+        if messages is None:
+            return None
+        shapes = _MESSAGES.decode(messages)
+        body = {key: messages if key == "messages" else orjson.loads(memoryview(value))
+                for key, value in top.items()}
+        _check_utf8(content)  # msgspec does not look inside the values it skips
+    except (msgspec.DecodeError, RecursionError, orjson.JSONDecodeError, UnicodeDecodeError):
         return None
-    return b"".join((raw[:start], b'"model":', orjson.dumps(new), raw[end:]))
+    refs = []
+    for shape in shapes:
+        if memoryview(shape.content)[0] not in _CONTENT_STARTS:
+            return None
+        refs += [memoryview(raw) for raw in (shape.tool_calls, shape.tool_call_id) if raw != _NULL]
+    return _checked(body)._replace(call_refs=b"\n".join(refs))
+
+
+UTF8_PIECE = 16 * 1024
+
+
+def _check_utf8(content: bytes) -> None:
+    """Raise UnicodeDecodeError unless `content` is valid UTF-8. In pieces: decoding a megabyte at once builds
+    a string of several MB in fresh memory each time, which costs twice the decoding itself."""
+    if content.isascii():
+        return
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    for start in range(0, len(content), UTF8_PIECE):
+        decoder.decode(content[start:start + UTF8_PIECE])
+    decoder.decode(b"", True)
+
+
+def load_messages(chat: ChatRequest) -> ChatRequest:
+    """The request with its messages decoded (in chat.body too), for a repair that changes them."""
+    if chat.call_refs is None:
+        return chat
+    chat.body["messages"] = orjson.loads(memoryview(chat.body["messages"]))
+    return chat._replace(call_refs=None)
+
+
+def encode_body(body: dict) -> bytes:
+    """The body as JSON; messages still raw are written as they came."""
+    return msgspec.json.encode(body)

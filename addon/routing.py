@@ -17,7 +17,7 @@ import orjson
 from mitmproxy import ctx, exceptions, http
 
 from . import errors, opencode_config, request_fields, resolution, thought_signatures, tool_schema, upstream_key
-from .chat_request import ClientError, parse_chat_request, rename_model
+from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
 from .config_watch import ConfigWatch
 from .option_help import one_paragraph
 
@@ -176,15 +176,13 @@ class Routing:
                     t_request=time.time(), repairs=[], fallbacks=list(target.fallbacks),
                     context_window=target.context_window,
                     price_in=target.input_cost_per_token, price_out=target.output_cost_per_token)
-        fields = len(chat.body)
-        meta["repairs"] = self.rewrite_body(chat.body, target)
-        only_renamed = not meta["repairs"] and len(chat.body) == fields  # every repair notes what it changed
-        spliced = rename_model(flow.request.raw_content, chat.model, target.upstream_model) if only_renamed else None
-        flow.request.content = spliced if spliced is not None else orjson.dumps(chat.body)
+        meta["repairs"] = self.rewrite_body(chat, target)
+        flow.request.content = encode_body(chat.body)
         self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
 
-    def rewrite_body(self, body: dict, target: resolution.Target) -> list[str]:
+    def rewrite_body(self, chat: ChatRequest, target: resolution.Target) -> list[str]:
+        body = chat.body
         body["model"] = target.upstream_model
         repairs: list[str] = []
         if self.default_temperature is not None and "temperature" not in body:
@@ -198,8 +196,9 @@ class Routing:
             repairs += request_fields.repair_fields(body, target.upstream_model)
         if ctx.options.translate_repair_schemas:
             repairs += tool_schema.clean_tools(body)
-        if ctx.options.translate_repair_signatures:
-            repairs += thought_signatures.restore_request(body, target.upstream_model)
+        if ctx.options.translate_repair_signatures and thought_signatures.may_restore(chat.call_refs,
+                                                                                     target.upstream_model):
+            repairs += thought_signatures.restore_request(load_messages(chat).body, target.upstream_model)
         return repairs
 
     def passthrough(self, flow: http.HTTPFlow, path: str) -> None:

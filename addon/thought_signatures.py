@@ -12,9 +12,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["BYPASS", "SEPARATOR", "needs_signatures", "pack_tool_calls", "restore_request", "split_id"]
+__all__ = ["BYPASS", "SEPARATOR", "may_restore", "needs_signatures", "pack_tool_calls", "restore_request", "split_id"]
 
 SEPARATOR = "__thought__"
+SEPARATOR_BYTES = SEPARATOR.encode()
 # Google's documented placeholder for function calls whose signature is unknown (history from another
 # model); see https://ai.google.dev/gemini-api/docs/thought-signatures (FAQ). Degrades quality, so it is
 # only used where Gemini would otherwise reject the request.
@@ -69,6 +70,17 @@ def pack_tool_calls(tool_calls: list[dict[str, Any]]) -> list[str]:
             call["id"] = call_id + SEPARATOR + signature
             notes.append(f"packed thought signature into id of call {call_id}")
     return notes
+
+
+def may_restore(call_refs: bytes | None, upstream_model: str) -> bool:
+    """Could restore_request change anything? `call_refs` holds the raw tool_calls / tool_call_id values of a
+    request whose messages are not decoded yet (None: decoded, so look). Without a packed id (or an escape
+    that could spell one) there is nothing to unpack, and only models that need signatures get the bypass."""
+    if call_refs is None:
+        return True
+    if not call_refs:
+        return False
+    return needs_signatures(upstream_model) or SEPARATOR_BYTES in call_refs or b"\\u" in call_refs
 
 
 def restore_request(body: dict[str, Any], upstream_model: str) -> list[str]:

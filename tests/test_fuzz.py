@@ -8,7 +8,7 @@ import json
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from addon.chat_request import ClientError, parse_chat_request
+from addon.chat_request import ClientError, load_messages, parse_chat_request
 from addon.stream_rewrite import StreamOptions, StreamRewriter
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -31,7 +31,7 @@ def validate(content: bytes) -> None:
     except ClientError as e:
         assert 400 <= e.status < 500 and str(e)
     else:
-        assert isinstance(request.model, str) and isinstance(request.body["messages"], list)
+        assert isinstance(request.model, str) and isinstance(load_messages(request).body["messages"], list)
 
 
 @FUZZ

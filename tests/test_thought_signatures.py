@@ -8,6 +8,7 @@ import pytest
 from addon.thought_signatures import (
     BYPASS,
     SEPARATOR,
+    may_restore,
     needs_signatures,
     pack_tool_calls,
     restore_request,
@@ -155,3 +156,15 @@ def test_odd_extra_content_is_left_alone_but_id_restored() -> None:
 @pytest.mark.parametrize("tool_calls", [None, "x", [None, 1, {"id": None}, {"extra_content": None}]])
 def test_pack_odd_shapes(tool_calls: Any) -> None:
     assert pack_tool_calls(tool_calls) == []
+
+
+@pytest.mark.parametrize("refs, model, expected", [
+    (None, "gemini-2.5-flash", True),  # messages already decoded: restore_request looks for itself
+    (b"", "gemini-3-pro-preview", False),  # no tool calls at all
+    (b'"call_1"', "gemini-2.5-flash", False),  # plain ids, a model that takes no signatures
+    (b'"call_1"', "gemini-3-pro-preview", True),  # the bypass may be needed
+    (b'[{"id": "call_1__thought__c2ln"}]\n"call_1"', "gemini-2.5-flash", True),
+    (b'"call_1\\u005f_thought__c2ln"', "gemini-2.5-flash", True),  # an escape could spell the separator
+])
+def test_may_restore_only_when_something_could_change(refs, model, expected):
+    assert may_restore(refs, model) is expected

@@ -70,16 +70,17 @@ def _rewriter(tool_calls: bool) -> Callable[[], Any]:
 
 def _request_rewrite(body: bytes) -> Callable[[], Any]:
     from addon import request_fields, thought_signatures, tool_schema
-    from addon.chat_request import parse_chat_request
+    from addon.chat_request import encode_body, load_messages, parse_chat_request
     request_fields.repair_fields({}, "gemini-2.5-flash")  # litellm's tables load on first use
 
-    def run() -> bytes:
+    def run() -> bytes:  # what routing.Routing.chat does to a Gemini request
         chat = parse_chat_request(body, 64 << 20)
         chat.body["model"] = "gemini-2.5-flash"
         request_fields.repair_fields(chat.body, "gemini-2.5-flash")
         tool_schema.clean_tools(chat.body)
-        thought_signatures.restore_request(chat.body, "gemini-2.5-flash")
-        return orjson.dumps(chat.body)
+        if thought_signatures.may_restore(chat.call_refs, "gemini-2.5-flash"):
+            thought_signatures.restore_request(load_messages(chat).body, "gemini-2.5-flash")
+        return encode_body(chat.body)
     return run
 
 
