@@ -60,6 +60,25 @@ def clean_tools(body: dict) -> list[str]:
     tools = body.get("tools")
     if not isinstance(tools, list):
         return []
+    try:
+        encoded = orjson.dumps(tools)
+    except (TypeError, orjson.JSONEncodeError):
+        return _clean_tool_list(tools)
+    cleaned, notes = _clean_encoded_tools(encoded)
+    body["tools"] = orjson.loads(cleaned)
+    return list(notes)
+
+
+@functools.lru_cache(maxsize=64)
+def _clean_encoded_tools(encoded: bytes) -> tuple[bytes, tuple[str, ...]]:
+    """A client sends the same tool list with every request of a session (opencode: ten tools, each turn),
+    and cleaning it takes a few hundred µs: the result is kept per tool list."""
+    tools = orjson.loads(encoded)
+    notes = _clean_tool_list(tools)
+    return orjson.dumps(tools), tuple(notes)
+
+
+def _clean_tool_list(tools: list) -> list[str]:
     notes = []
     for i, tool in enumerate(tools):
         function = tool.get("function") if isinstance(tool, dict) else None

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from addon import tool_schema
 from addon.tool_schema import accepted_fields, clean_schema, clean_tools
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
@@ -364,3 +365,17 @@ def test_any_input_gives_a_gemini_schema_or_a_value_error(schema: dict) -> None:
     assert json.dumps(schema, sort_keys=True) == original
     assert_gemini_schema(cleaned)
     assert clean_schema(cleaned) == (cleaned, [])
+
+
+def test_a_tool_list_sent_again_is_cleaned_from_the_cache_into_fresh_objects():
+    tools = [{"type": "function", "function": {"name": "read", "parameters": {
+        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+        "properties": {"filePath": {"type": "string"}}, "additionalProperties": False}}}]
+    first, second = {"tools": copy.deepcopy(tools)}, {"tools": copy.deepcopy(tools)}
+    hits = tool_schema._clean_encoded_tools.cache_info().hits
+    notes = tool_schema.clean_tools(first)
+    assert tool_schema.clean_tools(second) == notes and notes
+    assert tool_schema._clean_encoded_tools.cache_info().hits == hits + 1
+    assert first == second and "$schema" not in second["tools"][0]["function"]["parameters"]
+    first["tools"][0]["function"]["name"] = "changed"  # one request's objects are its own
+    assert second["tools"][0]["function"]["name"] == "read"
