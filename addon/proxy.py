@@ -11,8 +11,9 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing 
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon import chatview, error_pages  # noqa: E402
+from addon import chatview, error_pages, hook_dispatch  # noqa: E402
 from addon.fallbacks import Fallbacks  # noqa: E402
+from addon.hook_dispatch import HandlerCache  # noqa: E402
 from addon.log_broadcast import LegacyLogBroadcast  # noqa: E402
 from addon.memory import MemoryGuard  # noqa: E402
 from addon.report import Report  # noqa: E402
@@ -26,9 +27,10 @@ from addon.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
     logging.getLogger(name).setLevel(logging.WARNING)
 error_pages.install()
+hook_dispatch.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
 addons = [GracefulShutdown(), Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report(), FlowRetention(),
-          LegacyLogBroadcast(), MemoryGuard()]  # last: its start-up freeze comes after routing has imported litellm
+          LegacyLogBroadcast(), HandlerCache(), MemoryGuard()]  # last: its start-up freeze comes after routing has imported litellm

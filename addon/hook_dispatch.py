@@ -1,0 +1,106 @@
+"""mitmproxy's events go straight to the addons that handle them, instead of past every loaded addon.
+
+For each event mitmproxy walks its whole addon chain (about fifty addons in mitmdump, seventy with the script's):
+per addon a context manager, a coroutine and a walk of its children, whether or not the addon has a handler.
+Each request brings a dozen events, each sent twice (the event, then mitmweb's "update"), so this walk was most
+of the ~1.4 ms of CPU a request costs bare mitmdump here, far more than the proxy's own work. It also set the
+pace at which the benchmark's 100 concurrent streams could start, which is what their chunk delay p99 waits on.
+
+`install()` replaces `AddonManager.trigger_event` with one that keeps, per event name, the handlers of each
+top-level addon in chain order, and otherwise does what mitmproxy's does: one `safecall` per top-level addon
+(an exception is logged and ends that addon's handlers for this event), `AddonHalt` stops the event, awaitables
+are awaited. The lists are dropped whenever the set of addons can change: in `register`, `remove` and `clear`, and
+(the `HandlerCache` addon) on every options change, where ScriptLoader reorders scripts. Every change to the
+chain happens synchronously inside one of those, and the lists are rebuilt only at the next event, so a stale
+list is never used. Benchmark: plain requests/s +35%, streams' chunk delay
+p99 at 100 streams from +28 to +17 ms (`./mitm_run.sh bench`).
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+from mitmproxy import ctx, exceptions, hooks
+from mitmproxy.addonmanager import AddonManager, safecall
+
+CACHE = "_translate_handlers"  # per AddonManager: event name -> [[handler, ...] per top-level addon]
+_original: dict[str, Callable] = {}
+
+
+def handlers(manager: AddonManager, event: hooks.Hook) -> list[list[Callable]]:
+    """The event's handlers, grouped by top-level addon in chain order; addons without one are left out."""
+    cache = manager.__dict__.setdefault(CACHE, {})
+    found = cache.get(event.name)
+    if found is None:
+        found = []
+        for addon in manager.chain:
+            group = [func for _, func in manager._iter_hooks(addon, event)]
+            if group:
+                found.append(group)
+        cache[event.name] = found
+    return found
+
+
+async def trigger_event(self: AddonManager, event: hooks.Hook) -> None:
+    try:
+        groups = handlers(self, event)
+    except exceptions.AddonManagerError:  # a hook attribute that is not callable: mitmproxy's way logs it
+        return await _original["trigger_event"](self, event)
+    args = event.args()
+    for group in groups:
+        try:
+            with safecall():
+                for func in group:
+                    result = func(*args)
+                    if result is not None and inspect.isawaitable(result):
+                        await result
+        except exceptions.AddonHalt:
+            return
+
+
+def forget(manager: AddonManager) -> None:
+    manager.__dict__.pop(CACHE, None)
+
+
+def _forgetting(name: str) -> Callable:
+    original = _original[name]
+
+    @functools.wraps(original)
+    def method(self: AddonManager, *args: Any, **kwargs: Any) -> Any:
+        forget(self)
+        try:
+            return original(self, *args, **kwargs)
+        finally:
+            forget(self)
+
+    return method
+
+
+CHANGES = ("register", "remove", "clear")
+
+
+def install() -> None:
+    """Patch AddonManager once (the entry script calls this at import, like error_pages.install())."""
+    if _original:
+        return
+    _original["trigger_event"] = AddonManager.trigger_event
+    for name in CHANGES:
+        _original[name] = getattr(AddonManager, name)
+    AddonManager.trigger_event = trigger_event
+    for name in CHANGES:
+        setattr(AddonManager, name, _forgetting(name))
+
+
+def uninstall() -> None:
+    for name, original in _original.items():
+        setattr(AddonManager, name, original)
+    _original.clear()
+
+
+class HandlerCache:
+    def configure(self, updated: set[str]) -> None:
+        # mitmproxy connected its own options handler before this script loaded, so it cannot be wrapped.
+        forget(ctx.master.addons)
