@@ -7,6 +7,7 @@ decided is recorded in `flow.metadata["llm"]`, which mitmweb and saved flows kee
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 import os
@@ -15,6 +16,7 @@ import weakref
 
 import orjson
 from mitmproxy import ctx, exceptions, http
+from mitmproxy.net.http import url
 
 from . import errors, opencode_config, request_fields, resolution, thought_signatures, tool_schema, upstream_key
 from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
@@ -29,6 +31,12 @@ MODEL_PATHS = ("/models", "/v1/models")
 DROPPED_HEADERS = frozenset((b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key", b"x-forwarded-host",
                              b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-original-url",
                              b"x-rewrite-url", b"proxy-authorization"))
+
+
+@functools.lru_cache(maxsize=256)
+def parsed_url(address: str) -> tuple[bytes, bytes, int, bytes]:
+    """What setting request.url would set; parsed once per upstream URL (the host check is IDNA work)."""
+    return url.parse(address)
 
 
 def json_response(flow: http.HTTPFlow, status: int, body: bytes) -> None:
@@ -211,7 +219,8 @@ class Routing:
 
     @staticmethod
     def point_at(flow: http.HTTPFlow, api_base: str, rest: str, key: str | None, headers: dict[str, str]) -> None:
-        flow.request.url = api_base.rstrip("/") + "/" + rest
+        flow.request.scheme, flow.request.host, flow.request.port, flow.request.path = parsed_url(
+            api_base.rstrip("/") + "/" + rest)
         # One pass over the fields: popping each dropped name would scan them all a dozen times per request.
         kept = [(name, value) for name, value in flow.request.headers.fields if name.lower() not in DROPPED_HEADERS]
         flow.request.headers = http.Headers(kept)

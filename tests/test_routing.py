@@ -100,3 +100,14 @@ def test_options_survive_a_script_reload(addon_ctx):
     Routing().load(Loader(tctx.master))  # the declarations a reloaded script makes
     assert tctx.options.translate_repair_schemas is False
     assert tctx.options.translate_max_body == 1234 and tctx.options.translate_default_temperature == "0.5"
+
+
+@pytest.mark.parametrize("address", ["https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
+                                     "http://127.0.0.1:8080/v1/embeddings?x=1", "https://[::1]/v1/chat/completions"])
+def test_parsed_url_is_what_the_url_setter_would_set(address):
+    expected, flow = tflow.tflow(), tflow.tflow()
+    expected.request.url = address
+    flow.request.scheme, flow.request.host, flow.request.port, flow.request.path = routing.parsed_url(address)
+    assert (flow.request.scheme, flow.request.host, flow.request.port, flow.request.path) == (
+        expected.request.scheme, expected.request.host, expected.request.port, expected.request.path)
+    assert flow.request.headers == expected.request.headers
