@@ -84,8 +84,8 @@ CHANGES = ("register", "remove", "clear")
 
 def install() -> None:
     """Patch AddonManager once (the entry script calls this at import, like error_pages.install())."""
-    if _original:
-        return
+    if _original or not all(hasattr(AddonManager, name) for name in ("_iter_hooks", "trigger_event", *CHANGES)):
+        return  # installed already, or a mitmproxy whose AddonManager is built otherwise: leave it alone
     _original["trigger_event"] = AddonManager.trigger_event
     for name in CHANGES:
         _original[name] = getattr(AddonManager, name)

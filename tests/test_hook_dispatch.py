@@ -158,3 +158,15 @@ def test_a_hook_that_is_not_callable_is_reported_as_mitmproxy_does(installed, ca
         assert any("not callable" in r.getMessage() for r in caplog.records)
 
     run(go())
+
+
+def test_a_mitmproxy_without_the_expected_shape_is_left_alone(monkeypatch):
+    was_installed = bool(hook_dispatch._original)
+    hook_dispatch.uninstall()
+    original = hook_dispatch.AddonManager.trigger_event
+    monkeypatch.delattr(hook_dispatch.AddonManager, "_iter_hooks")
+    hook_dispatch.install()
+    assert hook_dispatch.AddonManager.trigger_event is original and not hook_dispatch._original
+    monkeypatch.undo()
+    if was_installed:
+        hook_dispatch.install()
