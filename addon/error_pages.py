@@ -41,11 +41,18 @@ def page(status: int, message: str, code: str) -> http.Response:
     return errors.error_response(message, status, code, {"Server": MITMPROXY})
 
 
+def whole_response(response: http.Response) -> http.Response:
+    """A copy of `response` to send in one piece: its length instead of chunks (a streamed flow stored what it
+    sent)."""
+    whole = response.copy()
+    whole.headers.pop("transfer-encoding", None)
+    whole.headers["content-length"] = str(len(whole.raw_content or b""))
+    return whole
+
+
 def assemble_whole(response: http.Response) -> bytes:
     """A response as one piece of bytes with its length, for a connection mitmproxy closes right after."""
-    response = response.copy()
-    response.headers.pop("transfer-encoding", None)
-    response.headers["content-length"] = str(len(response.raw_content or b""))
+    response = whole_response(response)
     response.headers["connection"] = "close"
     return http1.assemble_response(response)
 

@@ -77,17 +77,9 @@ def make_attempt(flow: http.HTTPFlow, original: http.Request, model: str, n: int
     return attempt
 
 
-def whole_response(response: http.Response) -> http.Response:
-    """A copy of an attempt's answer to send in one piece (a streamed attempt stored what it rewrote)."""
-    whole = response.copy()
-    whole.headers.pop("transfer-encoding", None)
-    whole.headers["content-length"] = str(len(whole.raw_content or b""))
-    return whole
-
-
 def take_answer(flow: http.HTTPFlow, meta: dict, model: str, attempt: http.HTTPFlow) -> None:
     """The attempt's answer becomes the client's flow's response, with what the attempt found out."""
-    flow.response = whole_response(attempt.response)
+    flow.response = error_pages.whole_response(attempt.response)
     found = attempt.metadata["llm"]
     meta.update({key: found[key] for key in RESULT_KEYS if key in found})
     meta["error"] = found.get("error")

@@ -78,7 +78,7 @@ def test_an_attempt_is_a_new_flow_that_answers_as_the_client_asked():
 def test_whole_response_has_a_length_instead_of_chunks():
     streamed = http.Response.make(200, b"data: {}\n\ndata: [DONE]\n\n",
                                   {"content-type": "text/event-stream", "transfer-encoding": "chunked"})
-    whole = fallbacks.whole_response(streamed)
+    whole = error_pages.whole_response(streamed)
     assert "transfer-encoding" not in whole.headers and whole.headers["content-length"] == "24"
     assert whole.content == streamed.content and "transfer-encoding" in streamed.headers
 
