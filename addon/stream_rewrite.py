@@ -43,6 +43,7 @@ class CappedBuffer:
 class StreamRewriter:
     def __init__(self, options: StreamOptions, t_start: float | None = None) -> None:
         self.options = options
+        self.client_model_field = b'"model":' + orjson.dumps(options.client_model)  # what rename() writes
         self.decoder = SSEDecoder()
         self.fixer = ToolCallFixer() if options.repair_tool_calls else None
         self.answer = Answer()
@@ -108,7 +109,7 @@ class StreamRewriter:
         the chunk encoded anew."""
         token = b'"model":' + orjson.dumps(upstream_model)
         if raw.count(b'"model"') == 1 and token in raw:
-            return raw.replace(token, b'"model":' + orjson.dumps(self.options.client_model))
+            return raw.replace(token, self.client_model_field)
         return encode_event(orjson.dumps(chunk))
 
     def repair(self, chunk: dict) -> bool:
