@@ -47,3 +47,18 @@ def test_micro_benchmarks_run() -> None:
                           check=False, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "skipped" not in done.stdout, done.stdout
+
+
+def test_a_litellm_proxy_that_cannot_be_installed_is_reported_and_the_run_goes_on(tmp_path, monkeypatch):
+    from tests.bench import litellm_proxy, run
+
+    monkeypatch.setattr(litellm_proxy, "ensure_installed",
+                        lambda log: (None, "cannot create the LiteLLM environment: uv not found"))
+    printed: list[str] = []
+    out = tmp_path / "bench.json"
+    code = run.main(["--quick", "--only", "direct", "--only", "litellm_proxy", "--json", str(out)], printed.append)
+    assert code == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert rows["litellm_proxy"] == {"ok": False, "error": "cannot create the LiteLLM environment: uv not found"}
+    assert rows["direct"]["ok"] and rows["direct"]["plain_c1"]["rps"] > 0
+    assert any("uv not found" in line for line in printed), printed  # the run says why the row is empty
