@@ -3,7 +3,8 @@
 #
 #   ./mitm_run.sh [ARGS...]        mitmdump in reverse-proxy mode with the addon (ARGS go to mitmdump)
 #   ./mitm_run.sh web [ARGS...]    the same under mitmweb
-#   ./mitm_run.sh test [ARGS...]   the whole test suite (ARGS go to pytest)
+#   ./mitm_run.sh test [ARGS...]   the checks, then the whole test suite (ARGS go to pytest)
+#   ./mitm_run.sh check            lint (ruff), format check, types (mypy), import layering (import-linter)
 #   ./mitm_run.sh bench [ARGS...]  the side-by-side benchmark (ARGS go to the benchmark)
 #
 # The first run creates .venv from the lockfile (uv.lock) with uv, installing uv itself if it is missing.
@@ -71,10 +72,39 @@ set_proxy_args() {
         -s "$ROOT/addon/proxy.py")
 }
 
+# Debian packages some end-to-end tests need: headless Chromium (mitmweb, the session page) and nginx (replicas).
+test_packages() {
+    local missing=()
+    command -v chromium >/dev/null || missing+=(chromium)
+    command -v nginx >/dev/null || missing+=(nginx-light)
+    [ ${#missing[@]} -eq 0 ] && return
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        log "installing ${missing[*]} with apt-get, once, for the browser and load-balancer tests"
+        if (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null); then
+            return
+        fi
+        log "apt-get could not install ${missing[*]}"
+    fi
+    log "the browser and load-balancer tests need Debian's ${missing[*]}: run 'sudo apt-get install ${missing[*]}'; those tests fail without them"
+}
+
+run_checks() {
+    cd "$ROOT"
+    log "checks: ruff, ruff format, mypy, import-linter"
+    "$VENV/bin/ruff" check --quiet addon tests
+    "$VENV/bin/ruff" format --check --quiet addon tests
+    "$VENV/bin/lint-imports" --no-cache >/dev/null || "$VENV/bin/lint-imports" --no-cache
+}
+
 command="${1:-}"
 case "$command" in
+    check)
+        shift; setup
+        run_checks ;;
     test)
         shift; setup
+        run_checks
+        test_packages
         cd "$ROOT" && exec "$VENV/bin/python" -m pytest "$@" ;;
     bench)
         shift; setup

@@ -11,17 +11,18 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing 
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon import chatview, error_pages, hook_dispatch  # noqa: E402
-from addon.fallbacks import Fallbacks  # noqa: E402
-from addon.hook_dispatch import HandlerCache  # noqa: E402
-from addon.log_broadcast import LegacyLogBroadcast  # noqa: E402
-from addon.memory import MemoryGuard  # noqa: E402
-from addon.report import Report  # noqa: E402
-from addon.responses import Responses  # noqa: E402
-from addon.retention import FlowRetention  # noqa: E402
-from addon.routing import Routing  # noqa: E402
-from addon.shutdown import GracefulShutdown  # noqa: E402
-from addon.upstream_timeouts import UpstreamTimeouts  # noqa: E402
+from addon.inspection import chatview  # noqa: E402
+from addon.inspection.report import Report  # noqa: E402
+from addon.request.routing import Routing  # noqa: E402
+from addon.response.fallbacks import Fallbacks  # noqa: E402
+from addon.response.responses import Responses  # noqa: E402
+from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
+from addon.runtime import error_pages, hook_dispatch  # noqa: E402
+from addon.runtime.hook_dispatch import HandlerCache  # noqa: E402
+from addon.runtime.log_broadcast import LegacyLogBroadcast  # noqa: E402
+from addon.runtime.memory import MemoryGuard  # noqa: E402
+from addon.runtime.retention import FlowRetention  # noqa: E402
+from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 
 # litellm is a library of facts here (providers, prices); its debug chatter would bury the proxy's log.
 for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
@@ -32,5 +33,15 @@ contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
-addons = [GracefulShutdown(), Routing(), UpstreamTimeouts(), Fallbacks(), Responses(), Report(), FlowRetention(),
-          LegacyLogBroadcast(), HandlerCache(), MemoryGuard()]  # last: its start-up freeze comes after routing has imported litellm
+addons = [
+    GracefulShutdown(),
+    Routing(),
+    UpstreamTimeouts(),
+    Fallbacks(),
+    Responses(),
+    Report(),
+    FlowRetention(),
+    LegacyLogBroadcast(),
+    HandlerCache(),
+    MemoryGuard(),
+]  # last: its start-up freeze comes after routing has imported litellm

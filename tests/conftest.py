@@ -34,8 +34,17 @@ from tests.fake_gemini import FakeGemini  # noqa: E402
 RUN_SH = ROOT / "mitm_run.sh"
 ALIASES = {"local-model": "gemini-2.5-flash", "local-3": "gemini-3-pro-preview"}
 # Variables of mitm_run.sh's contract: a developer's own values must not leak into the tests.
-CONTRACT_ENV = ("OPENCODE_CONFIG", "PROXY_HOST", "PROXY_PORT", "GEMINI_API_BASE", "GEMINI_API_KEY",
-                "GEMINI_MODEL", "PROXY_API_KEY", "WEB_HOST", "WEB_PORT")
+CONTRACT_ENV = (
+    "OPENCODE_CONFIG",
+    "PROXY_HOST",
+    "PROXY_PORT",
+    "GEMINI_API_BASE",
+    "GEMINI_API_KEY",
+    "GEMINI_MODEL",
+    "PROXY_API_KEY",
+    "WEB_HOST",
+    "WEB_PORT",
+)
 # Loopback traffic must never go through a proxy a developer's environment names.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -52,21 +61,27 @@ def opencode_config(port: int, aliases: dict[str, str] = ALIASES) -> dict[str, A
     return {
         "$schema": "https://opencode.ai/config.json",
         "model": "local/local-model",
-        "provider": {"local": {
-            "npm": "@ai-sdk/openai-compatible",
-            "name": "Local proxy",
-            "options": {"baseURL": f"http://127.0.0.1:{port}/v1", "apiKey": "anything",
-                        "proxy": {"models": dict(aliases)}},
-            "models": {name: {"name": name} for name in aliases},
-        }},
+        "provider": {
+            "local": {
+                "npm": "@ai-sdk/openai-compatible",
+                "name": "Local proxy",
+                "options": {
+                    "baseURL": f"http://127.0.0.1:{port}/v1",
+                    "apiKey": "anything",
+                    "proxy": {"models": dict(aliases)},
+                },
+                "models": {name: {"name": name} for name in aliases},
+            }
+        },
     }
 
 
 class ProxyProcess:
     """A running `mitm_run.sh` (mitmdump, or mitmweb with web=True) and its combined stdout/stderr log."""
 
-    def __init__(self, process: subprocess.Popen[bytes], port: int, log_path: Path, config_path: Path,
-                 web_port: int | None) -> None:
+    def __init__(
+        self, process: subprocess.Popen[bytes], port: int, log_path: Path, config_path: Path, web_port: int | None
+    ) -> None:
         self.process, self.port, self.log_path = process, port, log_path
         self.config_path, self.web_port = config_path, web_port
 
@@ -107,9 +122,16 @@ class ProxyProcess:
         return self.process.returncode
 
 
-def start_proxy(fake: FakeGemini, workdir: Path, *args: str, web: bool = False, port: int | None = None,
-                config: dict[str, Any] | str | None = None, env: dict[str, str] | None = None,
-                timeout: float = 60.0) -> ProxyProcess:
+def start_proxy(
+    fake: FakeGemini,
+    workdir: Path,
+    *args: str,
+    web: bool = False,
+    port: int | None = None,
+    config: dict[str, Any] | str | None = None,
+    env: dict[str, str] | None = None,
+    timeout: float = 60.0,
+) -> ProxyProcess:
     """Run mitm_run.sh (ARGS go to mitmdump/mitmweb) against the fake; return once GET /health answers 200.
 
     config: the opencode.json contents (a dict, or text for JSONC); default opencode_config(port).
@@ -121,16 +143,28 @@ def start_proxy(fake: FakeGemini, workdir: Path, *args: str, web: bool = False, 
     config = opencode_config(port) if config is None else config
     config_path.write_text(config if isinstance(config, str) else json.dumps(config, indent=2))
     run_env = {k: v for k, v in os.environ.items() if k not in CONTRACT_ENV}
-    run_env.update(PROXY_HOST="127.0.0.1", PROXY_PORT=str(port), GEMINI_API_BASE=fake.base_url,
-                   GEMINI_API_KEY=fake.key, OPENCODE_CONFIG=str(config_path))
+    run_env.update(
+        PROXY_HOST="127.0.0.1",
+        PROXY_PORT=str(port),
+        GEMINI_API_BASE=fake.base_url,
+        GEMINI_API_KEY=fake.key,
+        OPENCODE_CONFIG=str(config_path),
+    )
     if web_port:
         run_env.update(WEB_HOST="127.0.0.1", WEB_PORT=str(web_port))
     run_env.update(env or {})
     log_path = workdir / f"proxy-{port}.log"
     command = [str(RUN_SH), *(["web"] if web else []), *args]
     with log_path.open("wb") as log:
-        process = subprocess.Popen(command, cwd=ROOT, env=run_env, stdin=subprocess.DEVNULL, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=run_env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     proxy = ProxyProcess(process, port, log_path, config_path, web_port)
     try:
         _wait_until_ready(proxy, timeout)
@@ -144,13 +178,16 @@ def _wait_until_ready(proxy: ProxyProcess, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if not proxy.alive():
-            raise RuntimeError(f"The proxy exited with code {proxy.process.returncode} before answering "
-                               f"GET /health. Log tail:\n{proxy.log_text()[-4000:]}")
+            raise RuntimeError(
+                f"The proxy exited with code {proxy.process.returncode} before answering "
+                f"GET /health. Log tail:\n{proxy.log_text()[-4000:]}"
+            )
         if _health_ok(proxy.root_url) and (proxy.web_port is None or _listening(proxy.web_port)):
             return
         time.sleep(0.1)
-    raise RuntimeError(f"The proxy did not answer GET /health with 200 within {timeout} s. "
-                       f"Log tail:\n{proxy.log_text()[-4000:]}")
+    raise RuntimeError(
+        f"The proxy did not answer GET /health with 200 within {timeout} s. Log tail:\n{proxy.log_text()[-4000:]}"
+    )
 
 
 def _health_ok(root_url: str) -> bool:
@@ -220,8 +257,9 @@ def reloaded(proxy: ProxyProcess) -> bool:
     return proxy.log_text().count("Loading script") > 1
 
 
-def proxies_by_repairs(fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory,
-                       *args: str) -> Iterator[Callable[..., ProxyProcess]]:
+def proxies_by_repairs(
+    fake: FakeGemini, tmp_path_factory: pytest.TempPathFactory, *args: str
+) -> Iterator[Callable[..., ProxyProcess]]:
     """For a module-scoped fixture: get(*names) is a proxy with those repairs off (none: all on), started once per
     set of names with these extra mitmdump args, restarted if it died or reloaded its script; all stopped after."""
     started: dict[tuple[str, ...], ProxyProcess] = {}

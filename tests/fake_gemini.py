@@ -15,17 +15,35 @@ import json
 import threading
 import time
 from collections import Counter, deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
-from tests.fake_scripts import (DEFAULT_KEY, ERROR_MESSAGES, Answer, FakeError, Script, Signer, answer,
-                                check_request, completion, message_text, parse_script, stream_chunks)
+from tests.fake_scripts import (
+    DEFAULT_KEY,
+    ERROR_MESSAGES,
+    Answer,
+    FakeError,
+    Script,
+    Signer,
+    answer,
+    check_request,
+    completion,
+    message_text,
+    parse_script,
+    stream_chunks,
+)
 
 BASE_PATH = "/v1beta/openai/"
-MODELS = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-3-pro-preview", "gemini-3-flash-preview",
-          "gemini-embedding-001"]
+MODELS = [
+    "gemini-2.5-flash",
+    "gemini-2.5-pro",
+    "gemini-3-pro-preview",
+    "gemini-3-flash-preview",
+    "gemini-embedding-001",
+]
 
 
 def _dumps(data: Any) -> bytes:
@@ -33,8 +51,9 @@ def _dumps(data: Any) -> bytes:
 
 
 def error_response(error: FakeError) -> web.Response:
-    return web.Response(status=error.code, body=_dumps(error.body()), content_type="application/json",
-                        headers=error.headers)
+    return web.Response(
+        status=error.code, body=_dumps(error.body()), content_type="application/json", headers=error.headers
+    )
 
 
 class FakeState:
@@ -55,9 +74,18 @@ class FakeState:
             body = raw[:10_000].decode(errors="replace")
         with self._lock:
             self._seq += 1
-            self._requests.append({"seq": self._seq, "time": time.time(), "method": request.method,
-                                   "path": request.path, "query": request.query_string,
-                                   "headers": dict(request.headers), "body": body, "size": len(raw)})
+            self._requests.append(
+                {
+                    "seq": self._seq,
+                    "time": time.time(),
+                    "method": request.method,
+                    "path": request.path,
+                    "query": request.query_string,
+                    "headers": dict(request.headers),
+                    "body": body,
+                    "size": len(raw),
+                }
+            )
             return self._seq
 
     def event(self, kind: str, seq: int, text: str = "", **data: Any) -> None:
@@ -98,6 +126,7 @@ class Handlers:
 
     def recorded(self, handler: Handler, auth: bool = True) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
         """Record the request, check its key, and record a client that leaves before the answer is complete."""
+
         async def record(request: web.Request) -> web.StreamResponse:
             exchange = Exchange(request, self.state.record(request, await request.read()))
             header = request.headers.get("Authorization")
@@ -110,9 +139,14 @@ class Handlers:
                 return error_response(e)
             except (ConnectionResetError, asyncio.CancelledError):
                 where = "mid-stream" if exchange.prepared else "before the response"
-                self.state.event("disconnect", exchange.seq, f"client disconnected {where} at {time.time():.3f}",
-                                 chunks_sent=exchange.sent)
+                self.state.event(
+                    "disconnect",
+                    exchange.seq,
+                    f"client disconnected {where} at {time.time():.3f}",
+                    chunks_sent=exchange.sent,
+                )
                 raise
+
         return record
 
     async def chat(self, exchange: Exchange) -> web.StreamResponse:
@@ -135,15 +169,16 @@ class Handlers:
             return web.Response(body=data, content_type="application/json")
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         response.content_length = len(data)
-        await self._send(exchange, response, [data[:len(data) // 2]])
+        await self._send(exchange, response, [data[: len(data) // 2]])
         return await self._cut(exchange, response)
 
-    async def _stream(self, exchange: Exchange, body: dict[str, Any], script: Script, result: Answer
-                      ) -> web.StreamResponse:
+    async def _stream(
+        self, exchange: Exchange, body: dict[str, Any], script: Script, result: Answer
+    ) -> web.StreamResponse:
         chunks = stream_chunks(body, result, f"fake-{exchange.seq}")
         frames = [b"data: " + _dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
         if script.cut:  # all but the last chunk and [DONE]
-            frames = frames[:max(1, len(frames) - 2)]
+            frames = frames[: max(1, len(frames) - 2)]
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache"})
         await self._send(exchange, response, frames, script.chunks[1] / 1000 if script.chunks else 0.0, script.stall)
         if script.cut:
@@ -152,8 +187,14 @@ class Handlers:
         self.state.event("done", exchange.seq, "stream complete", chunks_sent=exchange.sent)
         return response
 
-    async def _send(self, exchange: Exchange, response: web.StreamResponse, parts: list[bytes], delay: float = 0.0,
-                    stall: float = 0.0) -> None:
+    async def _send(
+        self,
+        exchange: Exchange,
+        response: web.StreamResponse,
+        parts: list[bytes],
+        delay: float = 0.0,
+        stall: float = 0.0,
+    ) -> None:
         """Send the headers, then the parts `delay` seconds apart, with a pause of `stall` after the first."""
         await response.prepare(exchange.request)
         exchange.prepared = True
@@ -184,8 +225,9 @@ class Handlers:
         inputs = [body.get("input")] if isinstance(body.get("input"), str) else list(body.get("input") or [])
         data = [{"object": "embedding", "index": i, "embedding": _vector(str(text))} for i, text in enumerate(inputs)]
         tokens = sum(len(str(t)) // 4 + 1 for t in inputs)
-        return web.json_response({"object": "list", "data": data, "model": model,
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+        return web.json_response(
+            {"object": "list", "data": data, "model": model, "usage": {"prompt_tokens": tokens, "total_tokens": tokens}}
+        )
 
     async def not_found(self, exchange: Exchange) -> web.Response:
         raise FakeError(404, f"The fake Gemini has no {exchange.request.method} {exchange.request.path}.")
@@ -227,8 +269,15 @@ def make_app(state: FakeState) -> web.Application:
 class FakeGemini:
     """The fake upstream on 127.0.0.1, served from a background thread with its own event loop."""
 
-    def __init__(self, key: str = DEFAULT_KEY, *, host: str = "127.0.0.1", port: int = 0,
-                 signature_scope: str = "all", record_limit: int = 10_000) -> None:
+    def __init__(
+        self,
+        key: str = DEFAULT_KEY,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        signature_scope: str = "all",
+        record_limit: int = 10_000,
+    ) -> None:
         self.key, self.host, self.port = key, host, port
         self.state = FakeState(key, signature_scope, record_limit)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -279,8 +328,7 @@ class FakeGemini:
 
     def _serve(self, ready: threading.Event) -> None:
         self._loop = loop = asyncio.new_event_loop()
-        runner = web.AppRunner(make_app(self.state), handler_cancellation=True, access_log=None,
-                               shutdown_timeout=1.0)
+        runner = web.AppRunner(make_app(self.state), handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
         try:
             loop.run_until_complete(runner.setup())
             loop.run_until_complete(web.TCPSite(runner, self.host, self.port).start())

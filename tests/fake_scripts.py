@@ -24,24 +24,73 @@ from typing import Any
 
 DEFAULT_KEY = "test-gemini-key-1234567890"
 BYPASS_SIGNATURE = "skip_thought_signature_validator"
-ACCEPTED_FIELDS = frozenset({
-    "model", "messages", "stream", "stream_options", "temperature", "top_p", "n", "max_tokens",
-    "max_completion_tokens", "stop", "tools", "tool_choice", "response_format", "reasoning_effort", "seed",
-    "presence_penalty", "frequency_penalty", "logprobs", "top_logprobs", "extra_body", "modalities", "audio",
-})
+ACCEPTED_FIELDS = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "temperature",
+        "top_p",
+        "n",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "tools",
+        "tool_choice",
+        "response_format",
+        "reasoning_effort",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "extra_body",
+        "modalities",
+        "audio",
+    }
+)
 # The keys of Gemini's Schema message: anything else inside tool parameters is an unknown name.
-SCHEMA_FIELDS = frozenset({
-    "type", "format", "title", "description", "nullable", "enum", "items", "maxItems", "minItems", "properties",
-    "required", "minProperties", "maxProperties", "minLength", "maxLength", "pattern", "example", "anyOf",
-    "propertyOrdering", "minimum", "maximum",
-})
+SCHEMA_FIELDS = frozenset(
+    {
+        "type",
+        "format",
+        "title",
+        "description",
+        "nullable",
+        "enum",
+        "items",
+        "maxItems",
+        "minItems",
+        "properties",
+        "required",
+        "minProperties",
+        "maxProperties",
+        "minLength",
+        "maxLength",
+        "pattern",
+        "example",
+        "anyOf",
+        "propertyOrdering",
+        "minimum",
+        "maximum",
+    }
+)
 SCHEMA_TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object"})
-STATUS_NAMES = {400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED", 403: "PERMISSION_DENIED", 404: "NOT_FOUND",
-                429: "RESOURCE_EXHAUSTED", 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
+STATUS_NAMES = {
+    400: "INVALID_ARGUMENT",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "NOT_FOUND",
+    429: "RESOURCE_EXHAUSTED",
+    500: "INTERNAL",
+    503: "UNAVAILABLE",
+    504: "DEADLINE_EXCEEDED",
+}
 ERROR_MESSAGES = {
     429: "Resource has been exhausted (e.g. check quota).",
     500: "An internal error has occurred. Please retry or report in "
-         "https://developers.generativeai.google/guide/troubleshooting",
+    "https://developers.generativeai.google/guide/troubleshooting",
     503: "The model is overloaded. Please try again later.",
 }
 SIGNATURE_MISSING = (
@@ -62,9 +111,14 @@ class FakeError(Exception):
     def body(self) -> list[dict[str, Any]]:
         error = {"code": self.code, "message": self.message, "status": STATUS_NAMES.get(self.code, "UNKNOWN")}
         if self.code in (400, 401) and "API key" in self.message:
-            error["details"] = [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
-                                 "domain": "googleapis.com",
-                                 "metadata": {"service": "generativelanguage.googleapis.com"}}]
+            error["details"] = [
+                {
+                    "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                    "reason": "API_KEY_INVALID",
+                    "domain": "googleapis.com",
+                    "metadata": {"service": "generativelanguage.googleapis.com"},
+                }
+            ]
         return [{"error": error}]
 
 
@@ -117,8 +171,11 @@ class ToolCall:
     signature: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        call: dict[str, Any] = {"id": self.id, "type": "function",
-                                "function": {"name": self.name, "arguments": self.arguments}}
+        call: dict[str, Any] = {
+            "id": self.id,
+            "type": "function",
+            "function": {"name": self.name, "arguments": self.arguments},
+        }
         if self.signature:
             call["extra_content"] = {"google": {"thought_signature": self.signature}}
         return call
@@ -159,11 +216,13 @@ def _parse_tools(text: str) -> list[tuple[str, dict[str, Any]]]:
     tools, decoder = [], json.JSONDecoder()
     for m in re.finditer(r"\[tool:([\w.-]+)\s*", text):
         args: dict[str, Any] = {}
-        if text[m.end():m.end() + 1] == "{":
+        if text[m.end() : m.end() + 1] == "{":
             try:
                 args, _ = decoder.raw_decode(text, m.end())
             except ValueError as e:
-                raise FakeError(400, f"fake script: bad JSON arguments in {text[m.start():m.start() + 80]!r}: {e}")
+                raise FakeError(
+                    400, f"fake script: bad JSON arguments in {text[m.start() : m.start() + 80]!r}: {e}"
+                ) from e
         tools.append((m[1], args))
     return tools
 
@@ -184,9 +243,12 @@ def check_request(body: object, signer: Signer, signature_scope: str = "all") ->
             raise FakeError(400, f'Invalid JSON payload received. Unknown name "{name}": Cannot find field.')
     model = str(body.get("model", ""))
     if not model.removeprefix("models/").startswith("gemini-"):
-        raise FakeError(404, f"models/{model} is not found for API version v1main, or is not supported for "
-                             "generateContent. Call ListModels to see the list of available models and their "
-                             "supported methods.")
+        raise FakeError(
+            404,
+            f"models/{model} is not found for API version v1main, or is not supported for "
+            "generateContent. Call ListModels to see the list of available models and their "
+            "supported methods.",
+        )
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages or not all(isinstance(m, dict) for m in messages):
         raise FakeError(400, "* GenerateContentRequest.contents: contents is not specified\n")
@@ -203,12 +265,16 @@ def _check_schema(schema: object, path: str) -> None:
         raise FakeError(400, f"Invalid JSON payload received. Expected an object at '{path}'.")
     for key in schema:
         if key not in SCHEMA_FIELDS:
-            raise FakeError(400, f"Invalid JSON payload received. Unknown name \"{key}\" at '{path}': "
-                                 "Cannot find field.")
+            raise FakeError(
+                400, f"Invalid JSON payload received. Unknown name \"{key}\" at '{path}': Cannot find field."
+            )
     kind = schema.get("type")
     if kind is not None and (not isinstance(kind, str) or kind.lower() not in SCHEMA_TYPES):
-        raise FakeError(400, f"Invalid JSON payload received. Invalid value at '{path}.type' "
-                             f"(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), {json.dumps(kind)}")
+        raise FakeError(
+            400,
+            f"Invalid JSON payload received. Invalid value at '{path}.type' "
+            f"(type.googleapis.com/google.ai.generativelanguage.v1beta.Type), {json.dumps(kind)}",
+        )
     for n, sub in enumerate((schema.get("properties") or {}).values()):
         _check_schema(sub, f"{path}.properties[{n}].value")
     if "items" in schema:
@@ -234,16 +300,19 @@ def _check_history(messages: list[Any], model: str, signer: Signer, scope: str) 
                 raise FakeError(400, "Unable to submit request because Thought signature is not valid.")
         call_ids.update(str(c.get("id", "")) for c in calls)
         if message.get("role") == "tool" and str(message.get("tool_call_id", "")) not in call_ids:
-            raise FakeError(400, f"Invalid tool message at position {position}: tool_call_id "
-                                 f"{message.get('tool_call_id')!r} matches no tool call of an earlier assistant "
-                                 "message.")
+            raise FakeError(
+                400,
+                f"Invalid tool message at position {position}: tool_call_id "
+                f"{message.get('tool_call_id')!r} matches no tool call of an earlier assistant "
+                "message.",
+            )
 
 
 def answer(body: dict[str, Any], script: Script, signer: Signer) -> Answer:
     """The scripted answer to a checked request."""
     messages = body["messages"]
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
-    results = [message_text(m) for m in messages[last_user + 1:] if m.get("role") == "tool"]
+    results = [message_text(m) for m in messages[last_user + 1 :] if m.get("role") == "tool"]
     done = messages[-1].get("role") == "tool" and len(results) >= script.steps
     if script.tools and done:
         return Answer(_split("Tool said: " + " | ".join(results)), [])
@@ -253,13 +322,14 @@ def answer(body: dict[str, Any], script: Script, signer: Signer) -> Answer:
     if script.chunks:
         return Answer([f"chunk {i} " for i in range(script.chunks[0])], [])
     if script.big:
-        text = ("0123456789" * (script.big // 10 + 1))[:script.big]
-        return Answer([text[i:i + 1000] for i in range(0, len(text), 1000)], [])
+        text = ("0123456789" * (script.big // 10 + 1))[: script.big]
+        return Answer([text[i : i + 1000] for i in range(0, len(text), 1000)], [])
     return Answer(_split(f"Hello from fake Gemini. You said: {script.text[:500]}"), [])
 
 
-def _calls(wanted: list[tuple[str, dict[str, Any]]], messages: list[Any], body: dict[str, Any],
-           script: Script, signer: Signer) -> list[ToolCall]:
+def _calls(
+    wanted: list[tuple[str, dict[str, Any]]], messages: list[Any], body: dict[str, Any], script: Script, signer: Signer
+) -> list[ToolCall]:
     earlier = sum(len(m.get("tool_calls") or []) for m in messages if m.get("role") == "assistant")
     signed = str(body["model"]).removeprefix("models/").startswith("gemini-3")
     calls = []
@@ -271,7 +341,7 @@ def _calls(wanted: list[tuple[str, dict[str, Any]]], messages: list[Any], body: 
 
 
 def _split(text: str, size: int = 16) -> list[str]:
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 def usage(body: dict[str, Any], result: Answer) -> dict[str, int]:
@@ -286,14 +356,19 @@ def completion(body: dict[str, Any], result: Answer, response_id: str) -> dict[s
     if result.tool_calls:
         message["tool_calls"] = [c.to_json() for c in result.tool_calls]
     choice = {"index": 0, "message": message, "finish_reason": "tool_calls" if result.tool_calls else "stop"}
-    return {"id": response_id, "object": "chat.completion", "created": int(time.time()), "model": body["model"],
-            "choices": [choice], "usage": usage(body, result)}
+    return {
+        "id": response_id,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body["model"],
+        "choices": [choice],
+        "usage": usage(body, result),
+    }
 
 
 def stream_chunks(body: dict[str, Any], result: Answer, response_id: str) -> list[dict[str, Any]]:
     """Gemini's stream: role in every delta, each tool call whole and without index, finish_reason "stop"."""
-    base = {"id": response_id, "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": body["model"]}
+    base = {"id": response_id, "object": "chat.completion.chunk", "created": int(time.time()), "model": body["model"]}
     deltas: list[dict[str, Any]] = [{"role": "assistant", "content": p} for p in result.pieces if p]
     deltas += [{"role": "assistant", "tool_calls": [c.to_json()]} for c in result.tool_calls]
     deltas = deltas or [{"role": "assistant", "content": ""}]

@@ -34,9 +34,14 @@ PIN = "1.18.33"
 CACHE = ROOT / ".cache" / "opencode"
 INSTALL_TIMEOUT = 600.0
 # Set for every run: no self-update, no models.dev download, no downloads of LSP servers or default plugins.
-QUIET_ENV = {"OPENCODE_DISABLE_AUTOUPDATE": "1", "OPENCODE_DISABLE_MODELS_FETCH": "1",
-             "OPENCODE_DISABLE_LSP_DOWNLOAD": "1", "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
-             "OPENCODE_DISABLE_CLAUDE_CODE": "1", "OPENCODE_DISABLE_SHARE": "1"}
+QUIET_ENV = {
+    "OPENCODE_DISABLE_AUTOUPDATE": "1",
+    "OPENCODE_DISABLE_MODELS_FETCH": "1",
+    "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
+    "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
+    "OPENCODE_DISABLE_CLAUDE_CODE": "1",
+    "OPENCODE_DISABLE_SHARE": "1",
+}
 # A developer's own settings must not reach the run: opencode reads its config, data and cache from these.
 STRIPPED_PREFIXES = ("OPENCODE_", "XDG_")
 
@@ -54,24 +59,40 @@ def install(cache: Path = CACHE, pin: str = PIN) -> Path:
             return found
         npm = shutil.which("npm")
         if npm is None:
-            raise InstallError(f"npm is not on PATH: install Node.js (npm) so the tests can install "
-                               f"{PACKAGE}@{pin}, or install it yourself with "
-                               f"`npm install --prefix {cache} {PACKAGE}@{pin}`.")
-        command = [npm, "install", "--prefix", str(cache), "--no-audit", "--no-fund", "--loglevel=error",
-                   f"{PACKAGE}@{pin}"]
+            raise InstallError(
+                f"npm is not on PATH: install Node.js (npm) so the tests can install "
+                f"{PACKAGE}@{pin}, or install it yourself with "
+                f"`npm install --prefix {cache} {PACKAGE}@{pin}`."
+            )
+        command = [
+            npm,
+            "install",
+            "--prefix",
+            str(cache),
+            "--no-audit",
+            "--no-fund",
+            "--loglevel=error",
+            f"{PACKAGE}@{pin}",
+        ]
         try:
-            done = subprocess.run(command, check=False, capture_output=True, text=True,
-                                  timeout=INSTALL_TIMEOUT, stdin=subprocess.DEVNULL)
+            done = subprocess.run(
+                command, check=False, capture_output=True, text=True, timeout=INSTALL_TIMEOUT, stdin=subprocess.DEVNULL
+            )
         except subprocess.TimeoutExpired as e:
-            raise InstallError(f"`{' '.join(command)}` did not finish within {INSTALL_TIMEOUT:.0f} s; "
-                               "check that the npm registry is reachable.") from e
+            raise InstallError(
+                f"`{' '.join(command)}` did not finish within {INSTALL_TIMEOUT:.0f} s; "
+                "check that the npm registry is reachable."
+            ) from e
         if done.returncode != 0:
-            raise InstallError(f"`{' '.join(command)}` failed with exit code {done.returncode}:\n"
-                               f"{(done.stdout + done.stderr)[-3000:]}")
+            raise InstallError(
+                f"`{' '.join(command)}` failed with exit code {done.returncode}:\n{(done.stdout + done.stderr)[-3000:]}"
+            )
         found = _working_binary(cache, pin)
         if found is None:
-            raise InstallError(f"npm installed {PACKAGE}@{pin} into {cache}, but no opencode binary there "
-                               f"answers `--version` with {pin}. npm said:\n{(done.stdout + done.stderr)[-3000:]}")
+            raise InstallError(
+                f"npm installed {PACKAGE}@{pin} into {cache}, but no opencode binary there "
+                f"answers `--version` with {pin}. npm said:\n{(done.stdout + done.stderr)[-3000:]}"
+            )
         return found
 
 
@@ -94,8 +115,15 @@ def _working_binary(cache: Path, pin: str) -> Path | None:
 
 def version(binary: Path) -> str | None:
     try:
-        done = subprocess.run([str(binary), "--version"], check=False, capture_output=True, text=True,
-                              timeout=60, env={**os.environ, **QUIET_ENV}, stdin=subprocess.DEVNULL)
+        done = subprocess.run(
+            [str(binary), "--version"],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**os.environ, **QUIET_ENV},
+            stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None
@@ -107,8 +135,17 @@ def make_project(directory: Path, config: dict[str, Any], files: dict[str, str] 
     (directory / "opencode.json").write_text(json.dumps(config, indent=2))
     for name, text in (files or {}).items():
         (directory / name).write_text(text)
-    git = ["git", "-c", "user.name=opencode test", "-c", "user.email=test@example.invalid",
-           "-c", "commit.gpgsign=false", "-c", "init.defaultBranch=main"]
+    git = [
+        "git",
+        "-c",
+        "user.name=opencode test",
+        "-c",
+        "user.email=test@example.invalid",
+        "-c",
+        "commit.gpgsign=false",
+        "-c",
+        "init.defaultBranch=main",
+    ]
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "test project"]):
         subprocess.run([*git, *args], cwd=directory, check=True, capture_output=True, timeout=60)
     return directory
@@ -166,22 +203,45 @@ class OpencodeRun:
 
     def describe(self) -> str:
         """Everything needed to see why a run went wrong, for assertion messages."""
-        return (f"$ {' '.join(self.command)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
-                f"--- stdout (tail)\n{self.stdout[-6000:]}\n--- stderr (tail)\n{self.stderr[-3000:]}\n"
-                f"--- opencode log (tail)\n{self.log_tail()}")
+        return (
+            f"$ {' '.join(self.command)}\nexit {self.returncode} after {self.seconds:.1f} s\n"
+            f"--- stdout (tail)\n{self.stdout[-6000:]}\n--- stderr (tail)\n{self.stderr[-3000:]}\n"
+            f"--- opencode log (tail)\n{self.log_tail()}"
+        )
 
 
-def run(binary: Path, project: Path, prompt: str, model: str, home: Path, timeout: float = 120.0,
-        env: dict[str, str] | None = None) -> OpencodeRun:
+def run(
+    binary: Path,
+    project: Path,
+    prompt: str,
+    model: str,
+    home: Path,
+    timeout: float = 120.0,
+    env: dict[str, str] | None = None,
+) -> OpencodeRun:
     """`opencode run --format json -m MODEL --title test WORDS...` in `project`, HOME=`home` (created)."""
     home.mkdir(parents=True, exist_ok=True)
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_PREFIXES)}
-    run_env.update(QUIET_ENV, HOME=str(home), PWD=str(project), NO_PROXY="127.0.0.1,localhost",
-                   no_proxy="127.0.0.1,localhost", **(env or {}))
+    run_env.update(
+        QUIET_ENV,
+        HOME=str(home),
+        PWD=str(project),
+        NO_PROXY="127.0.0.1,localhost",
+        no_proxy="127.0.0.1,localhost",
+        **(env or {}),
+    )
     command = [str(binary), "run", "--format", "json", "-m", model, "--title", "test", *prompt.split()]
     started = time.monotonic()
-    process = subprocess.Popen(command, cwd=project, env=run_env, stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        cwd=project,
+        env=run_env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         stdout, stderr = process.communicate(timeout=timeout)
         code: int | None = process.returncode

@@ -19,9 +19,10 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -32,9 +33,14 @@ from tests.fake_gemini import FakeGemini  # noqa: E402
 
 CENSUS = ROOT / "tests" / "flow_census.py"
 MB = 1024 * 1024
-READ_TOOL = {"type": "function", "function": {
-    "name": "read", "description": "Read a file",
-    "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}}, "required": ["filePath"]}}}
+READ_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read",
+        "description": "Read a file",
+        "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}}, "required": ["filePath"]},
+    },
+}
 HISTORY_SIZES = (1_000, 8_000, 32_000)  # bytes of earlier conversation in most requests
 
 
@@ -106,8 +112,12 @@ class SoakResult:
         return self.rss_final_mb - start
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "rss_final_mb": self.rss_final_mb, "rss_peak_mb": self.rss_peak_mb,
-                "growth_second_half_mb": self.growth_after(0.5)}
+        return {
+            **asdict(self),
+            "rss_final_mb": self.rss_final_mb,
+            "rss_peak_mb": self.rss_peak_mb,
+            "growth_second_half_mb": self.growth_after(0.5),
+        }
 
     def table(self) -> str:
         rows = [f"| {done} | {rss:.0f} |" for done, rss in self.samples]
@@ -117,8 +127,9 @@ class SoakResult:
 class Load:
     """`concurrency` keep-alive clients sending requests 0..total-1 of the mix; RSS sampled as they go."""
 
-    def __init__(self, proxy: ProxyProcess, result: SoakResult, concurrency: int, samples: int,
-                 progress: Callable[[str], None]) -> None:
+    def __init__(
+        self, proxy: ProxyProcess, result: SoakResult, concurrency: int, samples: int, progress: Callable[[str], None]
+    ) -> None:
         self.proxy, self.result, self.progress = proxy, result, progress
         self.concurrency = concurrency
         self.every = max(1, result.requests // samples)
@@ -185,13 +196,22 @@ def web_list(proxy: ProxyProcess) -> tuple[int, int | None]:
 
 def count_saved(path: Path) -> int:
     from mitmproxy import io
+
     with path.open("rb") as f:
         return sum(1 for _ in io.FlowReader(f).stream())
 
 
-def soak(ui: str = "web", requests: int = 20_000, keep_flows: int = 2000, concurrency: int = 4, samples: int = 20,
-         workdir: Path | None = None, extra_args: tuple[str, ...] = (), read_back: bool = True,
-         progress: Callable[[str], None] = lambda line: None) -> SoakResult:
+def soak(
+    ui: str = "web",
+    requests: int = 20_000,
+    keep_flows: int = 2000,
+    concurrency: int = 4,
+    samples: int = 20,
+    workdir: Path | None = None,
+    extra_args: tuple[str, ...] = (),
+    read_back: bool = True,
+    progress: Callable[[str], None] = lambda line: None,
+) -> SoakResult:
     """Run the soak against a fresh proxy (ui "web": mitmweb; "dump": mitmdump -w FILE) and stop it."""
     if ui not in ("web", "dump"):
         raise ValueError(f"ui must be 'web' or 'dump', not {ui!r}.")
@@ -227,8 +247,14 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
-    result = soak(args.ui, args.requests, args.keep_flows, args.concurrency, args.samples,
-                  progress=lambda line: print(f"soak: {line}", file=sys.stderr, flush=True))
+    result = soak(
+        args.ui,
+        args.requests,
+        args.keep_flows,
+        args.concurrency,
+        args.samples,
+        progress=lambda line: print(f"soak: {line}", file=sys.stderr, flush=True),
+    )
     print(result.table())
     summary = {k: v for k, v in result.to_dict().items() if k != "samples"}
     print(json.dumps(summary, indent=2))

@@ -10,23 +10,42 @@ import openai
 import pytest
 from mitmproxy import io as mitmio
 
-from tests.conftest import ROOT
-from tests.conftest import start_proxy
+from tests.conftest import ROOT, start_proxy
 
-READ_TOOL = {"type": "function", "function": {
-    "name": "read", "description": "Reads a file from the local filesystem.",
-    "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}, "limit": {"type": "number"}},
-                   "required": ["filePath"]}}}
-WRITE_TOOL = {"type": "function", "function": {
-    "name": "write", "description": "Writes a file.",
-    "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}, "content": {"type": "string"}},
-                   "required": ["filePath", "content"]}}}
+READ_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read",
+        "description": "Reads a file from the local filesystem.",
+        "parameters": {
+            "type": "object",
+            "properties": {"filePath": {"type": "string"}, "limit": {"type": "number"}},
+            "required": ["filePath"],
+        },
+    },
+}
+WRITE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "write",
+        "description": "Writes a file.",
+        "parameters": {
+            "type": "object",
+            "properties": {"filePath": {"type": "string"}, "content": {"type": "string"}},
+            "required": ["filePath", "content"],
+        },
+    },
+}
 
 
 def stream(client: openai.OpenAI, text: str) -> list:
     chunks = client.chat.completions.create(
-        model="local-model", messages=[{"role": "user", "content": text}], tools=[READ_TOOL, WRITE_TOOL],
-        stream=True, stream_options={"include_usage": True})
+        model="local-model",
+        messages=[{"role": "user", "content": text}],
+        tools=[READ_TOOL, WRITE_TOOL],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
     return list(chunks)
 
 
@@ -45,8 +64,9 @@ def saved(fake_gemini, tmp_path_factory):
         with pytest.raises(openai.RateLimitError):
             stream(client, "Too many. [error:429]")
         with pytest.raises(openai.BadRequestError):
-            client.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "Hi"}],
-                                           tools=["not a tool"])
+            client.chat.completions.create(
+                model="local-model", messages=[{"role": "user", "content": "Hi"}], tools=["not a tool"]
+            )
     finally:
         assert proxy.stop() == 0, proxy.log_text()[-4000:]
     return path, proxy.log_text()
@@ -78,8 +98,7 @@ def test_saved_flows_keep_comment_mark_and_metadata(saved, fake_gemini):
     assert slow.comment.split(" | ")[-1].endswith(" tok/s")
 
     assert write.marked == ":warning:"
-    assert write.comment.endswith("| 1 tool call | tool-call problem: write (call_1): missing required field "
-                                  "'content'")
+    assert write.comment.endswith("| 1 tool call | tool-call problem: write (call_1): missing required field 'content'")
     assert write.metadata["llm"]["tool_checks"] == ["write (call_1): missing required field 'content'"]
 
     assert failed.marked == ":x:" and failed.response.status_code == 429
@@ -101,7 +120,11 @@ def test_mitmdump_reads_them_back_with_the_chat_view(saved, fake_gemini):
     path, _ = saved
     done = subprocess.run(
         [str(ROOT / ".venv/bin/mitmdump"), "-nr", str(path), "--flow-detail", "3", "-s", "addon/proxy.py"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
         env={"PATH": "/usr/bin:/bin", "LITELLM_LOCAL_MODEL_COST_MAP": "True", "HOME": str(path.parent)},
     )
     out = done.stdout + done.stderr

@@ -13,15 +13,25 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = ("direct", "bare_mitmdump", "this_proxy")
-NUMBERS = {"plain_c1": ("p50_ms", "rps"), "plain_c10": ("p50_ms", "rps"),
-           "stream_1": ("ttfc_p50_ms", "delay_p50_ms"), "stream_100": ("ttfc_p50_ms", "delay_p99_ms"),
-           "body_1mb": ("p50_ms",)}
+NUMBERS = {
+    "plain_c1": ("p50_ms", "rps"),
+    "plain_c10": ("p50_ms", "rps"),
+    "stream_1": ("ttfc_p50_ms", "delay_p50_ms"),
+    "stream_100": ("ttfc_p50_ms", "delay_p99_ms"),
+    "body_1mb": ("p50_ms",),
+}
 
 
 def test_quick_benchmark_run(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    done = subprocess.run([sys.executable, "-m", "tests.bench.run", "--quick", "--json", str(out)],
-                          cwd=ROOT, check=False, capture_output=True, text=True, timeout=240)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.run", "--quick", "--json", str(out)],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
     for row in ROWS:
@@ -43,8 +53,14 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
 
 
 def test_micro_benchmarks_run() -> None:
-    done = subprocess.run([sys.executable, "-m", "tests.bench.micro", "--smoke"], cwd=ROOT,
-                          check=False, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.micro", "--smoke"],
+        cwd=ROOT,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "skipped" not in done.stdout, done.stdout
 
@@ -52,8 +68,9 @@ def test_micro_benchmarks_run() -> None:
 def test_a_litellm_proxy_that_cannot_be_installed_is_reported_and_the_run_goes_on(tmp_path, monkeypatch):
     from tests.bench import litellm_proxy, run
 
-    monkeypatch.setattr(litellm_proxy, "ensure_installed",
-                        lambda log: (None, "cannot create the LiteLLM environment: uv not found"))
+    monkeypatch.setattr(
+        litellm_proxy, "ensure_installed", lambda log: (None, "cannot create the LiteLLM environment: uv not found")
+    )
     printed: list[str] = []
     out = tmp_path / "bench.json"
     code = run.main(["--quick", "--only", "direct", "--only", "litellm_proxy", "--json", str(out)], printed.append)

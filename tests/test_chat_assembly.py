@@ -1,9 +1,8 @@
 import orjson
 import pytest
 
-from addon import chat_assembly
-from addon.chat_assembly import assemble_json
-from addon.chat_assembly import assemble_sse
+from addon.inspection import chat_assembly
+from addon.inspection.chat_assembly import assemble_json, assemble_sse
 
 
 def frame(delta: dict | None = None, finish: str | None = None, **extra) -> bytes:
@@ -35,7 +34,12 @@ def test_text_stream():
     assert (asm.content, asm.finish_reason, asm.usage, asm.done) == ("Hello", "stop", {"total_tokens": 9}, True)
     assert asm.model == "local-model"
     assert [c.added for c in asm.chunks] == [
-        "role=assistant", '+text "Hel"', '+text "lo"', "finish=stop", "usage", "[DONE]",
+        "role=assistant",
+        '+text "Hel"',
+        '+text "lo"',
+        "finish=stop",
+        "usage",
+        "[DONE]",
     ]
     assert asm.chunks[1].raw == frame({"content": "Hel"})
 
@@ -108,8 +112,12 @@ def test_json_completion():
             {"id": "call_1", "type": "function", "function": {"name": "read", "arguments": '{"filePath": "a"}'}},
         ],
     }
-    body = {"object": "chat.completion", "model": "local-model", "usage": {"total_tokens": 5},
-            "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}]}
+    body = {
+        "object": "chat.completion",
+        "model": "local-model",
+        "usage": {"total_tokens": 5},
+        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls"}],
+    }
     asm = assemble_json(orjson.dumps(body))
     assert (asm.content, asm.reasoning) == ("Reading it.", "The user wants the file.")
     assert (asm.finish_reason, asm.done) == ("tool_calls", True)

@@ -5,11 +5,9 @@ import pytest
 from mitmproxy import contentviews
 from mitmproxy.addons import dumper
 from mitmproxy.contentviews import Metadata
-from mitmproxy.test import taddons
-from mitmproxy.test import tflow
+from mitmproxy.test import taddons, tflow
 
-from addon.chatview import ChatView
-from addon.chatview import LLMUpstreamRawView
+from addon.inspection.chatview import ChatView, LLMUpstreamRawView
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 SYSTEM_PROMPT = (
@@ -19,8 +17,13 @@ SYSTEM_PROMPT = (
 
 
 def zod(properties: dict, required: list[str]) -> dict:
-    return {"type": "object", "properties": properties, "required": required,
-            "additionalProperties": False, "$schema": DRAFT7}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+        "$schema": DRAFT7,
+    }
 
 
 def tool(name: str, description: str, parameters: dict) -> dict:
@@ -28,21 +31,38 @@ def tool(name: str, description: str, parameters: dict) -> dict:
 
 
 STR, NUM = {"type": "string"}, {"type": "number"}
-TODO = {"type": "object",
-        "properties": {"content": STR, "status": {"type": "string", "enum": ["pending", "completed"]}},
-        "required": ["content", "status"], "additionalProperties": False}
+TODO = {
+    "type": "object",
+    "properties": {"content": STR, "status": {"type": "string", "enum": ["pending", "completed"]}},
+    "required": ["content", "status"],
+    "additionalProperties": False,
+}
 OPENCODE_TOOLS = [
-    tool("bash", "Executes a given bash command in a persistent shell session.\nUsage notes: ...",
-         zod({"command": STR, "timeout": NUM, "description": STR}, ["command", "description"])),
-    tool("read", "Reads a file from the local filesystem.",
-         zod({"filePath": STR, "offset": NUM, "limit": NUM}, ["filePath"])),
-    tool("edit", "Performs exact string replacements in files.",
-         zod({"filePath": STR, "oldString": STR, "newString": STR, "replaceAll": {"type": "boolean"}},
-             ["filePath", "oldString", "newString"])),
+    tool(
+        "bash",
+        "Executes a given bash command in a persistent shell session.\nUsage notes: ...",
+        zod({"command": STR, "timeout": NUM, "description": STR}, ["command", "description"]),
+    ),
+    tool(
+        "read",
+        "Reads a file from the local filesystem.",
+        zod({"filePath": STR, "offset": NUM, "limit": NUM}, ["filePath"]),
+    ),
+    tool(
+        "edit",
+        "Performs exact string replacements in files.",
+        zod(
+            {"filePath": STR, "oldString": STR, "newString": STR, "replaceAll": {"type": "boolean"}},
+            ["filePath", "oldString", "newString"],
+        ),
+    ),
     tool("glob", "Fast file pattern matching tool.", zod({"pattern": STR, "path": STR}, ["pattern"])),
     tool("grep", "Fast content search tool.", zod({"pattern": STR, "path": STR, "include": STR}, ["pattern"])),
-    tool("todowrite", "Create and manage a structured task list.",
-         zod({"todos": {"type": "array", "items": TODO}}, ["todos"])),
+    tool(
+        "todowrite",
+        "Create and manage a structured task list.",
+        zod({"todos": {"type": "array", "items": TODO}}, ["todos"]),
+    ),
 ]
 
 
@@ -54,12 +74,21 @@ OPENCODE_REQUEST = {
     "model": "local-model",
     "messages": [
         {"role": "system", "content": SYSTEM_PROMPT},
-        {"role": "user", "content": [
-            {"type": "text", "text": "Why does app.ts crash?"},
-            {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 500}},
-        ]},
-        {"role": "assistant", "content": "", "tool_calls": [tc("call_1", "read", {"filePath": "/repo/src/app.ts"}),
-                                                            tc("call_2", "glob", {"pattern": "**/*.test.ts"})]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "text", "text": "Why does app.ts crash?"},
+                {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 500}},
+            ],
+        },
+        {
+            "role": "assistant",
+            "content": "",
+            "tool_calls": [
+                tc("call_1", "read", {"filePath": "/repo/src/app.ts"}),
+                tc("call_2", "glob", {"pattern": "**/*.test.ts"}),
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "1\timport x from './x'\n2\tx.run()"},
         {"role": "tool", "tool_call_id": "call_2", "content": "/repo/src/app.test.ts"},
         {"role": "assistant", "content": "x.run() is called before x is ready."},
@@ -177,7 +206,8 @@ def test_request_conversation():
     assert "You are opencode, an interactive CLI tool" in text and "IMPORTANT: keep your answers short." in text
     assert f"\n    ... ({len(SYSTEM_PROMPT) - 1800} chars) ...\n" in text
     assert "[1] user\n    Why does app.ts crash?\n    [image_url: data:image/png;base64,AAAA" in text
-    assert """\
+    assert (
+        """\
 [2] assistant
     tool call read (call_1):
       {
@@ -191,20 +221,25 @@ def test_request_conversation():
     1\timport x from './x'
     2\tx.run()
 [4] tool: tool result for call_2 (glob)
-""" in text
+"""
+        in text
+    )
 
 
 def test_request_tools_and_parameters():
     f = chat_flow()
     text = view.prettify(f.request.content, request_meta(f))
-    assert """
+    assert (
+        """
 tools offered (6):
   bash(command: string*, timeout?: number, description: string*)
       Executes a given bash command in a persistent shell session.
   read(filePath: string*, offset?: number, limit?: number)
       Reads a file from the local filesystem.
-""" in text
-    assert '  todowrite(todos: object[]*)\n' in text
+"""
+        in text
+    )
+    assert "  todowrite(todos: object[]*)\n" in text
     assert text.endswith("""
 parameters:
   model: local-model
@@ -230,17 +265,25 @@ def test_streamed_tool_calls():
 
 
 def test_invalid_tool_calls_are_blamed_on_the_model():
-    stream = [frag(0, '{"filePath": 3', "call_1", "read"), frag(1, '{"description": "x"}', "call_2", "bash"),
-              frag(2, '{"filePath": "a", "oldString": 1, "newString": ""}', "call_3", "edit"),
-              frag(3, "{}", "call_4", "frobnicate"), frame(finish="tool_calls"), DONE]
+    stream = [
+        frag(0, '{"filePath": 3', "call_1", "read"),
+        frag(1, '{"description": "x"}', "call_2", "bash"),
+        frag(2, '{"filePath": "a", "oldString": 1, "newString": ""}', "call_3", "edit"),
+        frag(3, "{}", "call_4", "frobnicate"),
+        frame(finish="tool_calls"),
+        DONE,
+    ]
     text = render(chat_flow(b"".join(stream)))
-    assert """
+    assert (
+        """
 tool-call check: the model, not the client, sent tool calls that do not fit the tools the request offered:
   - read (call_1): model sent malformed JSON arguments: unexpected end of data at char 14
   - bash (call_2): missing required field 'command'
   - edit (call_3): 1 is not of type 'string' at /oldString
   - frobnicate (call_4): unknown tool (not offered in the request)
-""" in text
+"""
+        in text
+    )
     assert 'tool call [0] read (call_1):\n  (not valid JSON) {"filePath": 3\n' in text
 
 
@@ -253,8 +296,10 @@ def test_tool_check_without_the_request():
 def test_cut_stream_and_error():
     f = chat_flow(b"".join(TOOL_STREAM[:4]), error="upstream closed the connection")
     text = render(f)
-    assert text.startswith("chat completion stream\nstream ended without [DONE] — cut or incomplete\n"
-                           "error: upstream closed the connection\n")
+    assert text.startswith(
+        "chat completion stream\nstream ended without [DONE] — cut or incomplete\n"
+        "error: upstream closed the connection\n"
+    )
     assert "finish_reason: None" in text and '"filePath": "/repo/src/app.ts", ' in text
 
 
@@ -283,18 +328,26 @@ def test_truncated_body_without_a_stored_answer_says_it_is_partial():
 
 
 def test_long_chunk_tables_are_cut(monkeypatch):
-    monkeypatch.setattr("addon.chatview.CHUNK_ROWS", 3)
+    monkeypatch.setattr("addon.inspection.chatview.CHUNK_ROWS", 3)
     text = render(chat_flow())
     assert text.endswith("  +tool_call[0] edit\n... (6 more chunks)")
 
 
 def test_json_response():
     message = {"role": "assistant", "content": "Hello!", "reasoning": "Greet back."}
-    body = orjson.dumps({"object": "chat.completion", "model": "local-model", "usage": {"total_tokens": 7},
-                         "choices": [{"index": 0, "message": message, "finish_reason": "stop"}]})
+    body = orjson.dumps(
+        {
+            "object": "chat.completion",
+            "model": "local-model",
+            "usage": {"total_tokens": 7},
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+        }
+    )
     f = chat_flow(body)
     f.response.headers["content-type"] = "application/json"
-    assert render(f) == """\
+    assert (
+        render(f)
+        == """\
 chat completion (JSON)
 model: local-model
 finish_reason: stop
@@ -305,6 +358,7 @@ reasoning:
 
 text:
   Hello!"""
+    )
 
 
 # --- picking the view -------------------------------------------------------------------------
@@ -366,8 +420,11 @@ def test_auto_picked_over_json_for_chat_flows_only(registry):
 
 def test_upstream_raw_view(registry):
     # Gemini: parallel calls, each complete, all at index 0
-    events = [frag(0, '{"filePath": "a"}', "call_a", "read"),
-              frag(0, '{"command": "ls", "description": "l"}', "call_b", "bash"), frame(finish="stop")]
+    events = [
+        frag(0, '{"filePath": "a"}', "call_a", "read"),
+        frag(0, '{"command": "ls", "description": "l"}', "call_b", "bash"),
+        frame(finish="stop"),
+    ]
     f = chat_flow(upstream_raw=b"".join(events))
     upstream_view = LLMUpstreamRawView()
     assert upstream_view.render_priority(f.response.content, response_meta(f)) == -1
@@ -383,17 +440,23 @@ def test_upstream_raw_view(registry):
         upstream_view.prettify(b"", response_meta(chat_flow()))
 
 
-NOT_A_COMPLETION = ("upstream body, before the proxy rewrote it: "
-                    "The body is not a chat completion: it has no 'choices' list.")
+NOT_A_COMPLETION = (
+    "upstream body, before the proxy rewrote it: The body is not a chat completion: it has no 'choices' list."
+)
 
 
-@pytest.mark.parametrize("raw, first_line", [
-    (b'{"choices": [{"index": 0, "message": {"content": "Hi"}, "finish_reason": "stop"}]}',
-     "upstream answer, before the proxy rewrote it (JSON)"),
-    (b'{"error": {"code": 400, "message": "Bad schema"}}', NOT_A_COMPLETION),
-    (b'[{"error": {"code": 400, "message": "Bad schema"}}]', NOT_A_COMPLETION),  # Gemini wraps errors in a list
-    (b"<html>502 Bad Gateway</html>", "upstream body, before the proxy rewrote it: The body is not JSON: "),
-])
+@pytest.mark.parametrize(
+    "raw, first_line",
+    [
+        (
+            b'{"choices": [{"index": 0, "message": {"content": "Hi"}, "finish_reason": "stop"}]}',
+            "upstream answer, before the proxy rewrote it (JSON)",
+        ),
+        (b'{"error": {"code": 400, "message": "Bad schema"}}', NOT_A_COMPLETION),
+        (b'[{"error": {"code": 400, "message": "Bad schema"}}]', NOT_A_COMPLETION),  # Gemini wraps errors in a list
+        (b"<html>502 Bad Gateway</html>", "upstream body, before the proxy rewrote it: The body is not JSON: "),
+    ],
+)
 def test_upstream_raw_that_is_not_sse(raw, first_line):
     text = LLMUpstreamRawView().prettify(b"", response_meta(chat_flow(upstream_raw=raw)))
     assert text.startswith(first_line) and text.endswith("\n\nraw body:\n" + raw.decode())

@@ -15,11 +15,20 @@ import pytest
 
 from tests.conftest import RUN_SH, free_port
 
-READ_TOOL = {"type": "function", "function": {
-    "name": "read", "description": "Read a file",
-    "parameters": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
-                   "properties": {"filePath": {"type": "string"}}, "required": ["filePath"],
-                   "additionalProperties": False}}}
+READ_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read",
+        "description": "Read a file",
+        "parameters": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {"filePath": {"type": "string"}},
+            "required": ["filePath"],
+            "additionalProperties": False,
+        },
+    },
+}
 
 
 def http_call(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
@@ -46,7 +55,8 @@ def test_health_and_models_are_answered_locally(proxy, fake):
 
 def test_non_streaming_reaches_upstream_as_gemini_and_returns_alias(openai_client, fake):
     completion = openai_client.chat.completions.create(
-        model="local-model", messages=[{"role": "user", "content": "ping"}])
+        model="local-model", messages=[{"role": "user", "content": "ping"}]
+    )
     assert completion.model == "local-model"
     assert "ping" in completion.choices[0].message.content
     upstream = fake.requests[-1]
@@ -57,7 +67,8 @@ def test_non_streaming_reaches_upstream_as_gemini_and_returns_alias(openai_clien
 
 def test_streaming_is_incremental_and_renamed(openai_client):
     stream = openai_client.chat.completions.create(
-        model="local-model", stream=True, messages=[{"role": "user", "content": "count [chunks:6:300]"}])
+        model="local-model", stream=True, messages=[{"role": "user", "content": "count [chunks:6:300]"}]
+    )
     arrivals, models = [], set()
     for chunk in stream:
         arrivals.append(time.monotonic())
@@ -69,8 +80,11 @@ def test_streaming_is_incremental_and_renamed(openai_client):
 
 def test_streamed_tool_calls_come_back_indexed_with_tool_calls_finish(openai_client, fake):
     stream = openai_client.chat.completions.create(
-        model="local-model", stream=True, tools=[READ_TOOL],
-        messages=[{"role": "user", "content": 'read two [tool:read {"filePath": "a"}] [tool:read {"filePath": "b"}]'}])
+        model="local-model",
+        stream=True,
+        tools=[READ_TOOL],
+        messages=[{"role": "user", "content": 'read two [tool:read {"filePath": "a"}] [tool:read {"filePath": "b"}]'}],
+    )
     calls, finish = {}, None
     for chunk in stream:
         for call in chunk.choices[0].delta.tool_calls or [] if chunk.choices else []:
@@ -90,27 +104,33 @@ def test_tool_result_round_trip_non_streaming(openai_client):
     first = openai_client.chat.completions.create(model="local-3", messages=messages, tools=[READ_TOOL])
     call = first.choices[0].message.tool_calls[0]
     assert first.choices[0].finish_reason == "tool_calls" and first.model == "local-3"
-    messages += [first.choices[0].message.model_dump(exclude_none=True),
-                 {"role": "tool", "tool_call_id": call.id, "content": "FILE-CONTENTS-42"}]
+    messages += [
+        first.choices[0].message.model_dump(exclude_none=True),
+        {"role": "tool", "tool_call_id": call.id, "content": "FILE-CONTENTS-42"},
+    ]
     second = openai_client.chat.completions.create(model="local-3", messages=messages, tools=[READ_TOOL])
     assert "FILE-CONTENTS-42" in second.choices[0].message.content
 
 
-@pytest.mark.parametrize("body, status", [
-    (b"not json", 400),
-    (b"[1, 2]", 400),
-    (b'{"messages": []}', 400),
-    (b'{"model": 5, "messages": []}', 400),
-    (b'{"model": "local-model", "messages": "hi"}', 400),
-    (b'{"model": "local-model", "messages": [1]}', 400),
-    (b'{"model": "../../etc", "messages": []}', 400),
-    (b'{"model": "' + b"m" * 10_000 + b'", "messages": []}', 400),
-    (b'\xff\xfe{"model": "x"}', 400),
-    (b"[" * 5000 + b"]" * 5000, 400),
-])
+@pytest.mark.parametrize(
+    "body, status",
+    [
+        (b"not json", 400),
+        (b"[1, 2]", 400),
+        (b'{"messages": []}', 400),
+        (b'{"model": 5, "messages": []}', 400),
+        (b'{"model": "local-model", "messages": "hi"}', 400),
+        (b'{"model": "local-model", "messages": [1]}', 400),
+        (b'{"model": "../../etc", "messages": []}', 400),
+        (b'{"model": "' + b"m" * 10_000 + b'", "messages": []}', 400),
+        (b'\xff\xfe{"model": "x"}', 400),
+        (b"[" * 5000 + b"]" * 5000, 400),
+    ],
+)
 def test_bad_input_gets_openai_error_and_nothing_forwarded(proxy, fake, body, status):
-    code, headers, raw = http_call(f"{proxy.base_url}/chat/completions", "POST", body,
-                                   {"content-type": "application/json"})
+    code, headers, raw = http_call(
+        f"{proxy.base_url}/chat/completions", "POST", body, {"content-type": "application/json"}
+    )
     error = json.loads(raw)["error"]
     assert code == status and error["message"] and error["type"] == "invalid_request_error" and "code" in error
     assert fake.requests == []
@@ -119,13 +139,17 @@ def test_bad_input_gets_openai_error_and_nothing_forwarded(proxy, fake, body, st
 
 def test_upstream_errors_are_reshaped(openai_client):
     with pytest.raises(openai.RateLimitError) as caught:
-        openai_client.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "[error:429]"}])
+        openai_client.chat.completions.create(
+            model="local-model", messages=[{"role": "user", "content": "[error:429]"}]
+        )
     assert caught.value.status_code == 429
     assert caught.value.response.headers.get("retry-after") == "7"
     body = caught.value.response.json()
     assert body["error"]["type"] == "rate_limit_error" and body["error"]["message"]
     with pytest.raises(openai.InternalServerError) as caught:
-        openai_client.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "[error:500]"}])
+        openai_client.chat.completions.create(
+            model="local-model", messages=[{"role": "user", "content": "[error:500]"}]
+        )
     assert caught.value.response.json()["error"]["type"] == "api_error"
 
 
@@ -134,9 +158,12 @@ def test_upstream_down_gives_502_openai_shaped(proxy_factory):
         sock.bind(("127.0.0.1", 0))
         dead_port = sock.getsockname()[1]
     proxy = proxy_factory(env={"GEMINI_API_BASE": f"http://127.0.0.1:{dead_port}/v1beta/openai/"})
-    code, _, raw = http_call(f"{proxy.base_url}/chat/completions", "POST",
-                             json.dumps({"model": "local-model", "messages": [{"role": "user", "content": "x"}]}).encode(),
-                             {"content-type": "application/json"})
+    code, _, raw = http_call(
+        f"{proxy.base_url}/chat/completions",
+        "POST",
+        json.dumps({"model": "local-model", "messages": [{"role": "user", "content": "x"}]}).encode(),
+        {"content-type": "application/json"},
+    )
     assert code == 502 and json.loads(raw)["error"]["code"] == "upstream_unreachable"
 
 
@@ -144,7 +171,8 @@ def test_cut_stream_ends_promptly(openai_client):
     started = time.monotonic()
     with pytest.raises((openai.APIError, Exception)):
         stream = openai_client.chat.completions.create(
-            model="local-model", stream=True, messages=[{"role": "user", "content": "[cut]"}])
+            model="local-model", stream=True, messages=[{"role": "user", "content": "[cut]"}]
+        )
         for _ in stream:
             pass
     assert time.monotonic() - started < 10
@@ -166,7 +194,10 @@ def test_proxy_api_key_guards_the_port(proxy_factory, fake):
     with pytest.raises(openai.AuthenticationError):
         client.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "x"}])
     good = openai.OpenAI(base_url=proxy.base_url, api_key="secret-proxy-key", max_retries=0)
-    assert good.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "x"}]).model == "local-model"
+    assert (
+        good.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "x"}]).model
+        == "local-model"
+    )
     assert fake.requests[-1]["headers"]["Authorization"] == f"Bearer {fake.key}"  # never forwarded
 
 
@@ -183,8 +214,7 @@ def test_a_broken_config_at_start_up_stops_the_proxy_with_a_clear_message(tmp_pa
     config.write_text('{\n  "provider": {\n    "local": [1,\n  }\n')
     env = {k: v for k, v in os.environ.items() if not k.startswith(("GEMINI_", "PROXY_", "OPENCODE_"))}
     env.update(OPENCODE_CONFIG=str(config), PROXY_PORT=str(free_port()))
-    done = subprocess.run([str(RUN_SH)], env=env, capture_output=True, text=True, timeout=60,
-                          stdin=subprocess.DEVNULL)
+    done = subprocess.run([str(RUN_SH)], env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
     output = done.stdout + done.stderr
     assert done.returncode != 0
     assert f"Config file {config} is not valid JSON at line 4, column 3" in output

@@ -16,14 +16,24 @@ from tests.conftest import ROOT, free_port
 from tests.fake_gemini import FakeGemini
 from tests.fake_scripts import BYPASS_SIGNATURE, parse_script
 
-READ_TOOL = {"type": "function", "function": {"name": "read", "description": "Read a file.", "parameters": {
-    "type": "object", "properties": {"path": {"type": "string"}, "default": {"type": "integer"}},
-    "required": ["path"]}}}
+READ_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read",
+        "description": "Read a file.",
+        "parameters": {
+            "type": "object",
+            "properties": {"path": {"type": "string"}, "default": {"type": "integer"}},
+            "required": ["path"],
+        },
+    },
+}
 TOOLS_TEXT = 'read two [tool:read {"path": "a.txt"}] [tool:read {"path": "b.txt"}]'
 
 
-def post(fake: FakeGemini, body: dict[str, Any], key: str | None = "", path: str = "chat/completions"
-         ) -> httpx.Response:
+def post(
+    fake: FakeGemini, body: dict[str, Any], key: str | None = "", path: str = "chat/completions"
+) -> httpx.Response:
     headers = {} if key is None else {"Authorization": f"Bearer {key or fake.key}"}
     return httpx.post(fake.base_url + path, json=body, headers=headers, timeout=30)
 
@@ -55,8 +65,9 @@ def test_text_answer_streams_like_gemini(fake: FakeGemini) -> None:
     chunks = events[:-1]
     assert {c["object"] for c in chunks} == {"chat.completion.chunk"}
     assert {c["model"] for c in chunks} == {"gemini-2.5-flash"}
-    assert "".join(c["choices"][0]["delta"]["content"] for c in chunks) == \
-        "Hello from fake Gemini. You said: hello there"
+    assert (
+        "".join(c["choices"][0]["delta"]["content"] for c in chunks) == "Hello from fake Gemini. You said: hello there"
+    )
     assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
     assert set(chunks[-1]["usage"]) == {"prompt_tokens", "completion_tokens", "total_tokens"}
     assert all("usage" not in c for c in chunks[:-1])
@@ -94,8 +105,11 @@ def test_empty_ids(fake: FakeGemini) -> None:
 
 
 def test_unstreamed_tool_calls_with_openai_sdk(client: openai.OpenAI) -> None:
-    result = client.chat.completions.create(model="gemini-3-pro-preview", tools=[READ_TOOL],  # type: ignore
-                                            messages=[{"role": "user", "content": TOOLS_TEXT}])
+    result = client.chat.completions.create(
+        model="gemini-3-pro-preview",
+        tools=[READ_TOOL],  # type: ignore
+        messages=[{"role": "user", "content": TOOLS_TEXT}],
+    )
     choice = result.choices[0]
     assert choice.finish_reason == "tool_calls"
     assert [c.function.name for c in choice.message.tool_calls or []] == ["read", "read"]
@@ -110,8 +124,11 @@ def conversation(fake: FakeGemini, model: str, signature: str | None = "issued")
         call.pop("extra_content", None)
     if signature not in ("issued", None):
         call["extra_content"] = {"google": {"thought_signature": signature}}
-    return [{"role": "user", "content": '[tool:read {"path": "a.txt"}]'}, first,
-            {"role": "tool", "tool_call_id": call["id"], "content": "FILE CONTENTS 42"}]
+    return [
+        {"role": "user", "content": '[tool:read {"path": "a.txt"}]'},
+        first,
+        {"role": "tool", "tool_call_id": call["id"], "content": "FILE CONTENTS 42"},
+    ]
 
 
 def test_missing_signature_is_refused(fake: FakeGemini) -> None:
@@ -132,8 +149,10 @@ def test_signature_or_bypass_is_accepted(fake: FakeGemini, signature: str) -> No
 
 def test_forged_signature_is_refused(fake: FakeGemini) -> None:
     messages = conversation(fake, "gemini-3-pro-preview", "Zm9yZ2Vk")
-    assert "Thought signature is not valid" in error_of(post(fake, {"model": "gemini-3-pro-preview",
-                                                                    "messages": messages}), 400)["message"]
+    assert (
+        "Thought signature is not valid"
+        in error_of(post(fake, {"model": "gemini-3-pro-preview", "messages": messages}), 400)["message"]
+    )
 
 
 def test_gemini_2_5_needs_no_signature(fake: FakeGemini) -> None:
@@ -159,20 +178,30 @@ def test_steps_call_one_tool_per_step(fake: FakeGemini) -> None:
     assert final["message"]["content"] == "Tool said: out0 | out1 | out2"
 
 
-@pytest.mark.parametrize(("schema", "name", "where"), [
-    ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}, "$schema", ""),
-    ({"type": "object", "additionalProperties": False}, "additionalProperties", ""),
-    ({"type": "object", "properties": {"n": {"type": "integer", "exclusiveMinimum": 0}}}, "exclusiveMinimum",
-     ".properties[0].value"),
-    ({"type": "object", "properties": {"a": {"type": "array", "items": {"const": 1}}}}, "const",
-     ".properties[0].value.items"),
-])
-def test_unknown_schema_keywords_are_refused(fake: FakeGemini, schema: dict[str, Any], name: str, where: str
-                                             ) -> None:
+@pytest.mark.parametrize(
+    ("schema", "name", "where"),
+    [
+        ({"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}, "$schema", ""),
+        ({"type": "object", "additionalProperties": False}, "additionalProperties", ""),
+        (
+            {"type": "object", "properties": {"n": {"type": "integer", "exclusiveMinimum": 0}}},
+            "exclusiveMinimum",
+            ".properties[0].value",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"type": "array", "items": {"const": 1}}}},
+            "const",
+            ".properties[0].value.items",
+        ),
+    ],
+)
+def test_unknown_schema_keywords_are_refused(fake: FakeGemini, schema: dict[str, Any], name: str, where: str) -> None:
     tools = [READ_TOOL, {"type": "function", "function": {"name": "x", "parameters": schema}}]
     error = error_of(post(fake, {**chat("hi"), "tools": tools}), 400)
-    assert error["message"] == (f"Invalid JSON payload received. Unknown name \"{name}\" at "
-                                f"'tools[1].function_declarations[0].parameters{where}': Cannot find field.")
+    assert error["message"] == (
+        f'Invalid JSON payload received. Unknown name "{name}" at '
+        f"'tools[1].function_declarations[0].parameters{where}': Cannot find field."
+    )
 
 
 def test_null_in_any_of_is_refused(fake: FakeGemini) -> None:
@@ -184,8 +213,11 @@ def test_null_in_any_of_is_refused(fake: FakeGemini) -> None:
 @pytest.mark.parametrize("field", ["parallel_tool_calls", "prompt_cache_key", "user"])
 def test_unknown_fields_are_refused(fake: FakeGemini, field: str) -> None:
     error = error_of(post(fake, chat("hi", **{field: True})), 400)
-    assert error == {"code": 400, "status": "INVALID_ARGUMENT",
-                     "message": f'Invalid JSON payload received. Unknown name "{field}": Cannot find field.'}
+    assert error == {
+        "code": 400,
+        "status": "INVALID_ARGUMENT",
+        "message": f'Invalid JSON payload received. Unknown name "{field}": Cannot find field.',
+    }
 
 
 @pytest.mark.parametrize(("key", "code"), [("wrong-key", 400), (None, 401)])
@@ -214,16 +246,21 @@ def test_error_only_the_first_times(fake: FakeGemini) -> None:
 
 def test_sdk_sees_the_list_wrapped_error(client: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError) as caught:
-        client.chat.completions.create(model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}],
-                                       parallel_tool_calls=False)
+        client.chat.completions.create(
+            model="gemini-2.5-flash", messages=[{"role": "user", "content": "hi"}], parallel_tool_calls=False
+        )
     assert isinstance(caught.value.body, list)
 
 
 def test_cut_ends_without_done(fake: FakeGemini) -> None:
     received = b""
     with pytest.raises(httpx.RemoteProtocolError):
-        with httpx.stream("POST", fake.base_url + "chat/completions", json=chat("[cut] please", stream=True),
-                          headers={"Authorization": f"Bearer {fake.key}"}) as response:
+        with httpx.stream(
+            "POST",
+            fake.base_url + "chat/completions",
+            json=chat("[cut] please", stream=True),
+            headers={"Authorization": f"Bearer {fake.key}"},
+        ) as response:
             for part in response.iter_raw():
                 received += part
     assert received.startswith(b"data: {") and b"[DONE]" not in received and b"finish_reason" not in received
@@ -232,8 +269,9 @@ def test_cut_ends_without_done(fake: FakeGemini) -> None:
 
 def test_chunks_are_spaced_out(client: openai.OpenAI) -> None:
     start, times = time.monotonic(), []
-    stream = client.chat.completions.create(model="gemini-2.5-flash", stream=True,
-                                            messages=[{"role": "user", "content": "[chunks:5:100]"}])
+    stream = client.chat.completions.create(
+        model="gemini-2.5-flash", stream=True, messages=[{"role": "user", "content": "[chunks:5:100]"}]
+    )
     for chunk in stream:
         times.append(time.monotonic() - start)
         assert chunk.choices[0].delta.content == f"chunk {len(times) - 1} "
@@ -242,8 +280,9 @@ def test_chunks_are_spaced_out(client: openai.OpenAI) -> None:
 
 def test_big_and_slow(client: openai.OpenAI) -> None:
     start = time.monotonic()
-    result = client.chat.completions.create(model="gemini-2.5-flash",
-                                            messages=[{"role": "user", "content": "[big:5000] [slow:0.3]"}])
+    result = client.chat.completions.create(
+        model="gemini-2.5-flash", messages=[{"role": "user", "content": "[big:5000] [slow:0.3]"}]
+    )
     assert len(result.choices[0].message.content or "") == 5000
     assert time.monotonic() - start >= 0.3
 
@@ -260,8 +299,12 @@ def test_requests_are_recorded_and_served_over_the_control_api(fake: FakeGemini)
 
 
 def test_client_disconnect_is_recorded(fake: FakeGemini) -> None:
-    with httpx.stream("POST", fake.base_url + "chat/completions", json=chat("[stall:5]", stream=True),
-                      headers={"Authorization": f"Bearer {fake.key}"}) as response:
+    with httpx.stream(
+        "POST",
+        fake.base_url + "chat/completions",
+        json=chat("[stall:5]", stream=True),
+        headers={"Authorization": f"Bearer {fake.key}"},
+    ) as response:
         next(response.iter_raw())
     left = time.time()
     event = fake.wait_event("disconnect", timeout=2)
@@ -286,8 +329,12 @@ def test_parse_script() -> None:
 
 def test_runs_as_a_module() -> None:
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "tests.fake_gemini", "--port", str(port)], cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.fake_gemini", "--port", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -12,37 +12,70 @@ from mitmproxy import http
 from mitmproxy.flow import Error
 from mitmproxy.test import taddons, tflow
 
-from addon import error_pages, fallbacks, summary, wire
-from addon.fallbacks import Fallbacks
-from addon.routing import Routing
+from addon.inspection import summary
+from addon.request.routing import Routing
+from addon.response import fallbacks
+from addon.response.fallbacks import Fallbacks
+from addon.runtime import error_pages, wire
 
 PROXY_KEY = "client-proxy-key-0123456789"
-CONFIG = {"provider": {"local": {
-    "options": {"baseURL": "http://127.0.0.1:8000/v1",
-                "proxy": {"models": {"local-model": "gemini-2.5-flash", "local-b": "gemini-2.0-flash"},
-                          "fallbacks": {"local-model": ["local-b", "local-c"]}}},
-    "models": {"local-model": {}, "local-b": {}, "local-c": {}}}}}
+CONFIG = {
+    "provider": {
+        "local": {
+            "options": {
+                "baseURL": "http://127.0.0.1:8000/v1",
+                "proxy": {
+                    "models": {"local-model": "gemini-2.5-flash", "local-b": "gemini-2.0-flash"},
+                    "fallbacks": {"local-model": ["local-b", "local-c"]},
+                },
+            },
+            "models": {"local-model": {}, "local-b": {}, "local-c": {}},
+        }
+    }
+}
 
 
 def client_request(model: str = "local-model", stream: bool = False) -> http.Request:
     body = {"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
-    return http.Request.make("POST", "http://127.0.0.1:8000/v1/chat/completions", json.dumps(body).encode(),
-                             {"content-type": "application/json", "authorization": f"Bearer {PROXY_KEY}"})
+    return http.Request.make(
+        "POST",
+        "http://127.0.0.1:8000/v1/chat/completions",
+        json.dumps(body).encode(),
+        {"content-type": "application/json", "authorization": f"Bearer {PROXY_KEY}"},
+    )
 
 
 def routed_flow(status: int = 503, fallback_names: tuple[str, ...] = ("local-b", "local-c")) -> http.HTTPFlow:
     """A live flow as routing and the upstream left it: asked for local-model, got `status`."""
     flow = tflow.tflow(live=True, resp=True)
-    flow.response = http.Response.make(status, b'[{"error": {"code": %d}}]' % status,
-                                       {"content-type": "application/json", "retry-after": "7"})
-    flow.metadata["llm"] = {"client_model": "local-model", "upstream_model": "gemini-2.5-flash",
-                            "api_base": "http://upstream.test/", "key": "AIza…00", "fallbacks": list(fallback_names),
-                            "repairs": ["first target's repair"]}
+    flow.response = http.Response.make(
+        status, b'[{"error": {"code": %d}}]' % status, {"content-type": "application/json", "retry-after": "7"}
+    )
+    flow.metadata["llm"] = {
+        "client_model": "local-model",
+        "upstream_model": "gemini-2.5-flash",
+        "api_base": "http://upstream.test/",
+        "key": "AIza…00",
+        "fallbacks": list(fallback_names),
+        "repairs": ["first target's repair"],
+    }
     return flow
 
 
-@pytest.mark.parametrize("status,expected", [(429, True), (500, True), (503, True), (504, True), (200, False),
-                                             (400, False), (401, False), (404, False), (413, False)])
+@pytest.mark.parametrize(
+    "status,expected",
+    [
+        (429, True),
+        (500, True),
+        (503, True),
+        (504, True),
+        (200, False),
+        (400, False),
+        (401, False),
+        (404, False),
+        (413, False),
+    ],
+)
 def test_retryable(status, expected):
     assert fallbacks.retryable(status) is expected
 
@@ -76,8 +109,9 @@ def test_an_attempt_is_a_new_flow_that_answers_as_the_client_asked():
 
 
 def test_whole_response_has_a_length_instead_of_chunks():
-    streamed = http.Response.make(200, b"data: {}\n\ndata: [DONE]\n\n",
-                                  {"content-type": "text/event-stream", "transfer-encoding": "chunked"})
+    streamed = http.Response.make(
+        200, b"data: {}\n\ndata: [DONE]\n\n", {"content-type": "text/event-stream", "transfer-encoding": "chunked"}
+    )
     whole = error_pages.whole_response(streamed)
     assert "transfer-encoding" not in whole.headers and whole.headers["content-length"] == "24"
     assert whole.content == streamed.content and "transfer-encoding" in streamed.headers
@@ -97,6 +131,7 @@ def test_outcome_of_an_attempt():
 
 # Routing's share: the original request, kept outside the flow, and the client's name for attempts.
 
+
 @pytest.fixture
 def routing_ctx(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-test-key-000000000000")
@@ -105,8 +140,12 @@ def routing_ctx(tmp_path, monkeypatch):
     path.write_text(json.dumps(CONFIG))
     routing, addon = Routing(), Fallbacks()
     with taddons.context(routing, addon) as tctx:
-        tctx.configure(routing, translate_config=str(path), translate_api_base="http://upstream.test/v1beta/openai/",
-                       listen_port=8000)
+        tctx.configure(
+            routing,
+            translate_config=str(path),
+            translate_api_base="http://upstream.test/v1beta/openai/",
+            listen_port=8000,
+        )
         yield routing, addon
 
 
@@ -141,6 +180,7 @@ def test_an_attempt_is_routed_for_the_fallback_and_named_as_the_client_asked(rou
 
 
 # The loop, with `run` scripted.
+
 
 class Scripted(Fallbacks):
     """Each attempt gets the next scripted answer: a status, an error text, or None (routing refused it)."""
@@ -207,8 +247,7 @@ def test_attempts_without_an_answer_leave_the_clients_own_error(loop_ctx):
     hook(addon, loop_ctx, flow)
     meta = flow.metadata["llm"]
     assert flow.response.status_code == 503 and "answered_by" not in meta  # responses reshapes it as usual
-    assert [a.get("error") for a in meta["attempts"]] == [None, "not sent: local-b is unknown",
-                                                         "Connect call failed"]
+    assert [a.get("error") for a in meta["attempts"]] == [None, "not sent: local-b is unknown", "Connect call failed"]
 
 
 @pytest.mark.parametrize("status", [200, 400, 404])
@@ -253,6 +292,7 @@ def test_no_fallback_while_shutting_down(loop_ctx):
 
 # The error page and the comment line.
 
+
 def test_error_page_override_may_be_a_whole_response():
     response = http.Response.make(429, b'{"error": {}}', {"retry-after": "7", "transfer-encoding": "chunked"})
     error_pages.override.set(response)
@@ -265,13 +305,18 @@ def test_error_page_override_may_be_a_whole_response():
 
 
 def test_comment_line_tells_attempts():
-    original = {"client_model": "local-model", "upstream_model": "gemini-2.0-flash",
-                "attempts": [{"upstream_model": "gemini-2.5-flash", "status": 503},
-                             {"upstream_model": "gemini-2.0-flash", "status": 200}]}
+    original = {
+        "client_model": "local-model",
+        "upstream_model": "gemini-2.0-flash",
+        "attempts": [
+            {"upstream_model": "gemini-2.5-flash", "status": 503},
+            {"upstream_model": "gemini-2.0-flash", "status": 200},
+        ],
+    }
     assert summary.comment_line(original) == (
-        "local-model -> gemini-2.0-flash | tried gemini-2.5-flash 503, gemini-2.0-flash 200")
-    attempt = {"client_model": "local-model", "upstream_model": "gemini-2.0-flash", "fallback_of": "abc",
-               "attempt": 1}
+        "local-model -> gemini-2.0-flash | tried gemini-2.5-flash 503, gemini-2.0-flash 200"
+    )
+    attempt = {"client_model": "local-model", "upstream_model": "gemini-2.0-flash", "fallback_of": "abc", "attempt": 1}
     assert summary.comment_line(attempt) == "fallback attempt 1 for abc | local-model -> gemini-2.0-flash"
 
 

@@ -34,31 +34,43 @@ def fallback_config(port: int, hole_port: int | None = None) -> dict[str, Any]:
         if upstream_port is None:
             continue
         config["provider"][name] = {
-            "npm": "@ai-sdk/openai-compatible", "name": f"{name}: no answer",
-            "options": {"baseURL": f"http://127.0.0.1:{upstream_port}/v1", "apiKey": "k",
-                        "proxy": {"fallbacks": {f"{name}-model": ["local-b"]}}},
+            "npm": "@ai-sdk/openai-compatible",
+            "name": f"{name}: no answer",
+            "options": {
+                "baseURL": f"http://127.0.0.1:{upstream_port}/v1",
+                "apiKey": "k",
+                "proxy": {"fallbacks": {f"{name}-model": ["local-b"]}},
+            },
             "models": {f"{name}-model": {"id": "gemini-2.5-pro"}},
         }
     return config
 
 
 @pytest.fixture(scope="module")
-def proxy(fake_gemini: FakeGemini, black_hole: int, tmp_path_factory: pytest.TempPathFactory
-          ) -> Iterator[ProxyProcess]:
+def proxy(fake_gemini: FakeGemini, black_hole: int, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProxyProcess]:
     port = free_port()
-    started = start_proxy(fake_gemini, tmp_path_factory.mktemp("fallbacks"), "--set", "translate_connect_timeout=1",
-                          port=port, config=fallback_config(port, black_hole), env={"PROXY_API_KEY": KEY})
+    started = start_proxy(
+        fake_gemini,
+        tmp_path_factory.mktemp("fallbacks"),
+        "--set",
+        "translate_connect_timeout=1",
+        port=port,
+        config=fallback_config(port, black_hole),
+        env={"PROXY_API_KEY": KEY},
+    )
     yield started
     started.stop()
 
 
-def chat(proxy: ProxyProcess, text: str, model: str = "local-model", stream: bool = False
-         ) -> tuple[int, dict[str, str], bytes]:
+def chat(
+    proxy: ProxyProcess, text: str, model: str = "local-model", stream: bool = False
+) -> tuple[int, dict[str, str], bytes]:
     body = json.dumps({"model": model, "stream": stream, "messages": [{"role": "user", "content": text}]})
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
     try:
-        conn.request("POST", "/v1/chat/completions", body,
-                     {"content-type": "application/json", "authorization": f"Bearer {KEY}"})
+        conn.request(
+            "POST", "/v1/chat/completions", body, {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
+        )
         response = conn.getresponse()
         return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
     finally:
@@ -127,11 +139,17 @@ def test_no_retry_once_the_stream_has_begun(proxy, fake):
 
 
 def test_a_client_that_leaves_during_an_attempt_has_the_attempts_upstream_closed(proxy, fake):
-    body = json.dumps({"model": "local-model", "stream": True,
-                       "messages": [{"role": "user", "content": "[error:503:1] long [chunks:60:100]"}]})
+    body = json.dumps(
+        {
+            "model": "local-model",
+            "stream": True,
+            "messages": [{"role": "user", "content": "[error:503:1] long [chunks:60:100]"}],
+        }
+    )
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=30)
-    conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json",
-                                                         "authorization": f"Bearer {KEY}"})
+    conn.request(
+        "POST", "/v1/chat/completions", body, {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
+    )
     deadline = time.monotonic() + 5
     while len(fake.chat_requests()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -158,8 +176,9 @@ def test_a_streaming_client_gets_the_fallbacks_whole_stream_under_its_name(proxy
 def test_saved_flows_record_every_attempt(fake_gemini, fake, tmp_path):
     port = free_port()
     saved = tmp_path / "flows.mitm"
-    proxy = start_proxy(fake_gemini, tmp_path, "-w", str(saved), port=port, config=fallback_config(port),
-                        env={"PROXY_API_KEY": KEY})
+    proxy = start_proxy(
+        fake_gemini, tmp_path, "-w", str(saved), port=port, config=fallback_config(port), env={"PROXY_API_KEY": KEY}
+    )
     try:
         assert chat(proxy, "[error:503:1] record me")[0] == 200
         assert chat(proxy, "nobody home", model="dead-model")[0] == 200
@@ -173,7 +192,9 @@ def test_saved_flows_record_every_attempt(fake_gemini, fake, tmp_path):
     first = next(f for f in originals if f.metadata["llm"]["client_model"] == "local-model")
     meta = first.metadata["llm"]
     assert [(a["model"], a["upstream_model"], a.get("status")) for a in meta["attempts"]] == [
-        ("local-model", "gemini-2.5-flash", 503), ("local-b", "gemini-2.0-flash", 200)]
+        ("local-model", "gemini-2.5-flash", 503),
+        ("local-b", "gemini-2.0-flash", 200),
+    ]
     assert meta["answered_by"] == "local-b" and meta["upstream_model"] == "gemini-2.0-flash"
     assert "record me" in meta["answer"]["content"] and not meta.get("error")
     assert first.response.status_code == 200 and "tried gemini-2.5-flash 503, gemini-2.0-flash 200" in first.comment

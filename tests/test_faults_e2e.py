@@ -46,12 +46,24 @@ def faulty_proxy(fake_gemini, black_hole, tmp_path_factory) -> Iterator[ProxyPro
     workdir = tmp_path_factory.mktemp("faults")
     port = free_port()
     config = opencode_config(port)
-    config["provider"]["hole"] = {"npm": "@ai-sdk/openai-compatible", "name": "Never answers",
-                                  "options": {"baseURL": f"http://127.0.0.1:{black_hole}/v1", "apiKey": "k"},
-                                  "models": {"hole-model": {"id": "gemini-2.5-flash"}}}
-    proxy = start_proxy(fake_gemini, workdir, "--set", f"translate_connect_timeout={CONNECT}",
-                        "--set", f"translate_read_timeout={READ}", "--set", f"translate_idle_timeout={IDLE}",
-                        port=port, config=config)
+    config["provider"]["hole"] = {
+        "npm": "@ai-sdk/openai-compatible",
+        "name": "Never answers",
+        "options": {"baseURL": f"http://127.0.0.1:{black_hole}/v1", "apiKey": "k"},
+        "models": {"hole-model": {"id": "gemini-2.5-flash"}},
+    }
+    proxy = start_proxy(
+        fake_gemini,
+        workdir,
+        "--set",
+        f"translate_connect_timeout={CONNECT}",
+        "--set",
+        f"translate_read_timeout={READ}",
+        "--set",
+        f"translate_idle_timeout={IDLE}",
+        port=port,
+        config=config,
+    )
     yield proxy
     proxy.stop()
 
@@ -135,8 +147,10 @@ def test_cut_stream_ends_at_once_with_error_event(faulty_proxy, fake):
 def test_client_leaving_mid_stream_closes_upstream_promptly(faulty_proxy, fake):
     sock = socket.create_connection(("127.0.0.1", faulty_proxy.port))
     body = chat_body("long [chunks:60:200]", stream=True)
-    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
     received = b""
     while received.count(b"data: ") < 3:
         received += sock.recv(65536)
@@ -189,10 +203,12 @@ def test_broken_config_keeps_the_last_good_one(faulty_proxy, fake, damage):
 
 def test_openai_sdk_reports_the_error_event(faulty_proxy):
     import openai
+
     client = openai.OpenAI(base_url=faulty_proxy.base_url, api_key="x", max_retries=0, timeout=30)
     received = []
     with pytest.raises(openai.APIError) as caught:
-        for chunk in client.chat.completions.create(model="local-model", stream=True,
-                                                    messages=[{"role": "user", "content": "[cut]"}]):
+        for chunk in client.chat.completions.create(
+            model="local-model", stream=True, messages=[{"role": "user", "content": "[cut]"}]
+        ):
             received.append(chunk)
     assert received and "failed" in str(caught.value)

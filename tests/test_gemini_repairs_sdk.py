@@ -24,16 +24,37 @@ from tests.conftest import ProxyProcess, proxies_by_repairs, reloaded
 MODEL, UPSTREAM = "local-3", "gemini-3-pro-preview"
 FILES = {"a.txt": "ALPHA-1", "b.txt": "BRAVO-2"}
 # A read tool as zod (through opencode or the AI SDK) describes it, with the keywords Gemini refuses.
-ZOD_READ = {"type": "function", "function": {"name": "read", "description": "Read a file", "parameters": {
-    "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
-    "properties": {"filePath": {"type": "string", "description": "The path"},
-                   "offset": {"type": "integer", "exclusiveMinimum": 0, "maximum": 9007199254740991},
-                   "encoding": {"anyOf": [{"type": "string", "const": "utf-8"}, {"type": "null"}]},
-                   "tags": {"type": "object", "propertyNames": {"pattern": "^[a-z]+$"},
-                            "additionalProperties": {"type": "string"}}},
-    "required": ["filePath"], "additionalProperties": False}}}
-PLAIN_READ = {"type": "function", "function": {"name": "read", "description": "Read a file", "parameters": {
-    "type": "object", "properties": {"filePath": {"type": "string"}}, "required": ["filePath"]}}}
+ZOD_READ = {
+    "type": "function",
+    "function": {
+        "name": "read",
+        "description": "Read a file",
+        "parameters": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {
+                "filePath": {"type": "string", "description": "The path"},
+                "offset": {"type": "integer", "exclusiveMinimum": 0, "maximum": 9007199254740991},
+                "encoding": {"anyOf": [{"type": "string", "const": "utf-8"}, {"type": "null"}]},
+                "tags": {
+                    "type": "object",
+                    "propertyNames": {"pattern": "^[a-z]+$"},
+                    "additionalProperties": {"type": "string"},
+                },
+            },
+            "required": ["filePath"],
+            "additionalProperties": False,
+        },
+    },
+}
+PLAIN_READ = {
+    "type": "function",
+    "function": {
+        "name": "read",
+        "description": "Read a file",
+        "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}}, "required": ["filePath"]},
+    },
+}
 
 
 def read_marker(name: str) -> str:
@@ -49,6 +70,7 @@ def proxies(fake_gemini, tmp_path_factory) -> Iterator[Callable[..., ProxyProces
 @dataclass
 class Session:
     """One proxy, its client, and the log written since the session began."""
+
     proxy: ProxyProcess
     client: openai.OpenAI = field(init=False)
     mark: int = field(init=False)
@@ -75,8 +97,10 @@ class Session:
             assert f"repaired: {repair}" in log, f"no 'repaired: {repair}' in the proxy log:\n{log}"
 
     def options_held(self) -> None:
-        assert not reloaded(self.proxy), ("The proxy reloaded its addon during the test (a file under addon/ "
-                                          "changed), which resets --set options; run the test again.")
+        assert not reloaded(self.proxy), (
+            "The proxy reloaded its addon during the test (a file under addon/ "
+            "changed), which resets --set options; run the test again."
+        )
 
 
 @pytest.fixture
@@ -121,20 +145,34 @@ def collect(stream: Any) -> Step:
     return Step(text, list(calls.values()), finish)
 
 
-def agent(client: openai.OpenAI, prompt: str, tools: list[dict[str, Any]], max_steps: int = 6,
-          messages: list[dict[str, Any]] | None = None, **fields: Any) -> Transcript:
+def agent(
+    client: openai.OpenAI,
+    prompt: str,
+    tools: list[dict[str, Any]],
+    max_steps: int = 6,
+    messages: list[dict[str, Any]] | None = None,
+    **fields: Any,
+) -> Transcript:
     """Stream, run the tools while finish_reason is "tool_calls", answer with their results; stop otherwise."""
     messages = [*(messages or []), {"role": "user", "content": prompt}]
     transcript = Transcript([], [])
     for _ in range(max_steps):
-        step = collect(client.chat.completions.create(model=MODEL, messages=messages, tools=tools, stream=True,
-                                                      **fields))
+        step = collect(
+            client.chat.completions.create(model=MODEL, messages=messages, tools=tools, stream=True, **fields)
+        )
         transcript.steps.append(step)
         if step.finish != "tool_calls":
             return transcript
-        messages.append({"role": "assistant", "content": step.text or None, "tool_calls": [
-            {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
-            for c in step.calls]})
+        messages.append(
+            {
+                "role": "assistant",
+                "content": step.text or None,
+                "tool_calls": [
+                    {"id": c["id"], "type": "function", "function": {"name": c["name"], "arguments": c["arguments"]}}
+                    for c in step.calls
+                ],
+            }
+        )
         for call in step.calls:
             arguments = json.loads(call["arguments"])
             transcript.ran.append({"name": call["name"], **arguments})
@@ -153,12 +191,17 @@ def tool_call_turns(request: dict[str, Any]) -> list[list[dict[str, Any]]]:
 
 # Streamed tool calls (index, ids, finish_reason).
 
+
 def test_single_tool_call(on, fake):
     transcript = agent(on.client, f"Read a {read_marker('a.txt')}", [PLAIN_READ])
     assert transcript.ran == [{"name": "read", "filePath": "a.txt"}]
     assert transcript.answer == "Tool said: ALPHA-1"
-    on.repaired("tool call 0: index 0 assigned", "finish_reason stop -> tool_calls",
-                "packed thought signature into id of call call_1", "restored thought signature for call call_1")
+    on.repaired(
+        "tool call 0: index 0 assigned",
+        "finish_reason stop -> tool_calls",
+        "packed thought signature into id of call call_1",
+        "restored thought signature for call call_1",
+    )
 
 
 def test_single_tool_call_stops_without_the_stream_repair(off, fake):
@@ -173,8 +216,7 @@ def test_single_tool_call_stops_without_the_stream_repair(off, fake):
 
 
 def test_two_parallel_tool_calls(on, fake):
-    transcript = agent(on.client, f"Read both {read_marker('a.txt')} {read_marker('b.txt')} [empty-ids]",
-                       [PLAIN_READ])
+    transcript = agent(on.client, f"Read both {read_marker('a.txt')} {read_marker('b.txt')} [empty-ids]", [PLAIN_READ])
     assert [r["filePath"] for r in transcript.ran] == ["a.txt", "b.txt"]
     assert transcript.answer == "Tool said: ALPHA-1 | BRAVO-2"
     ids = [c["id"] for c in transcript.steps[0].calls]
@@ -184,9 +226,14 @@ def test_two_parallel_tool_calls(on, fake):
 
 def test_two_parallel_tool_calls_merge_without_the_stream_repair(off, fake):
     session = off("stream_tools")
-    step = collect(session.client.chat.completions.create(
-        model=MODEL, stream=True, tools=[PLAIN_READ],
-        messages=[{"role": "user", "content": f"Read both {read_marker('a.txt')} {read_marker('b.txt')}"}]))
+    step = collect(
+        session.client.chat.completions.create(
+            model=MODEL,
+            stream=True,
+            tools=[PLAIN_READ],
+            messages=[{"role": "user", "content": f"Read both {read_marker('a.txt')} {read_marker('b.txt')}"}],
+        )
+    )
     session.options_held()
     # Without an index both calls land in one slot: one call, two argument objects glued together.
     [call] = step.calls
@@ -196,6 +243,7 @@ def test_two_parallel_tool_calls_merge_without_the_stream_repair(off, fake):
 
 
 # Gemini 3 thought signatures.
+
 
 def test_three_step_tool_conversation(on, fake):
     transcript = agent(on.client, f"Read a three times {read_marker('a.txt')} [steps:3]", [PLAIN_READ])
@@ -221,9 +269,11 @@ def test_history_without_signatures_gets_the_bypass(on, off, fake, repaired):
     """A conversation begun with another model has tool calls Gemini 3 never signed: nothing to restore."""
     session = on if repaired else off("signatures")
     call = {"id": "toolu_01", "type": "function", "function": {"name": "read", "arguments": '{"filePath": "a.txt"}'}}
-    history = [{"role": "user", "content": "What is in a.txt?"},
-               {"role": "assistant", "content": None, "tool_calls": [call]},
-               {"role": "tool", "tool_call_id": "toolu_01", "content": "ALPHA-1"}]
+    history = [
+        {"role": "user", "content": "What is in a.txt?"},
+        {"role": "assistant", "content": None, "tool_calls": [call]},
+        {"role": "tool", "tool_call_id": "toolu_01", "content": "ALPHA-1"},
+    ]
     if not repaired:
         with pytest.raises(openai.BadRequestError) as caught:
             agent(session.client, "Thanks, now say hi", [PLAIN_READ], messages=history)
@@ -238,6 +288,7 @@ def test_history_without_signatures_gets_the_bypass(on, off, fake, repaired):
 
 
 # Tool schemas.
+
 
 @pytest.mark.parametrize("repaired", [True, False], ids=["on", "off"])
 def test_zod_schema(on, off, fake, repaired):
@@ -261,6 +312,7 @@ def test_zod_schema(on, off, fake, repaired):
 
 # Request fields Gemini refuses.
 
+
 @pytest.mark.parametrize("repaired", [True, False], ids=["on", "off"])
 def test_refused_fields(on, off, fake, repaired):
     session = on if repaired else off("fields")
@@ -281,9 +333,11 @@ def test_refused_fields(on, off, fake, repaired):
 
 # Errors.
 
+
 @pytest.mark.parametrize("repaired", [True, False], ids=["on", "off"])
-@pytest.mark.parametrize("code, error", [(429, openai.RateLimitError), (400, openai.BadRequestError),
-                                         (503, openai.InternalServerError)])
+@pytest.mark.parametrize(
+    "code, error", [(429, openai.RateLimitError), (400, openai.BadRequestError), (503, openai.InternalServerError)]
+)
 def test_list_wrapped_errors(on, off, fake, repaired, code, error):
     session = on if repaired else off("errors")
     with pytest.raises(error) as caught:

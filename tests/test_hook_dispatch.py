@@ -9,8 +9,7 @@ from mitmproxy import exceptions
 from mitmproxy.proxy.layers.http import HttpRequestHook
 from mitmproxy.test import taddons, tflow
 
-from addon import hook_dispatch
-
+from addon.runtime import hook_dispatch
 
 # One loop for the module: each master takes the running loop, and mitmproxy's log handlers of earlier
 # masters in the same test would call into a closed one.
@@ -69,8 +68,13 @@ async def trigger(tctx) -> None:
 
 
 def chain(calls: list) -> list:
-    return [Recorder("a", calls), Parent([Recorder("b", calls), AsyncRecorder("c", calls)]),
-            Recorder("d", calls, "awaitable"), object(), Recorder("e", calls)]
+    return [
+        Recorder("a", calls),
+        Parent([Recorder("b", calls), AsyncRecorder("c", calls)]),
+        Recorder("d", calls, "awaitable"),
+        object(),
+        Recorder("e", calls),
+    ]
 
 
 def calls_through(patched: bool, addons_for) -> list:

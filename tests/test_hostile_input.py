@@ -11,8 +11,9 @@ import pytest
 from tests.conftest import ProxyProcess
 
 
-def raw_post(proxy: ProxyProcess, body: bytes, headers: dict[str, str] | None = None,
-             path: str = "/v1/chat/completions") -> tuple[int, bytes]:
+def raw_post(
+    proxy: ProxyProcess, body: bytes, headers: dict[str, str] | None = None, path: str = "/v1/chat/completions"
+) -> tuple[int, bytes]:
     conn = http.client.HTTPConnection("127.0.0.1", proxy.port, timeout=60)
     try:
         conn.request("POST", path, body, {"content-type": "application/json", **(headers or {})})
@@ -58,58 +59,85 @@ def test_body_limit_is_an_option(proxy_factory, fake):
     assert_still_serving(small)
 
 
-NESTED = b'{"model": "local-model", "messages": [{"role": "user", "content": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
+NESTED = (
+    b'{"model": "local-model", "messages": [{"role": "user", "content": ' + b"[" * 100_000 + b"]" * 100_000 + b"}]}"
+)
 
 
-@pytest.mark.parametrize("body", [
-    pytest.param(b'{"model": "local-model", "messages": [{"role": "user", "content": "\xff\xfe\xfa"}]}', id="bad-utf8"),
-    pytest.param(b'\xed\xa0\x80', id="lone-surrogate"),
-    pytest.param(NESTED, id="deep-nesting"),
-    pytest.param(b"{" * 100_000, id="deep-open-braces"),
-    pytest.param(b"", id="empty"),
-    pytest.param(b"null", id="null"),
-    pytest.param(b'"a string"', id="string"),
-    pytest.param(chat(messages={"role": "user"}), id="messages-object"),
-    pytest.param(chat(messages="hello"), id="messages-string"),
-    pytest.param(chat(messages=None), id="messages-null"),
-    pytest.param(chat(messages=...), id="messages-missing"),
-    pytest.param(chat(messages=[["user", "hi"]]), id="message-list"),
-    pytest.param(chat(messages=[{"role": 5, "content": "hi"}]), id="role-int"),
-    pytest.param(chat(messages=[{"content": "hi"}]), id="role-missing"),
-    pytest.param(chat(model=None), id="model-null"),
-    pytest.param(chat(model=["local-model"]), id="model-list"),
-    pytest.param(chat(model={"name": "x"}), id="model-object"),
-    pytest.param(chat(model=""), id="model-empty"),
-    pytest.param(chat(stream="yes"), id="stream-string"),
-    pytest.param(chat(stream=1), id="stream-int"),
-    pytest.param(chat(model="../../../etc/passwd"), id="model-dotdot"),
-    pytest.param(chat(model="local-model/../../x"), id="model-dotdot-inner"),
-    pytest.param(chat(model="a?b=c"), id="model-query"),
-    pytest.param(chat(model="a#frag"), id="model-fragment"),
-    pytest.param(chat(model="a\\b"), id="model-backslash"),
-    pytest.param(chat(model="a\nb"), id="model-newline"),
-    pytest.param(chat(model="a\x00b"), id="model-nul"),
-    pytest.param(chat(model="m" * 10_000), id="model-10000-chars"),
-    pytest.param(chat(model="//evil.example.com/x"), id="model-scheme-relative"),
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(
+            b'{"model": "local-model", "messages": [{"role": "user", "content": "\xff\xfe\xfa"}]}', id="bad-utf8"
+        ),
+        pytest.param(b"\xed\xa0\x80", id="lone-surrogate"),
+        pytest.param(NESTED, id="deep-nesting"),
+        pytest.param(b"{" * 100_000, id="deep-open-braces"),
+        pytest.param(b"", id="empty"),
+        pytest.param(b"null", id="null"),
+        pytest.param(b'"a string"', id="string"),
+        pytest.param(chat(messages={"role": "user"}), id="messages-object"),
+        pytest.param(chat(messages="hello"), id="messages-string"),
+        pytest.param(chat(messages=None), id="messages-null"),
+        pytest.param(chat(messages=...), id="messages-missing"),
+        pytest.param(chat(messages=[["user", "hi"]]), id="message-list"),
+        pytest.param(chat(messages=[{"role": 5, "content": "hi"}]), id="role-int"),
+        pytest.param(chat(messages=[{"content": "hi"}]), id="role-missing"),
+        pytest.param(chat(model=None), id="model-null"),
+        pytest.param(chat(model=["local-model"]), id="model-list"),
+        pytest.param(chat(model={"name": "x"}), id="model-object"),
+        pytest.param(chat(model=""), id="model-empty"),
+        pytest.param(chat(stream="yes"), id="stream-string"),
+        pytest.param(chat(stream=1), id="stream-int"),
+        pytest.param(chat(model="../../../etc/passwd"), id="model-dotdot"),
+        pytest.param(chat(model="local-model/../../x"), id="model-dotdot-inner"),
+        pytest.param(chat(model="a?b=c"), id="model-query"),
+        pytest.param(chat(model="a#frag"), id="model-fragment"),
+        pytest.param(chat(model="a\\b"), id="model-backslash"),
+        pytest.param(chat(model="a\nb"), id="model-newline"),
+        pytest.param(chat(model="a\x00b"), id="model-nul"),
+        pytest.param(chat(model="m" * 10_000), id="model-10000-chars"),
+        pytest.param(chat(model="//evil.example.com/x"), id="model-scheme-relative"),
+    ],
+)
 def test_broken_requests_get_a_clear_4xx_and_nothing_is_forwarded(proxy, fake, body):
     assert_openai_4xx(*raw_post(proxy, body))
     assert fake.chat_requests() == []
     assert_still_serving(proxy)
 
 
-@pytest.mark.parametrize("fields", [
-    dict(temperature="hot"), dict(max_tokens="many"), dict(tools="read"), dict(tools=[5]),
-    dict(tool_choice=7), dict(stop=5), dict(n="two"), dict(messages=[{"role": "user", "content": 5}]),
-], ids=lambda f: ",".join(f"{k}={v!r}"[:30] for k, v in f.items()))
+@pytest.mark.parametrize(
+    "fields",
+    [
+        dict(temperature="hot"),
+        dict(max_tokens="many"),
+        dict(tools="read"),
+        dict(tools=[5]),
+        dict(tool_choice=7),
+        dict(stop=5),
+        dict(n="two"),
+        dict(messages=[{"role": "user", "content": 5}]),
+    ],
+    ids=lambda f: ",".join(f"{k}={v!r}"[:30] for k, v in f.items()),
+)
 def test_wrong_field_types_get_a_4xx_from_proxy_or_upstream(proxy, fake, fields):
     """Fields the proxy does not check itself reach the upstream, whose 4xx is passed on in OpenAI's shape."""
     assert_openai_4xx(*raw_post(proxy, chat(**fields)))
     assert_still_serving(proxy)
 
 
-@pytest.mark.parametrize("header", ["Host", "X-Forwarded-Host", "Forwarded", "X-Original-URL", "X-Rewrite-URL",
-                                    "X-Forwarded-Proto", "X-Forwarded-For"])
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Host",
+        "X-Forwarded-Host",
+        "Forwarded",
+        "X-Original-URL",
+        "X-Rewrite-URL",
+        "X-Forwarded-Proto",
+        "X-Forwarded-For",
+    ],
+)
 def test_headers_cannot_redirect_the_upstream(proxy, fake, header):
     value = "for=1.2.3.4;host=evil.example.com" if header == "Forwarded" else "evil.example.com"
     status, raw = raw_post(proxy, chat(), {header: value})
@@ -123,9 +151,10 @@ def test_headers_cannot_redirect_the_upstream(proxy, fake, header):
 def test_absolute_form_request_line_cannot_pick_another_host(proxy, fake):
     body = chat()
     with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
-        sock.sendall(b"POST http://evil.example.com/v1/chat/completions HTTP/1.1\r\nHost: evil.example.com\r\n"
-                     b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s"
-                     % (len(body), body))
+        sock.sendall(
+            b"POST http://evil.example.com/v1/chat/completions HTTP/1.1\r\nHost: evil.example.com\r\n"
+            b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s" % (len(body), body)
+        )
         reply = b""
         while chunk := sock.recv(65536):
             reply += chunk
@@ -136,9 +165,12 @@ def test_absolute_form_request_line_cannot_pick_another_host(proxy, fake):
 
 
 def test_garbage_on_the_wire_does_not_stop_the_proxy(proxy):
-    for garbage in (b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64, b"GET / HTTP/9.9\r\n\r\n",
-                    b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
-                    b"POST /v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"):
+    for garbage in (
+        b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03" + b"\x00" * 64,
+        b"GET / HTTP/9.9\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nContent-Length: -5\r\n\r\n",
+        b"POST /v1/chat/completions HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ):
         with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as sock:
             sock.sendall(garbage)
             sock.shutdown(socket.SHUT_WR)

@@ -56,6 +56,7 @@ async def concurrent_streams(proxy: ProxyProcess, count: int) -> list[str]:
     """Start `count` streams at once; the problems found (empty when every stream was complete and right)."""
     limits = httpx.Limits(max_connections=count, max_keepalive_connections=count)
     async with httpx.AsyncClient(base_url=proxy.base_url, limits=limits, timeout=60, trust_env=False) as client:
+
         async def one(n: int) -> str | None:
             text = f"stream {n} [chunks:5:100]"
             response = await client.post("/chat/completions", json=body(text, True))
@@ -64,6 +65,7 @@ async def concurrent_streams(proxy: ProxyProcess, count: int) -> list[str]:
             if response.status_code != 200 or content != wanted or models != {"local-model"} or not done:
                 return f"#{n}: {response.status_code} {content!r} {models} done={done}"
             return None
+
         results = await asyncio.gather(*(one(n) for n in range(count)))
     return [r for r in results if r]
 

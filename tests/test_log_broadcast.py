@@ -4,7 +4,7 @@ import logging
 
 from mitmproxy.test import taddons
 
-from addon import log_broadcast
+from addon.runtime import log_broadcast
 
 
 class OldStyleAddon:
@@ -18,7 +18,7 @@ class OldStyleAddon:
 
 
 def record(message: str = "hello") -> logging.LogRecord:
-    return logging.LogRecord("addon.report", logging.INFO, __file__, 1, message, None, None)
+    return logging.LogRecord("addon.inspection.report", logging.INFO, __file__, 1, message, None, None)
 
 
 def test_without_a_listener_the_legacy_handler_lets_nothing_through():

@@ -24,24 +24,28 @@ def client(proxy: ProxyProcess) -> openai.OpenAI:
 
 def streamed_text(proxy: ProxyProcess, prompt: str) -> str:
     stream = client(proxy).chat.completions.create(
-        model="local-model", stream=True, messages=[{"role": "user", "content": prompt}])
+        model="local-model", stream=True, messages=[{"role": "user", "content": prompt}]
+    )
     return "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
 
 
 def web_get(proxy: ProxyProcess, path: str):
-    request = urllib.request.Request(f"http://127.0.0.1:{proxy.web_port}{path}",
-                                     headers={"authorization": f"Bearer {proxy.web_token()}"})
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{proxy.web_port}{path}", headers={"authorization": f"Bearer {proxy.web_token()}"}
+    )
     with _DIRECT.open(request, timeout=30) as response:
         return json.loads(response.read())
 
 
 def test_the_upstream_model_is_in_a_header_and_the_body_keeps_the_client_name(openai_client):
     raw = openai_client.chat.completions.with_raw_response.create(
-        model="local-model", messages=[{"role": "user", "content": "ping"}])
+        model="local-model", messages=[{"role": "user", "content": "ping"}]
+    )
     assert raw.headers["x-upstream-model"] == "gemini-2.5-flash"
     assert raw.parse().model == "local-model"
     with openai_client.chat.completions.with_streaming_response.create(
-            model="local-3", stream=True, messages=[{"role": "user", "content": "ping"}]) as streamed:
+        model="local-3", stream=True, messages=[{"role": "user", "content": "ping"}]
+    ) as streamed:
         assert streamed.headers["x-upstream-model"] == "gemini-3-pro-preview"
         assert {chunk.model for chunk in streamed.parse()} == {"local-3"}
 

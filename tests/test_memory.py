@@ -4,7 +4,7 @@ import gc
 
 from mitmproxy.test import taddons, tflow
 
-from addon import memory
+from addon.runtime import memory
 
 
 def flow_with_bodies(size: int):

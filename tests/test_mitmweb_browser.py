@@ -13,30 +13,48 @@ from pathlib import Path
 
 import openai
 import pytest
-from mitmproxy import contentviews
-from mitmproxy import optmanager
+from mitmproxy import contentviews, optmanager
 from mitmproxy.addons import script
 from mitmproxy.test import taddons
-from playwright.sync_api import expect
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
-from addon import error_pages
-from tests.conftest import ROOT
-from tests.conftest import ProxyProcess
-from tests.conftest import start_proxy
+from addon.runtime import error_pages
+from tests.conftest import ROOT, ProxyProcess, start_proxy
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-READ_TOOL = {"type": "function", "function": {
-    "name": "read", "description": "Reads a file from the local filesystem.",
-    "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}, "offset": {"type": "number"}},
-                   "required": ["filePath"]}}}
-WRITE_TOOL = {"type": "function", "function": {
-    "name": "write", "description": "Writes a file to the local filesystem.",
-    "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}, "content": {"type": "string"}},
-                   "required": ["filePath", "content"]}}}
+READ_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read",
+        "description": "Reads a file from the local filesystem.",
+        "parameters": {
+            "type": "object",
+            "properties": {"filePath": {"type": "string"}, "offset": {"type": "number"}},
+            "required": ["filePath"],
+        },
+    },
+}
+WRITE_TOOL = {
+    "type": "function",
+    "function": {
+        "name": "write",
+        "description": "Writes a file to the local filesystem.",
+        "parameters": {
+            "type": "object",
+            "properties": {"filePath": {"type": "string"}, "content": {"type": "string"}},
+            "required": ["filePath", "content"],
+        },
+    },
+}
 SYSTEM = "You are opencode, an interactive CLI tool that helps users with software engineering tasks."
 ASK = 'What is in /tmp/x.txt? [tool:read {"filePath": "/tmp/x.txt"}]'
 FILE_TEXT = "The meeting moved to Thursday at 10:00, room 4.12."
@@ -55,20 +73,39 @@ def test_every_option_can_be_shown_by_mitmweb(monkeypatch):
 
 
 def chat(client: openai.OpenAI, messages: list[dict]) -> list:
-    return list(client.chat.completions.create(
-        model="local-model", messages=[{"role": "system", "content": SYSTEM}, *messages],
-        tools=[READ_TOOL, WRITE_TOOL], stream=True, stream_options={"include_usage": True}))
+    return list(
+        client.chat.completions.create(
+            model="local-model",
+            messages=[{"role": "system", "content": SYSTEM}, *messages],
+            tools=[READ_TOOL, WRITE_TOOL],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
 
 
 def send_traffic(proxy: ProxyProcess) -> None:
     client = openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0, timeout=30)
     chunks = chat(client, [{"role": "user", "content": ASK}])
     call = next(c.choices[0].delta.tool_calls[0] for c in chunks if c.choices and c.choices[0].delta.tool_calls)
-    chat(client, [{"role": "user", "content": ASK},
-                  {"role": "assistant", "content": None, "tool_calls": [
-                      {"id": call.id, "type": "function",
-                       "function": {"name": call.function.name, "arguments": call.function.arguments}}]},
-                  {"role": "tool", "tool_call_id": call.id, "content": FILE_TEXT}])
+    chat(
+        client,
+        [
+            {"role": "user", "content": ASK},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {
+                        "id": call.id,
+                        "type": "function",
+                        "function": {"name": call.function.name, "arguments": call.function.arguments},
+                    }
+                ],
+            },
+            {"role": "tool", "tool_call_id": call.id, "content": FILE_TEXT},
+        ],
+    )
     chat(client, [{"role": "user", "content": 'Save a note. [tool:write {"filePath": "/tmp/note.txt"}]'}])
     with pytest.raises(openai.RateLimitError):
         chat(client, [{"role": "user", "content": "And again. [error:429]"}])
@@ -77,8 +114,10 @@ def send_traffic(proxy: ProxyProcess) -> None:
 @pytest.fixture(scope="module")
 def mitmweb(fake_gemini, tmp_path_factory) -> Iterator[ProxyProcess]:
     if not Path(CHROMIUM).exists() or not shutil.which("chromium"):
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install -y chromium`; .ci/run does "
-                    "this) to run the mitmweb browser test.")
+        pytest.fail(
+            f"{CHROMIUM} is missing: install Debian's Chromium (`apt-get install -y chromium`; .ci/run does "
+            "this) to run the mitmweb browser test."
+        )
     proxy = start_proxy(fake_gemini.reset(), tmp_path_factory.mktemp("mitmweb"), web=True)
     try:
         send_traffic(proxy)
@@ -176,16 +215,21 @@ def test_conversation_in_the_request_view(page):
 
 def test_tool_check_findings_in_the_chat_view(page):
     _, text = show(page, 2, "Response")
-    assert ("tool-call check: the model, not the client, sent tool calls that do not fit the tools the request "
-            "offered:\n  - write (call_1): missing required field 'content'") in text
+    assert (
+        "tool-call check: the model, not the client, sent tool calls that do not fit the tools the request "
+        "offered:\n  - write (call_1): missing required field 'content'"
+    ) in text
 
 
-@pytest.mark.parametrize("expression, shown", [
-    ("~marker :x:", [3]),
-    ("~marker :warning:", [2]),
-    ('~comment "tool call"', [0, 2]),
-    ("~comment local-model", [0, 1, 2, 3]),
-])
+@pytest.mark.parametrize(
+    "expression, shown",
+    [
+        ("~marker :x:", [3]),
+        ("~marker :warning:", [2]),
+        ('~comment "tool call"', [0, 2]),
+        ("~comment local-model", [0, 1, 2, 3]),
+    ],
+)
 def test_filters_in_the_search_box(page, expression, shown):
     paths_before = [chat_rows(page).nth(i).locator("td.col-comment").inner_text() for i in range(4)]
     page.locator("header nav a", has_text="Flow List").click()
@@ -193,8 +237,9 @@ def test_filters_in_the_search_box(page, expression, shown):
     search.fill(expression)
     try:
         expect(chat_rows(page)).to_have_count(len(shown))
-        assert [chat_rows(page).nth(i).locator("td.col-comment").inner_text() for i in range(len(shown))] == \
-            [paths_before[i] for i in shown]
+        assert [chat_rows(page).nth(i).locator("td.col-comment").inner_text() for i in range(len(shown))] == [
+            paths_before[i] for i in shown
+        ]
     finally:
         search.fill("")
         expect(chat_rows(page)).to_have_count(4)

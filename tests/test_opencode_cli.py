@@ -77,8 +77,10 @@ def assert_failed_with(run: OpencodeRun, *fragments: str) -> str:
 
 
 def assert_options_held(proxy: ProxyProcess) -> None:
-    assert not reloaded(proxy), ("The proxy reloaded its addon during the test (a file under addon/ changed), "
-                                 "which resets --set options; run the test again.")
+    assert not reloaded(proxy), (
+        "The proxy reloaded its addon during the test (a file under addon/ changed), "
+        "which resets --set options; run the test again."
+    )
 
 
 def signature_of(call: dict[str, Any]) -> str | None:
@@ -91,6 +93,7 @@ def tool_call_turns(request: dict[str, Any]) -> list[list[dict[str, Any]]]:
 
 
 # Repairs on: opencode works.
+
 
 def test_single_tool_call(opencode_bin, proxy, fake, tmp_path):
     project = new_project(tmp_path, proxy)
@@ -116,15 +119,20 @@ def test_single_tool_call(opencode_bin, proxy, fake, tmp_path):
     # The signature came back although opencode drops extra_content: the proxy carried it in the id.
     assert call["id"] == "call_1" and signature_of(call) not in (None, fake_scripts.BYPASS_SIGNATURE)
     log = proxy.log_text(mark)
-    for repair in ("removed $schema", "finish_reason stop -> tool_calls", "packed thought signature",
-                   "restored thought signature for call call_1"):
+    for repair in (
+        "removed $schema",
+        "finish_reason stop -> tool_calls",
+        "packed thought signature",
+        "restored thought signature for call call_1",
+    ):
         assert repair in log, f"no 'repaired: ... {repair}' in the proxy log:\n{log}"
 
 
 def test_two_parallel_tool_calls(opencode_bin, proxy, fake, tmp_path):
     project = new_project(tmp_path, proxy)
-    run = run_opencode(opencode_bin, project,
-                       f"Read both files {read_marker(project / NOTES)} {read_marker(project / TODO)}")
+    run = run_opencode(
+        opencode_bin, project, f"Read both files {read_marker(project / NOTES)} {read_marker(project / TODO)}"
+    )
     assert_succeeded(run)
     assert sorted(t["state"]["input"]["filePath"] for t in run.tool_uses) == [str(project / NOTES), str(project / TODO)]
     assert all(t["state"]["status"] == "completed" for t in run.tool_uses)
@@ -147,6 +155,7 @@ def test_three_step_tool_conversation(opencode_bin, proxy, fake, tmp_path):
 
 
 # Repairs off: opencode fails the way users report.
+
 
 def test_every_repair_off_fails_as_users_report(opencode_bin, proxy_without, fake, tmp_path):
     proxy = proxy_without(*ALL_REPAIRS)
@@ -220,8 +229,11 @@ def test_stream_repair_off_is_tolerated_by_opencode(opencode_bin, proxy_without,
     openai SDK (test_gemini_repairs_sdk.py); this test says when an opencode upgrade changes that."""
     proxy = proxy_without("stream_tools")
     project = new_project(tmp_path, proxy)
-    run = run_opencode(opencode_bin, project, f"Read both files {read_marker(project / NOTES)} "
-                                              f"{read_marker(project / TODO)} [empty-ids]")
+    run = run_opencode(
+        opencode_bin,
+        project,
+        f"Read both files {read_marker(project / NOTES)} {read_marker(project / TODO)} [empty-ids]",
+    )
     assert_options_held(proxy)
     assert_succeeded(run)
     assert "PELICAN-7" in run.text and "OSPREY-3" in run.text

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from addon.opencode_config import GOOGLE_BASE, ConfigError, OpencodeConfig, load_config, parse_config
-from addon.resolution import Settings, check_model_name, is_self, mask_key, resolve
+from addon.config.opencode_config import GOOGLE_BASE, ConfigError, OpencodeConfig, load_config, parse_config
+from addon.config.resolution import Settings, check_model_name, is_self, mask_key, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = Settings(api_base=None, api_key="AIzaSETTINGSKEY0000000000x9")

@@ -20,8 +20,14 @@ import pytest
 
 from tests.conftest import ProxyProcess, _listening, free_port, opencode_config, start_proxy
 
-TOOL = {"type": "function", "function": {"name": "read", "description": "Read a file", "parameters": {
-    "type": "object", "properties": {"filePath": {"type": "string"}}, "required": ["filePath"]}}}
+TOOL = {
+    "type": "function",
+    "function": {
+        "name": "read",
+        "description": "Read a file",
+        "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}}, "required": ["filePath"]},
+    },
+}
 
 NGINX_CONFIG = """
 {user}
@@ -88,17 +94,30 @@ def balancer(replicas, tmp_path_factory) -> Iterator[tuple[str, Path]]:
     workdir = tmp_path_factory.mktemp("nginx")
     port = free_port()
     config = workdir / "nginx.conf"
-    config.write_text(NGINX_CONFIG.format(user="user root;" if os.geteuid() == 0 else "", dir=workdir, port=port,
-                                          a=replicas[0].port, b=replicas[1].port))
+    config.write_text(
+        NGINX_CONFIG.format(
+            user="user root;" if os.geteuid() == 0 else "",
+            dir=workdir,
+            port=port,
+            a=replicas[0].port,
+            b=replicas[1].port,
+        )
+    )
     log = (workdir / "nginx.out").open("wb")
-    process = subprocess.Popen([binary, "-c", str(config), "-p", str(workdir), "-g", "daemon off;"],
-                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    process = subprocess.Popen(
+        [binary, "-c", str(config), "-p", str(workdir), "-g", "daemon off;"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 15
         while not _listening(port):
             if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"nginx did not start: {(workdir / 'nginx.out').read_text()}"
-                            f"{(workdir / 'error.log').read_text() if (workdir / 'error.log').exists() else ''}")
+                pytest.fail(
+                    f"nginx did not start: {(workdir / 'nginx.out').read_text()}"
+                    f"{(workdir / 'error.log').read_text() if (workdir / 'error.log').exists() else ''}"
+                )
             time.sleep(0.1)
         yield f"http://127.0.0.1:{port}/v1", workdir / "access.log"
     finally:
@@ -123,8 +142,9 @@ def collect_stream(stream) -> dict:
         delta = chunk.choices[0].delta
         content += delta.content or ""
         for call in delta.tool_calls or []:
-            entry = calls.setdefault(call.index, {"id": "", "type": "function",
-                                                  "function": {"name": "", "arguments": ""}})
+            entry = calls.setdefault(
+                call.index, {"id": "", "type": "function", "function": {"name": "", "arguments": ""}}
+            )
             entry["id"] = call.id or entry["id"]
             entry["function"]["name"] += call.function.name or ""
             entry["function"]["arguments"] += call.function.arguments or ""
@@ -138,11 +158,15 @@ def converse(client: openai.OpenAI, stream: bool, steps: int, tag: str) -> str:
     messages = [{"role": "user", "content": f'{tag} [steps:{steps}] [tool:read {{"filePath": "f"}}]'}]
     for step in range(steps + 1):
         if stream:
-            message = collect_stream(client.chat.completions.create(
-                model="local-3", messages=messages, tools=[TOOL], stream=True))
+            message = collect_stream(
+                client.chat.completions.create(model="local-3", messages=messages, tools=[TOOL], stream=True)
+            )
         else:
-            message = client.chat.completions.create(model="local-3", messages=messages,
-                                                     tools=[TOOL]).choices[0].message.model_dump(exclude_none=True)
+            message = (
+                client.chat.completions.create(model="local-3", messages=messages, tools=[TOOL])
+                .choices[0]
+                .message.model_dump(exclude_none=True)
+            )
         messages.append(message)
         if not message.get("tool_calls"):
             return message["content"]

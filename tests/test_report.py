@@ -10,39 +10,57 @@ import orjson
 import pytest
 from mitmproxy import flowfilter
 from mitmproxy import io as mitmio
-from mitmproxy.test import taddons
-from mitmproxy.test import tflow
+from mitmproxy.test import taddons, tflow
 
-from addon import summary
-from addon.report import Report
-from tests.test_chatview import OPENCODE_REQUEST
-from tests.test_chatview import SYSTEM_PROMPT
-from tests.test_chatview import TOOL_STREAM
+from addon.inspection import summary
+from addon.inspection.report import Report
+from tests.test_chatview import OPENCODE_REQUEST, SYSTEM_PROMPT, TOOL_STREAM
 
 T0 = 1_700_000_000.0
 USAGE = {"prompt_tokens": 4211, "completion_tokens": 63, "total_tokens": 4274}
-CALLS = [{"id": "call_3", "name": "edit",
-          "arguments": '{"filePath": "/repo/src/app.ts", "oldString": "x.run()", "newString": "await x.ready()"}'},
-         {"id": "call_4", "name": "todowrite", "arguments": '{"todos": [{"content": "fix", "status": "pending"}]}'}]
+CALLS = [
+    {
+        "id": "call_3",
+        "name": "edit",
+        "arguments": '{"filePath": "/repo/src/app.ts", "oldString": "x.run()", "newString": "await x.ready()"}',
+    },
+    {"id": "call_4", "name": "todowrite", "arguments": '{"todos": [{"content": "fix", "status": "pending"}]}'},
+]
 FLASH_PRICES = {"price_in": 3e-07, "price_out": 2.5e-06}  # gemini-2.5-flash in litellm's table, per token
 
 
-def answer(content: str = "", tool_calls: list | None = None, usage: dict | None = USAGE,
-           finish: str | None = "stop") -> dict:
-    return {"content": content, "reasoning": "", "tool_calls": tool_calls or [], "finish_reason": finish,
-            "usage": usage}
+def answer(
+    content: str = "", tool_calls: list | None = None, usage: dict | None = USAGE, finish: str | None = "stop"
+) -> dict:
+    return {
+        "content": content,
+        "reasoning": "",
+        "tool_calls": tool_calls or [],
+        "finish_reason": finish,
+        "usage": usage,
+    }
 
 
 def llm_meta(**changes) -> dict:
     """flow.metadata["llm"] after routing and the stream rewriter: a streamed answer that took 0.72 s."""
     meta = {
-        "endpoint": "POST /v1/chat/completions", "client_model": "local-model", "upstream_model": "gemini-2.5-flash",
-        "litellm_model": "openai/gemini-2.5-flash", "api_base": "https://generativelanguage.googleapis.com/v1beta/"
-        "openai/", "provider": "local", "stream": True, "key": "AIza…7890", "repairs": [],
-        "t_request": T0, "t_first_chunk": T0 + 0.412, "t_end": T0 + 0.721,
+        "endpoint": "POST /v1/chat/completions",
+        "client_model": "local-model",
+        "upstream_model": "gemini-2.5-flash",
+        "litellm_model": "openai/gemini-2.5-flash",
+        "api_base": "https://generativelanguage.googleapis.com/v1beta/openai/",
+        "provider": "local",
+        "stream": True,
+        "key": "AIza…7890",
+        "repairs": [],
+        "t_request": T0,
+        "t_first_chunk": T0 + 0.412,
+        "t_end": T0 + 0.721,
         "chunk_times": [0.412, 0.455, 0.61, 0.612, 0.7, 0.71, 0.711, 0.72, 0.721],
-        "upstream_raw": b"".join(TOOL_STREAM), "answer": answer("Let me fix it.", CALLS, finish="tool_calls"),
-        "error": None, **FLASH_PRICES,
+        "upstream_raw": b"".join(TOOL_STREAM),
+        "answer": answer("Let me fix it.", CALLS, finish="tool_calls"),
+        "error": None,
+        **FLASH_PRICES,
     }
     meta.update(changes)
     return meta
@@ -78,16 +96,25 @@ def test_streamed_tool_calls(report, caplog):
     caplog.set_level(logging.INFO)
     f = finished(report, llm_flow())
     # 4211 * 3e-7 + 63 * 2.5e-6 = $0.00142; 63 tokens in 0.309 s after the first chunk
-    assert f.comment == ("local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens | $0.0014 | "
-                         "first chunk 412 ms | 204 tok/s | 2 tool calls")
+    assert f.comment == (
+        "local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens | $0.0014 | "
+        "first chunk 412 ms | 204 tok/s | 2 tool calls"
+    )
     assert f.marked == ":wrench:"
     assert f.metadata["llm"]["tool_checks"] == []
-    assert "  tool call edit (call_3): {\"filePath\"" in caplog.text
+    assert '  tool call edit (call_3): {"filePath"' in caplog.text
     assert f"  {f.comment}" in caplog.text
 
 
-@pytest.mark.parametrize("prices", [{"price_in": None, "price_out": None}, {"price_in": 3e-07, "price_out": None},
-                                    {"price_in": None, "price_out": 2.5e-06}, {}])
+@pytest.mark.parametrize(
+    "prices",
+    [
+        {"price_in": None, "price_out": None},
+        {"price_in": 3e-07, "price_out": None},
+        {"price_in": None, "price_out": 2.5e-06},
+        {},
+    ],
+)
 def test_no_price_when_litellm_has_none(report, prices):
     meta = llm_meta(**prices)
     for name in ("price_in", "price_out"):
@@ -125,8 +152,9 @@ def test_one_tool_call_is_singular(report):
 
 def test_json_answer_has_no_speed(report):
     """A whole JSON answer: responses sets t_first_chunk = t_end, so there is no tokens-per-second to tell."""
-    f = finished(report, llm_flow(stream=False, t_first_chunk=T0 + 1.5, t_end=T0 + 1.5, chunk_times=[],
-                                  answer=answer("Hello!")))
+    f = finished(
+        report, llm_flow(stream=False, t_first_chunk=T0 + 1.5, t_end=T0 + 1.5, chunk_times=[], answer=answer("Hello!"))
+    )
     assert f.comment == "local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens | $0.0014 | first chunk 1,500 ms"
 
 
@@ -142,9 +170,11 @@ BAD_CALLS = [
 def test_invalid_tool_arguments_in_comment_mark_and_log(report, caplog):
     caplog.set_level(logging.INFO)
     f = finished(report, llm_flow(answer=answer(tool_calls=BAD_CALLS, finish="tool_calls")))
-    findings = ["read (call_1): model sent malformed JSON arguments: unexpected end of data at char 14",
-                "bash (call_2): missing required field 'command'",
-                "frobnicate (call_3): unknown tool (not offered in the request)"]
+    findings = [
+        "read (call_1): model sent malformed JSON arguments: unexpected end of data at char 14",
+        "bash (call_2): missing required field 'command'",
+        "frobnicate (call_3): unknown tool (not offered in the request)",
+    ]
     assert f.metadata["llm"]["tool_checks"] == findings
     assert f.comment.endswith(f"| 3 tool calls | tool-call problem: {findings[0]} (+2 more)")
     assert f.marked == ":warning:"
@@ -159,10 +189,20 @@ def test_one_finding_has_no_count(report):
 
 def test_long_findings_keep_the_comment_short(report):
     call = {"id": "c", "name": "read", "arguments": orjson.dumps({"filePath": "x" * 500}).decode()}
-    schema_says_short = {"type": "function", "function": {"name": "read", "parameters": {
-        "type": "object", "properties": {"filePath": {"type": "string", "maxLength": 10}}}}}
-    f = finished(report, llm_flow(request=OPENCODE_REQUEST | {"tools": [schema_says_short]},
-                                  answer=answer(tool_calls=[call], finish="tool_calls")))
+    schema_says_short = {
+        "type": "function",
+        "function": {
+            "name": "read",
+            "parameters": {"type": "object", "properties": {"filePath": {"type": "string", "maxLength": 10}}},
+        },
+    }
+    f = finished(
+        report,
+        llm_flow(
+            request=OPENCODE_REQUEST | {"tools": [schema_says_short]},
+            answer=answer(tool_calls=[call], finish="tool_calls"),
+        ),
+    )
     note = f.comment.split(" | ")[-1]
     assert note.startswith("tool-call problem: read (c): 'xxx") and note.endswith("…") and len(note) < 150
 
@@ -189,13 +229,17 @@ def test_upstream_error(report, caplog):
 
 def test_cut_stream_with_a_tool_call(report):
     """The upstream went away mid-stream: the error hook reports the partial answer, and the error wins the mark."""
-    f = llm_flow(answer=answer(tool_calls=CALLS[:1], usage=None, finish=None),
-                 error="Server disconnected: connection closed by peer")
+    f = llm_flow(
+        answer=answer(tool_calls=CALLS[:1], usage=None, finish=None),
+        error="Server disconnected: connection closed by peer",
+    )
     f.error = tflow.terr("Server disconnected: connection closed by peer")
     finished(report, f, hook="error")
     assert f.marked == ":x:"
-    assert f.comment == ("local-model -> gemini-2.5-flash | first chunk 412 ms | 1 tool call | "
-                         "error: Server disconnected: connection closed by peer")
+    assert f.comment == (
+        "local-model -> gemini-2.5-flash | first chunk 412 ms | 1 tool call | "
+        "error: Server disconnected: connection closed by peer"
+    )
 
 
 def test_refused_before_routing(report, caplog):
@@ -231,18 +275,21 @@ def four_flows(report):
     return {"plain": plain, "tools": tools, "wrong": wrong, "failed": failed, "other": other}
 
 
-@pytest.mark.parametrize("expression, matching", [
-    ("~marker :x:", {"failed"}),
-    ("~marker :warning:", {"wrong"}),
-    ("~marker :wrench:", {"tools"}),
-    ('~marker ":wrench:|:warning:"', {"tools", "wrong"}),
-    ('~comment "tool call"', {"tools", "wrong", "failed"}),
-    ('~comment "tool-call problem"', {"wrong"}),
-    ('~comment "error:"', {"failed"}),
-    ("~comment local-model", {"plain", "tools", "wrong", "failed"}),
-    ('~comment "tool call" & !~marker :x:', {"tools", "wrong"}),
-    ("~marked", {"tools", "wrong", "failed"}),
-])
+@pytest.mark.parametrize(
+    "expression, matching",
+    [
+        ("~marker :x:", {"failed"}),
+        ("~marker :warning:", {"wrong"}),
+        ("~marker :wrench:", {"tools"}),
+        ('~marker ":wrench:|:warning:"', {"tools", "wrong"}),
+        ('~comment "tool call"', {"tools", "wrong", "failed"}),
+        ('~comment "tool-call problem"', {"wrong"}),
+        ('~comment "error:"', {"failed"}),
+        ("~comment local-model", {"plain", "tools", "wrong", "failed"}),
+        ('~comment "tool call" & !~marker :x:', {"tools", "wrong"}),
+        ("~marked", {"tools", "wrong", "failed"}),
+    ],
+)
 def test_filter_expressions(four_flows, expression, matching):
     matches = flowfilter.parse(expression)
     assert {name for name, f in four_flows.items() if matches(f)} == matching
@@ -279,8 +326,10 @@ def log_of(report, caplog, verbosity: str) -> str:
 
 def test_summary_log(report, caplog):
     text = log_of(report, caplog, "summary")
-    assert "local-model -> openai/gemini-2.5-flash @ http://address:22/v1beta/openai/chat/completions " \
-           "(key AIza…7890, provider local)" in text
+    assert (
+        "local-model -> openai/gemini-2.5-flash @ http://address:22/v1beta/openai/chat/completions "
+        "(key AIza…7890, provider local)" in text
+    )
     assert text.count("repaired: dropped field prompt_cache_key") == 1
     assert text.count("repaired: tool call 0 got index 0") == 1
     assert "answer: Let me fix it." in text and "finish: tool_calls" in text
@@ -348,19 +397,30 @@ def test_shorten_keeps_short_values():
     assert summary.shorten(value) == {"a": ["x" * 10, 3, None], "b": "y" * 200 + "... (10,001 chars)"}
 
 
-@pytest.mark.parametrize("content, said", [(b"{broken", "  request: 7 bytes, not JSON"),
-                                           (b"[1, 2]", "  request: not an object")])
+@pytest.mark.parametrize(
+    "content, said", [(b"{broken", "  request: 7 bytes, not JSON"), (b"[1, 2]", "  request: not an object")]
+)
 def test_summarize_odd_requests(content, said):
     assert summary.summarize_request(content) == said
 
 
 def test_summarize_answer():
-    meta = {"answer": {"reasoning": "r" * 3000, "content": "Done.", "tool_calls": CALLS[:1],
-                       "finish_reason": "tool_calls", "usage": {"total_tokens": 9}}}
+    meta = {
+        "answer": {
+            "reasoning": "r" * 3000,
+            "content": "Done.",
+            "tool_calls": CALLS[:1],
+            "finish_reason": "tool_calls",
+            "usage": {"total_tokens": 9},
+        }
+    }
     lines = summary.summarize_answer(meta).split("\n")
     assert lines[0] == "  reasoning: " + "r" * 200 + "... (3,000 chars)"
-    assert lines[1:] == ["  answer: Done.", f"  tool call edit (call_3): {CALLS[0]['arguments']}",
-                         "  finish: tool_calls, usage: {'total_tokens': 9}"]
+    assert lines[1:] == [
+        "  answer: Done.",
+        f"  tool call edit (call_3): {CALLS[0]['arguments']}",
+        "  finish: tool_calls, usage: {'total_tokens': 9}",
+    ]
 
 
 def test_price():

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from addon.request_fields import DENIED_FIELDS, SUPPORTED_FIELDS, repair_fields
+from addon.gemini.request_fields import DENIED_FIELDS, SUPPORTED_FIELDS, repair_fields
 
 # A request as opencode (@ai-sdk/openai-compatible) sends it to a provider aliased as "local-model".
 OPENCODE_BODY = {
@@ -84,50 +84,108 @@ def test_allow_and_deny_lists_are_disjoint_and_differ_from_litellm_where_they_mu
     ("extra", "model", "expected", "notes"),
     [
         ({"x_vendor": 1}, "gemini-2.5-flash", {}, ["dropped non-OpenAI field x_vendor (Gemini rejects unknown names)"]),
-        ({"reasoning": {"effort": "low"}}, "gemini-2.5-flash", {"reasoning_effort": "low"},
-         ["translated reasoning.effort -> reasoning_effort"]),
-        ({"reasoning": {"effort": "low"}, "reasoning_effort": "high"}, "gemini-2.5-flash", {"reasoning_effort": "high"},
-         ["dropped field reasoning"]),
-        ({"reasoning": {"max_tokens": 2048}}, "gemini-2.5-flash",
-         {"extra_body": {"google": {"thinking_config": {"thinking_budget": 2048, "include_thoughts": True}}}},
-         ["translated reasoning.max_tokens -> extra_body.google.thinking_config.thinking_budget"]),
+        (
+            {"reasoning": {"effort": "low"}},
+            "gemini-2.5-flash",
+            {"reasoning_effort": "low"},
+            ["translated reasoning.effort -> reasoning_effort"],
+        ),
+        (
+            {"reasoning": {"effort": "low"}, "reasoning_effort": "high"},
+            "gemini-2.5-flash",
+            {"reasoning_effort": "high"},
+            ["dropped field reasoning"],
+        ),
+        (
+            {"reasoning": {"max_tokens": 2048}},
+            "gemini-2.5-flash",
+            {"extra_body": {"google": {"thinking_config": {"thinking_budget": 2048, "include_thoughts": True}}}},
+            ["translated reasoning.max_tokens -> extra_body.google.thinking_config.thinking_budget"],
+        ),
         ({"reasoning": "high"}, "gemini-2.5-flash", {}, ["dropped field reasoning"]),
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "gemini-2.5-pro",
-         {"extra_body": {"google": {"thinking_config": {"thinking_budget": 1024, "include_thoughts": True}}}},
-         ["translated thinking.budget_tokens -> extra_body.google.thinking_config.thinking_budget"]),
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024}, "extra_body": {"google": {"cached_content": "c"}}},
-         "gemini-2.5-pro",
-         {"extra_body": {"google": {"cached_content": "c",
-                                    "thinking_config": {"thinking_budget": 1024, "include_thoughts": True}}}},
-         ["translated thinking.budget_tokens -> extra_body.google.thinking_config.thinking_budget"]),
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024},
-          "extra_body": {"google": {"thinking_config": {"thinking_budget": 64}}}}, "gemini-2.5-pro",
-         {"extra_body": {"google": {"thinking_config": {"thinking_budget": 64}}}}, ["dropped field thinking"]),
-        ({"thinking": {"type": "enabled", "budget_tokens": 1024}, "reasoning_effort": "low"}, "gemini-2.5-pro",
-         {"reasoning_effort": "low"}, ["dropped field thinking"]),
+        (
+            {"thinking": {"type": "enabled", "budget_tokens": 1024}},
+            "gemini-2.5-pro",
+            {"extra_body": {"google": {"thinking_config": {"thinking_budget": 1024, "include_thoughts": True}}}},
+            ["translated thinking.budget_tokens -> extra_body.google.thinking_config.thinking_budget"],
+        ),
+        (
+            {"thinking": {"type": "enabled", "budget_tokens": 1024}, "extra_body": {"google": {"cached_content": "c"}}},
+            "gemini-2.5-pro",
+            {
+                "extra_body": {
+                    "google": {
+                        "cached_content": "c",
+                        "thinking_config": {"thinking_budget": 1024, "include_thoughts": True},
+                    }
+                }
+            },
+            ["translated thinking.budget_tokens -> extra_body.google.thinking_config.thinking_budget"],
+        ),
+        (
+            {
+                "thinking": {"type": "enabled", "budget_tokens": 1024},
+                "extra_body": {"google": {"thinking_config": {"thinking_budget": 64}}},
+            },
+            "gemini-2.5-pro",
+            {"extra_body": {"google": {"thinking_config": {"thinking_budget": 64}}}},
+            ["dropped field thinking"],
+        ),
+        (
+            {"thinking": {"type": "enabled", "budget_tokens": 1024}, "reasoning_effort": "low"},
+            "gemini-2.5-pro",
+            {"reasoning_effort": "low"},
+            ["dropped field thinking"],
+        ),
         ({"thinking": {"type": "disabled"}}, "gemini-2.5-flash", {}, ["dropped field thinking"]),
         ({"thinking": {"type": "enabled", "budget_tokens": 1024}}, "gemini-2.0-flash", {}, ["dropped field thinking"]),
-        ({"reasoning_effort": "low"}, "gemini-2.0-flash", {},
-         ["dropped field reasoning_effort (litellm lists no support for it on gemini-2.0-flash)"]),
+        (
+            {"reasoning_effort": "low"},
+            "gemini-2.0-flash",
+            {},
+            ["dropped field reasoning_effort (litellm lists no support for it on gemini-2.0-flash)"],
+        ),
         ({"reasoning_effort": "low"}, "gemini-7-experimental", {"reasoning_effort": "low"}, []),
-        ({"reasoning_effort": "xhigh"}, "gemini-2.5-pro", {"reasoning_effort": "high"},
-         ["mapped reasoning_effort xhigh -> high"]),
-        ({"reasoning_effort": "high", "extra_body": {"google": {"thinking_config": {"thinking_level": "low"}}}},
-         "gemini-3-pro-preview", {"extra_body": {"google": {"thinking_config": {"thinking_level": "low"}}}},
-         ["dropped field reasoning_effort (Gemini refuses it next to extra_body.google.thinking_config)"]),
-        ({"reasoning_effort": "high", "extra_body": {"google": {"thinking_config": {"include_thoughts": True}}}},
-         "gemini-2.5-flash",
-         {"reasoning_effort": "high", "extra_body": {"google": {"thinking_config": {"include_thoughts": True}}}}, []),
-        ({"stream_options": {"include_usage": True, "include_obfuscation": False}}, "gemini-2.5-flash",
-         {"stream_options": {"include_usage": True}}, ["dropped field stream_options.include_obfuscation"]),
+        (
+            {"reasoning_effort": "xhigh"},
+            "gemini-2.5-pro",
+            {"reasoning_effort": "high"},
+            ["mapped reasoning_effort xhigh -> high"],
+        ),
+        (
+            {"reasoning_effort": "high", "extra_body": {"google": {"thinking_config": {"thinking_level": "low"}}}},
+            "gemini-3-pro-preview",
+            {"extra_body": {"google": {"thinking_config": {"thinking_level": "low"}}}},
+            ["dropped field reasoning_effort (Gemini refuses it next to extra_body.google.thinking_config)"],
+        ),
+        (
+            {"reasoning_effort": "high", "extra_body": {"google": {"thinking_config": {"include_thoughts": True}}}},
+            "gemini-2.5-flash",
+            {"reasoning_effort": "high", "extra_body": {"google": {"thinking_config": {"include_thoughts": True}}}},
+            [],
+        ),
+        (
+            {"stream_options": {"include_usage": True, "include_obfuscation": False}},
+            "gemini-2.5-flash",
+            {"stream_options": {"include_usage": True}},
+            ["dropped field stream_options.include_obfuscation"],
+        ),
         ({"stream_options": True}, "gemini-2.5-flash", {}, ["dropped field stream_options (not an object)"]),
-        ({"functions": [{"name": "f", "parameters": {"type": "object"}}], "function_call": {"name": "f"}},
-         "gemini-2.5-flash",
-         {"tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
-          "tool_choice": {"type": "function", "function": {"name": "f"}}},
-         ["translated functions -> tools", "translated function_call -> tool_choice"]),
-        ({"functions": [], "tools": [], "function_call": "auto", "tool_choice": "none"}, "gemini-2.5-flash",
-         {"tools": [], "tool_choice": "none"}, ["dropped field functions", "dropped field function_call"]),
+        (
+            {"functions": [{"name": "f", "parameters": {"type": "object"}}], "function_call": {"name": "f"}},
+            "gemini-2.5-flash",
+            {
+                "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+                "tool_choice": {"type": "function", "function": {"name": "f"}},
+            },
+            ["translated functions -> tools", "translated function_call -> tool_choice"],
+        ),
+        (
+            {"functions": [], "tools": [], "function_call": "auto", "tool_choice": "none"},
+            "gemini-2.5-flash",
+            {"tools": [], "tool_choice": "none"},
+            ["dropped field functions", "dropped field function_call"],
+        ),
     ],
 )
 def test_translations_and_drops(extra: dict, model: str, expected: dict, notes: list[str]) -> None:

@@ -9,7 +9,7 @@ from mitmproxy import exceptions
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow
 
-from addon.retention import FlowRetention, flow_bytes, marker_text
+from addon.runtime.retention import FlowRetention, flow_bytes, marker_text
 
 
 def finish(tctx: taddons.context, view: View, retention: FlowRetention, body: bytes = b"x", at: float = 0.0):
@@ -118,12 +118,14 @@ def test_lowering_the_cap_trims_at_once(setup):
 def test_first_drop_is_logged_then_at_most_once_a_minute(setup, caplog):
     tctx, view, retention = setup
     tctx.configure(retention, translate_keep_flows=1)
-    with caplog.at_level(logging.INFO, logger="addon.retention"):
+    with caplog.at_level(logging.INFO, logger="addon.runtime.retention"):
         for _ in range(5):
             finish(tctx, view, retention)
-    lines = [r.getMessage() for r in caplog.records if r.name == "addon.retention"]
-    assert lines == ["retention: 1 older flows were dropped from mitmweb's memory to keep it bounded "
-                     "(translate_keep_flows=1, translate_keep_flows_mb=512; 0 means no limit)."]
+    lines = [r.getMessage() for r in caplog.records if r.name == "addon.runtime.retention"]
+    assert lines == [
+        "retention: 1 older flows were dropped from mitmweb's memory to keep it bounded "
+        "(translate_keep_flows=1, translate_keep_flows_mb=512; 0 means no limit)."
+    ]
 
 
 @pytest.mark.parametrize("name", ["translate_keep_flows", "translate_keep_flows_mb"])

@@ -7,14 +7,20 @@ from mitmproxy import exceptions
 from mitmproxy.addonmanager import Loader
 from mitmproxy.test import taddons, tflow
 
-from addon import routing
-from addon.routing import Routing
+from addon.request import routing
+from addon.request.routing import Routing
 
 CONFIG = {
     "$schema": "https://opencode.ai/config.json",
-    "provider": {"local": {"options": {"baseURL": "http://127.0.0.1:8000/v1",
-                                       "proxy": {"models": {"local-model": "gemini-2.5-flash"}}},
-                           "models": {"local-model": {}}}},
+    "provider": {
+        "local": {
+            "options": {
+                "baseURL": "http://127.0.0.1:8000/v1",
+                "proxy": {"models": {"local-model": "gemini-2.5-flash"}},
+            },
+            "models": {"local-model": {}},
+        }
+    },
 }
 
 
@@ -25,8 +31,12 @@ def addon_ctx(tmp_path, monkeypatch):
     path.write_text(json.dumps(CONFIG))
     addon = Routing()
     with taddons.context(addon) as tctx:
-        tctx.configure(addon, translate_config=str(path), translate_api_base="http://upstream.test/v1beta/openai/",
-                       listen_port=8000)
+        tctx.configure(
+            addon,
+            translate_config=str(path),
+            translate_api_base="http://upstream.test/v1beta/openai/",
+            listen_port=8000,
+        )
         yield addon, tctx
 
 
@@ -95,19 +105,28 @@ def test_bad_body_is_answered_locally(addon_ctx):
 def test_options_survive_a_script_reload(addon_ctx):
     """mitmproxy keeps option values on reload only when the declaration (help text included) is unchanged."""
     addon, tctx = addon_ctx
-    tctx.configure(addon, translate_repair_schemas=False, translate_max_body=1234,
-                   translate_default_temperature="0.5")
+    tctx.configure(addon, translate_repair_schemas=False, translate_max_body=1234, translate_default_temperature="0.5")
     Routing().load(Loader(tctx.master))  # the declarations a reloaded script makes
     assert tctx.options.translate_repair_schemas is False
     assert tctx.options.translate_max_body == 1234 and tctx.options.translate_default_temperature == "0.5"
 
 
-@pytest.mark.parametrize("address", ["https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
-                                     "http://127.0.0.1:8080/v1/embeddings?x=1", "https://[::1]/v1/chat/completions"])
+@pytest.mark.parametrize(
+    "address",
+    [
+        "https://generativelanguage.googleapis.com/v1beta/openai/chat/completions",
+        "http://127.0.0.1:8080/v1/embeddings?x=1",
+        "https://[::1]/v1/chat/completions",
+    ],
+)
 def test_parsed_url_is_what_the_url_setter_would_set(address):
     expected, flow = tflow.tflow(), tflow.tflow()
     expected.request.url = address
     flow.request.scheme, flow.request.host, flow.request.port, flow.request.path = routing.parsed_url(address)
     assert (flow.request.scheme, flow.request.host, flow.request.port, flow.request.path) == (
-        expected.request.scheme, expected.request.host, expected.request.port, expected.request.path)
+        expected.request.scheme,
+        expected.request.host,
+        expected.request.port,
+        expected.request.path,
+    )
     assert flow.request.headers == expected.request.headers

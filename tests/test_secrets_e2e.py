@@ -19,8 +19,10 @@ import pytest
 from tests.conftest import ProxyProcess, start_proxy
 
 PROXY_KEY = "proxy-key-that-must-stay-secret-31337"
-TOOL = {"type": "function", "function": {"name": "read", "parameters": {
-    "type": "object", "properties": {"filePath": {"type": "string"}}}}}
+TOOL = {
+    "type": "function",
+    "function": {"name": "read", "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}}}},
+}
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -31,8 +33,11 @@ def exercise(proxy: ProxyProcess, api_key: str = "anything") -> None:
     client.chat.completions.create(model="local-model", messages=say("hi"))
     list(client.chat.completions.create(model="local-3", messages=say("hi"), stream=True))
     client.chat.completions.create(model="local-3", tools=[TOOL], messages=say('[tool:read {"filePath": "a"}]'))
-    list(client.chat.completions.create(model="local-3", tools=[TOOL], stream=True,
-                                        messages=say('[tool:read {"filePath": "a"}]')))
+    list(
+        client.chat.completions.create(
+            model="local-3", tools=[TOOL], stream=True, messages=say('[tool:read {"filePath": "a"}]')
+        )
+    )
     for text in ("[error:429]", "[error:500]", "[cut]"):
         try:
             list(client.chat.completions.create(model="local-model", messages=say(text), stream=True))
@@ -50,9 +55,19 @@ def assert_no_key(text: bytes | str, key: str, where: str) -> None:
 def dumped(fake_gemini, tmp_path_factory) -> Iterator[tuple[ProxyProcess, Path]]:
     workdir = tmp_path_factory.mktemp("secrets-dump")
     flows = workdir / "flows.mitm"
-    proxy = start_proxy(fake_gemini, workdir, "-w", str(flows), "--set", "translate_verbosity=chunks",
-                        "--set", "termlog_verbosity=debug", "--set", "flow_detail=4",
-                        env={"PROXY_API_KEY": PROXY_KEY})
+    proxy = start_proxy(
+        fake_gemini,
+        workdir,
+        "-w",
+        str(flows),
+        "--set",
+        "translate_verbosity=chunks",
+        "--set",
+        "termlog_verbosity=debug",
+        "--set",
+        "flow_detail=4",
+        env={"PROXY_API_KEY": PROXY_KEY},
+    )
     yield proxy, flows
     proxy.stop()
 
@@ -75,9 +90,14 @@ def test_saved_flows_read_back_show_no_key(dumped, fake_gemini, tmp_path):
     if proxy.alive():
         pytest.skip("needs the flow file of the test above")
     import subprocess
+
     from tests.conftest import ROOT
-    shown = subprocess.run([str(ROOT / ".venv/bin/mitmdump"), "-nr", str(flows), "--set", "flow_detail=4"],
-                           capture_output=True, timeout=120)
+
+    shown = subprocess.run(
+        [str(ROOT / ".venv/bin/mitmdump"), "-nr", str(flows), "--set", "flow_detail=4"],
+        capture_output=True,
+        timeout=120,
+    )
     assert shown.returncode == 0 and b"chat/completions" in shown.stdout
     assert_no_key(shown.stdout + shown.stderr, fake_gemini.key, "mitmdump -nr of the saved flows")
 
@@ -112,16 +132,20 @@ def test_key_not_in_mitmweb_flow_api_even_in_flight(web, fake_gemini):
     token = web.web_token()
     fake_gemini.reset()
     client = openai.OpenAI(base_url=web.base_url, api_key="anything", max_retries=0, timeout=30)
-    slow = threading.Thread(target=lambda: client.chat.completions.create(
-        model="local-model", messages=[{"role": "user", "content": "think [slow:2]"}]))
+    slow = threading.Thread(
+        target=lambda: client.chat.completions.create(
+            model="local-model", messages=[{"role": "user", "content": "think [slow:2]"}]
+        )
+    )
     slow.start()
     seen_in_flight = False
     while slow.is_alive():
         status, body = web_get(web, "/flows", token)
         assert status == 200
         assert_no_key(body, fake_gemini.key, "mitmweb's /flows while the request was in flight")
-        seen_in_flight |= any(f["request"]["path"].endswith("chat/completions") and not f.get("response")
-                              for f in json.loads(body))
+        seen_in_flight |= any(
+            f["request"]["path"].endswith("chat/completions") and not f.get("response") for f in json.loads(body)
+        )
         time.sleep(0.1)
     slow.join()
     assert seen_in_flight

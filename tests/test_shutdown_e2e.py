@@ -19,8 +19,9 @@ from tests.conftest import ProxyProcess
 
 
 def chat_body(text: str, stream: bool = True) -> bytes:
-    return json.dumps({"model": "local-model", "stream": stream,
-                       "messages": [{"role": "user", "content": text}]}).encode()
+    return json.dumps(
+        {"model": "local-model", "stream": stream, "messages": [{"role": "user", "content": text}]}
+    ).encode()
 
 
 class Call(threading.Thread):

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addon.sse import Event, SSEDecoder, encode_event, parse_event
+from addon.formats.sse import Event, SSEDecoder, encode_event, parse_event
 
 
 def chunk_frame(content: str) -> bytes:
@@ -20,8 +20,13 @@ STREAM = (
     + chunk_frame("wörld")
     + b"data: [DONE]\n\n"
 )
-EXPECTED_DATA = [None, orjson.dumps(orjson.loads(chunk_frame("Hällo ✓")[6:])), b"first\nsecond",
-                 chunk_frame("wörld")[6:-2], b"[DONE]"]
+EXPECTED_DATA = [
+    None,
+    orjson.dumps(orjson.loads(chunk_frame("Hällo ✓")[6:])),
+    b"first\nsecond",
+    chunk_frame("wörld")[6:-2],
+    b"[DONE]",
+]
 
 
 def decode_all(decoder: SSEDecoder, chunks: list[bytes]) -> list[Event]:
@@ -44,7 +49,7 @@ def test_whole_stream() -> None:
 
 
 def test_byte_by_byte() -> None:
-    check(decode_all(SSEDecoder(), [STREAM[i:i + 1] for i in range(len(STREAM))]))
+    check(decode_all(SSEDecoder(), [STREAM[i : i + 1] for i in range(len(STREAM))]))
 
 
 def test_every_split_point() -> None:
@@ -64,7 +69,7 @@ def test_every_pair_of_split_points_with_empty_chunks() -> None:
 @pytest.mark.parametrize("eol", [b"\n", b"\r\n", b"\r"])
 def test_line_endings(eol: bytes) -> None:
     stream = STREAM.replace(b"\n", eol)
-    check(decode_all(SSEDecoder(), [stream[i:i + 3] for i in range(0, len(stream), 3)]), stream)
+    check(decode_all(SSEDecoder(), [stream[i : i + 3] for i in range(0, len(stream), 3)]), stream)
     for i in range(len(stream) + 1):
         check(decode_all(SSEDecoder(), [stream[:i], stream[i:]]), stream)
 
@@ -134,7 +139,7 @@ def test_extra_blank_lines_stay_in_raw() -> None:
 def test_large_event_in_small_chunks() -> None:
     payload = b"x" * 200_000
     stream = b"data: " + payload + b"\n\n"
-    events = decode_all(SSEDecoder(), [stream[i:i + 100] for i in range(0, len(stream), 100)])
+    events = decode_all(SSEDecoder(), [stream[i : i + 100] for i in range(0, len(stream), 100)])
     assert [e.data for e in events] == [payload]
 
 
@@ -158,8 +163,11 @@ _text = st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=
 _line = st.one_of(_text.map(lambda t: ("data", t)), _text.map(lambda t: ("comment", t)))
 
 
-@given(events=st.lists(st.lists(_line, min_size=1, max_size=3), max_size=5),
-       eol=st.sampled_from([b"\n", b"\r\n", b"\r"]), cuts=st.lists(st.integers(min_value=0), max_size=8))
+@given(
+    events=st.lists(st.lists(_line, min_size=1, max_size=3), max_size=5),
+    eol=st.sampled_from([b"\n", b"\r\n", b"\r"]),
+    cuts=st.lists(st.integers(min_value=0), max_size=8),
+)
 def test_random_streams_and_splits(events: list[list[tuple[str, str]]], eol: bytes, cuts: list[int]) -> None:
     stream, expected = b"", []
     for lines in events:

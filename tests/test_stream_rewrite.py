@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from addon.stream_rewrite import StreamOptions, StreamRewriter
+from addon.response.stream_rewrite import StreamOptions, StreamRewriter
 
 PLAIN = StreamOptions("local-model", repair_tool_calls=False, pack_signatures=False, keep_bytes=1 << 20)
 REPAIRING = StreamOptions("local-model", repair_tool_calls=True, pack_signatures=True, keep_bytes=1 << 20)
@@ -18,22 +18,30 @@ def event(chunk: dict, separators: tuple[str, str] = (",", ":")) -> bytes:
 
 
 def text_chunk(text: str, model: str = "gemini-2.5-flash") -> dict:
-    return {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": model,
-            "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    return {
+        "id": "c1",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}],
+    }
 
 
 def test_only_the_model_value_changes_in_the_upstreams_bytes():
-    raw = event(text_chunk("héllo \"model\":\"gemini-2.5-flash\""))  # the name inside text is escaped
+    raw = event(text_chunk('héllo "model":"gemini-2.5-flash"'))  # the name inside text is escaped
     rewriter = StreamRewriter(PLAIN)
     [out] = rewriter(raw)
     assert out == raw.replace(b'"model":"gemini-2.5-flash","choices"', b'"model":"local-model","choices"')
     assert rewriter.answer.content == 'héllo "model":"gemini-2.5-flash"'
 
 
-@pytest.mark.parametrize("chunk, separators", [
-    (text_chunk("hi"), (", ", ": ")),  # not compact: encoded anew
-    (text_chunk("hi") | {"usage": {"model": "gemini-2.5-flash"}}, (",", ":")),  # a second "model" key
-])
+@pytest.mark.parametrize(
+    "chunk, separators",
+    [
+        (text_chunk("hi"), (", ", ": ")),  # not compact: encoded anew
+        (text_chunk("hi") | {"usage": {"model": "gemini-2.5-flash"}}, (",", ":")),  # a second "model" key
+    ],
+)
 def test_other_spellings_are_encoded_anew(chunk, separators):
     [out] = StreamRewriter(PLAIN)(event(chunk, separators))
     assert out.startswith(b"data: ") and out.endswith(b"\n\n")

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from addon import tool_schema
-from addon.tool_schema import accepted_fields, clean_schema, clean_tools
+from addon.gemini import tool_schema
+from addon.gemini.tool_schema import accepted_fields, clean_schema, clean_tools
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 DRAFT2020 = "https://json-schema.org/draft/2020-12/schema"
@@ -121,12 +121,30 @@ RECORD = {  # z.record(z.string(), z.string()) as z.toJSONSchema renders it
     "additionalProperties": False,
 }
 OPENCODE_TOOLS = {
-    "bash": BASH, "read": READ, "edit": EDIT, "todowrite": TODOWRITE, "todoread": TODOREAD, "webfetch": WEBFETCH,
-    "defs": DEFS, "nullable": NULLABLE, "record": RECORD,
+    "bash": BASH,
+    "read": READ,
+    "edit": EDIT,
+    "todowrite": TODOWRITE,
+    "todoread": TODOREAD,
+    "webfetch": WEBFETCH,
+    "defs": DEFS,
+    "nullable": NULLABLE,
+    "record": RECORD,
 }
 FORBIDDEN = {
-    "$schema", "$defs", "definitions", "$ref", "additionalProperties", "exclusiveMinimum", "exclusiveMaximum",
-    "propertyNames", "const", "oneOf", "allOf", "prefixItems", "patternProperties",
+    "$schema",
+    "$defs",
+    "definitions",
+    "$ref",
+    "additionalProperties",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "propertyNames",
+    "const",
+    "oneOf",
+    "allOf",
+    "prefixItems",
+    "patternProperties",
 }
 
 
@@ -223,10 +241,12 @@ def test_nullable_unions() -> None:
     cleaned, notes = clean_schema(NULLABLE)
     props = cleaned["properties"]
     assert props["pattern"] == {"type": "string", "nullable": True, "description": "Glob pattern"}
-    assert props["value"] == {"anyOf": [
-        {"type": "string", "description": "A value", "nullable": True},
-        {"type": "number", "description": "A value", "nullable": True},
-    ]}
+    assert props["value"] == {
+        "anyOf": [
+            {"type": "string", "description": "A value", "nullable": True},
+            {"type": "number", "description": "A value", "nullable": True},
+        ]
+    }
     assert props["kind"] == {"type": "string", "enum": ["a", "b"], "nullable": True}
     assert cleaned["required"] == ["pattern"]
     assert "removed required names without a property" in notes
@@ -252,28 +272,46 @@ STRING, INT1 = {"type": "string"}, {"type": "integer", "minimum": 1}
         ({"$ref": "https://example.com/s.json"}, {"type": "object"}),
         ({"definitions": {"A": STRING}, "properties": {"a": {"$ref": "#/definitions/A"}}}, obj(a=STRING)),
         ({"properties": {"a": {"$ref": "#/properties/b"}, "b": INT1}}, obj(a=INT1, b=INT1)),
-        ({"properties": {"a": {"oneOf": [STRING, {"type": "boolean"}]}}},
-         obj(a={"anyOf": [STRING, {"type": "boolean"}]})),
-        ({"properties": {"a": {"allOf": [{"$ref": "#/$defs/A"}], "description": "d"}}, "$defs": {"A": STRING}},
-         obj(a={"type": "string", "description": "d"})),
-        ({"allOf": [{"properties": {"a": STRING}, "required": ["a"]}, {"properties": {"b": {"type": "number"}}}]},
-         {**obj(a=STRING, b={"type": "number"}), "required": ["a"]}),
+        (
+            {"properties": {"a": {"oneOf": [STRING, {"type": "boolean"}]}}},
+            obj(a={"anyOf": [STRING, {"type": "boolean"}]}),
+        ),
+        (
+            {"properties": {"a": {"allOf": [{"$ref": "#/$defs/A"}], "description": "d"}}, "$defs": {"A": STRING}},
+            obj(a={"type": "string", "description": "d"}),
+        ),
+        (
+            {"allOf": [{"properties": {"a": STRING}, "required": ["a"]}, {"properties": {"b": {"type": "number"}}}]},
+            {**obj(a=STRING, b={"type": "number"}), "required": ["a"]},
+        ),
         ({"properties": {"n": {"const": 3}}}, obj(n={"type": "object"})),
-        ({"properties": {"n": {"type": "integer", "enum": [1, 2]}}},
-         obj(n={"type": "integer", "description": "Allowed values: 1, 2."})),
+        (
+            {"properties": {"n": {"type": "integer", "enum": [1, 2]}}},
+            obj(n={"type": "integer", "description": "Allowed values: 1, 2."}),
+        ),
         ({"properties": {"s": {"type": "string", "enum": ["", "a"]}}}, obj(s={"type": "string", "enum": ["a"]})),
-        ({"properties": {"t": {"type": "string", "format": "date-time"}, "i": {"type": "integer", "format": "int64"}}},
-         obj(t={"type": "string", "format": "date-time"}, i={"type": "integer"})),
+        (
+            {
+                "properties": {
+                    "t": {"type": "string", "format": "date-time"},
+                    "i": {"type": "integer", "format": "int64"},
+                }
+            },
+            obj(t={"type": "string", "format": "date-time"}, i={"type": "integer"}),
+        ),
         ({"properties": {"xs": {"type": "array"}}}, obj(xs={"type": "array", "items": {"type": "object"}})),
-        ({"properties": {"xs": {"type": "array", "items": [STRING], "minItems": 1, "maxItems": 1}}},
-         obj(xs={"type": "array", "items": STRING, "minItems": 1, "maxItems": 1})),
+        (
+            {"properties": {"xs": {"type": "array", "items": [STRING], "minItems": 1, "maxItems": 1}}},
+            obj(xs={"type": "array", "items": STRING, "minItems": 1, "maxItems": 1}),
+        ),
         ({"properties": {"x": True, "y": {}}}, obj(x={"type": "object"}, y={"type": "object"})),
-        ({"properties": {"x": {"type": ["integer", "string"]}}},
-         obj(x={"anyOf": [{"type": "integer"}, STRING]})),
+        ({"properties": {"x": {"type": ["integer", "string"]}}}, obj(x={"anyOf": [{"type": "integer"}, STRING]})),
         ({"properties": {"x": {"type": "string", "properties": {"a": {}}, "required": ["a"]}}}, obj(x=STRING)),
         ({"properties": {"x": {"type": "text", "description": 5, "nullable": "yes"}}}, obj(x={"type": "object"})),
-        ({"type": "object", "title": "Args", "propertyOrdering": ["b", "zz"], "properties": {"b": STRING}},
-         {**obj(b=STRING), "title": "Args", "propertyOrdering": ["b"]}),
+        (
+            {"type": "object", "title": "Args", "propertyOrdering": ["b", "zz"], "properties": {"b": STRING}},
+            {**obj(b=STRING), "title": "Args", "propertyOrdering": ["b"]},
+        ),
     ],
 )
 def test_keyword_rewrites(schema: dict, expected: dict) -> None:
@@ -319,7 +357,9 @@ def test_clean_tools_cleans_in_place_and_tolerates_odd_shapes() -> None:
     assert body["tools"][0]["function"]["parameters"] == clean_schema(BASH)[0]
     assert body["tools"][0]["function"]["description"] == "Run"
     assert body["tools"][1:4] == [
-        "not a tool", {"type": "function"}, {"type": "function", "function": {"name": "noargs"}},
+        "not a tool",
+        {"type": "function"},
+        {"type": "function", "function": {"name": "noargs"}},
     ]
     assert notes == [
         "tools[0] bash: removed $schema; turned exclusiveMinimum into minimum; removed additionalProperties",
@@ -334,14 +374,49 @@ def test_clean_tools_without_a_tool_list(body: dict) -> None:
 
 def test_accepted_fields_come_from_litellm_schema() -> None:
     assert accepted_fields() == {
-        "anyOf", "description", "enum", "format", "items", "maxItems", "maxLength",
-        "maxProperties", "maximum", "minItems", "minLength", "minProperties", "minimum", "nullable", "pattern",
-        "properties", "propertyOrdering", "required", "title", "type",
+        "anyOf",
+        "description",
+        "enum",
+        "format",
+        "items",
+        "maxItems",
+        "maxLength",
+        "maxProperties",
+        "maximum",
+        "minItems",
+        "minLength",
+        "minProperties",
+        "minimum",
+        "nullable",
+        "pattern",
+        "properties",
+        "propertyOrdering",
+        "required",
+        "title",
+        "type",
     }
 
 
-KEYWORDS = ["type", "properties", "items", "anyOf", "oneOf", "allOf", "$ref", "$defs", "enum", "const", "required",
-            "description", "additionalProperties", "format", "nullable", "minimum", "exclusiveMinimum", "default"]
+KEYWORDS = [
+    "type",
+    "properties",
+    "items",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "$ref",
+    "$defs",
+    "enum",
+    "const",
+    "required",
+    "description",
+    "additionalProperties",
+    "format",
+    "nullable",
+    "minimum",
+    "exclusiveMinimum",
+    "default",
+]
 WORDS = ["string", "number", "integer", "object", "array", "null", "", "a", "#", "#/$defs/A", "#/properties/a", "uri"]
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-3, 3), st.sampled_from(WORDS))
 JSONISH = st.recursive(
@@ -368,9 +443,20 @@ def test_any_input_gives_a_gemini_schema_or_a_value_error(schema: dict) -> None:
 
 
 def test_a_tool_list_sent_again_is_cleaned_from_the_cache_into_fresh_objects():
-    tools = [{"type": "function", "function": {"name": "read", "parameters": {
-        "$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
-        "properties": {"filePath": {"type": "string"}}, "additionalProperties": False}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "read",
+                "parameters": {
+                    "$schema": "http://json-schema.org/draft-07/schema#",
+                    "type": "object",
+                    "properties": {"filePath": {"type": "string"}},
+                    "additionalProperties": False,
+                },
+            },
+        }
+    ]
     first, second = {"tools": copy.deepcopy(tools)}, {"tools": copy.deepcopy(tools)}
     hits = tool_schema._clean_encoded_tools.cache_info().hits
     notes = tool_schema.clean_tools(first)

@@ -1,38 +1,80 @@
 import orjson
 import pytest
 
-from addon import toolcheck
-from addon.toolcheck import check_tool_calls
-from addon.toolcheck import tool_schemas
+from addon.inspection import toolcheck
+from addon.inspection.toolcheck import check_tool_calls, tool_schemas
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
 
 
 def zod_object(properties: dict, required: list[str]) -> dict:
     """The shape opencode's zod-to-json-schema produces."""
-    return {"type": "object", "properties": properties, "required": required,
-            "additionalProperties": False, "$schema": DRAFT7}
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": required,
+        "additionalProperties": False,
+        "$schema": DRAFT7,
+    }
 
 
-TODO = {"type": "object", "properties": {
-    "content": {"type": "string"},
-    "status": {"type": "string", "enum": ["pending", "in_progress", "completed", "cancelled"]},
-    "id": {"type": "string"}}, "required": ["content", "status", "id"], "additionalProperties": False}
+TODO = {
+    "type": "object",
+    "properties": {
+        "content": {"type": "string"},
+        "status": {"type": "string", "enum": ["pending", "in_progress", "completed", "cancelled"]},
+        "id": {"type": "string"},
+    },
+    "required": ["content", "status", "id"],
+    "additionalProperties": False,
+}
 
 REQUEST = {
     "model": "local-model",
     "tools": [
-        {"type": "function", "function": {"name": "bash", "description": "Run a command", "parameters": zod_object(
-            {"command": {"type": "string"}, "timeout": {"type": "number"}, "description": {"type": "string"}},
-            ["command", "description"])}},
-        {"type": "function", "function": {"name": "read", "parameters": zod_object(
-            {"filePath": {"type": "string"}, "offset": {"type": "number"}, "limit": {"type": "number"}},
-            ["filePath"])}},
-        {"type": "function", "function": {"name": "edit", "parameters": zod_object(
-            {"filePath": {"type": "string"}, "oldString": {"type": "string"}, "newString": {"type": "string"},
-             "replaceAll": {"type": "boolean"}}, ["filePath", "oldString", "newString"])}},
-        {"type": "function", "function": {"name": "todowrite", "parameters": zod_object(
-            {"todos": {"type": "array", "items": TODO}}, ["todos"])}},
+        {
+            "type": "function",
+            "function": {
+                "name": "bash",
+                "description": "Run a command",
+                "parameters": zod_object(
+                    {"command": {"type": "string"}, "timeout": {"type": "number"}, "description": {"type": "string"}},
+                    ["command", "description"],
+                ),
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "read",
+                "parameters": zod_object(
+                    {"filePath": {"type": "string"}, "offset": {"type": "number"}, "limit": {"type": "number"}},
+                    ["filePath"],
+                ),
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "edit",
+                "parameters": zod_object(
+                    {
+                        "filePath": {"type": "string"},
+                        "oldString": {"type": "string"},
+                        "newString": {"type": "string"},
+                        "replaceAll": {"type": "boolean"},
+                    },
+                    ["filePath", "oldString", "newString"],
+                ),
+            },
+        },
+        {
+            "type": "function",
+            "function": {
+                "name": "todowrite",
+                "parameters": zod_object({"todos": {"type": "array", "items": TODO}}, ["todos"]),
+            },
+        },
     ],
 }
 SCHEMAS = tool_schemas(REQUEST)
@@ -59,8 +101,13 @@ def test_tool_schemas_tolerates_odd_shapes():
         ],
         "functions": [{"name": "legacy", "parameters": {"type": "object"}}],
     }
-    assert tool_schemas(body) == {"noparams": {}, "badparams": {}, "flat": {"type": "object"},
-                                  "anthropic": {"type": "object", "required": ["x"]}, "legacy": {"type": "object"}}
+    assert tool_schemas(body) == {
+        "noparams": {},
+        "badparams": {},
+        "flat": {"type": "object"},
+        "anthropic": {"type": "object", "required": ["x"]},
+        "legacy": {"type": "object"},
+    }
     assert tool_schemas({"tools": {"not": "a list"}}) == {}
     assert tool_schemas([]) == {}
 
@@ -78,20 +125,30 @@ def test_valid_calls_have_no_findings():
 @pytest.mark.parametrize(
     "tool_call, finding",
     [
-        (call("read", '{"filePath": "/a" "limit": 2}'),
-         "read (call_1): model sent malformed JSON arguments: unexpected character, expected ',' or '}' at char 18"),
+        (
+            call("read", '{"filePath": "/a" "limit": 2}'),
+            "read (call_1): model sent malformed JSON arguments: unexpected character, expected ',' or '}' at char 18",
+        ),
         (call("bash", '{"description": "List files"}', "call_2"), "bash (call_2): missing required field 'command'"),
-        (call("edit", '{"filePath": "a", "oldString": 1, "newString": "b"}', None),
-         "edit: 1 is not of type 'string' at /oldString"),
+        (
+            call("edit", '{"filePath": "a", "oldString": 1, "newString": "b"}', None),
+            "edit: 1 is not of type 'string' at /oldString",
+        ),
         (call("frobnicate", "{}", "call_3"), "frobnicate (call_3): unknown tool (not offered in the request)"),
         (call("read", '["/a"]'), "read (call_1): model sent a JSON array as arguments, not an object"),
-        (call("read", '{"filePath": "/a", "path": "/b"}'),
-         "read (call_1): Additional properties are not allowed ('path' was unexpected)"),
-        (call("todowrite", '{"todos": [{"content": "x", "status": "done", "id": "1"}]}'),
-         "todowrite (call_1): 'done' is not one of ['pending', 'in_progress', 'completed', 'cancelled']"
-         " at /todos/0/status"),
-        (call("todowrite", '{"todos": [{"content": "x", "status": "pending"}]}'),
-         "todowrite (call_1): missing required field 'id' at /todos/0"),
+        (
+            call("read", '{"filePath": "/a", "path": "/b"}'),
+            "read (call_1): Additional properties are not allowed ('path' was unexpected)",
+        ),
+        (
+            call("todowrite", '{"todos": [{"content": "x", "status": "done", "id": "1"}]}'),
+            "todowrite (call_1): 'done' is not one of ['pending', 'in_progress', 'completed', 'cancelled']"
+            " at /todos/0/status",
+        ),
+        (
+            call("todowrite", '{"todos": [{"content": "x", "status": "pending"}]}'),
+            "todowrite (call_1): missing required field 'id' at /todos/0",
+        ),
         (call("", "{}"), "(no name) (call_1): unknown tool (not offered in the request)"),
         (call("read", 42), "read (call_1): model sent arguments of type int, not a JSON string"),
     ],

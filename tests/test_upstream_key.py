@@ -5,7 +5,7 @@ from mitmproxy.io import tnetstring
 from mitmproxy.net.http import http1
 from mitmproxy.test import tflow
 
-from addon.upstream_key import KeyedHeaders, attach_key, detach_key
+from addon.runtime.upstream_key import KeyedHeaders, attach_key, detach_key
 
 KEY = "AIzaSyREALKEY-0123456789abcdef"
 

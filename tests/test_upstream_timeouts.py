@@ -7,9 +7,9 @@ from unittest import mock
 import pytest
 from mitmproxy.test import taddons, tflow
 
-from addon import upstream_timeouts
-from addon.stream_rewrite import StreamOptions, StreamRewriter
-from addon.upstream_timeouts import UpstreamTimeouts, expired
+from addon.response import upstream_timeouts
+from addon.response.stream_rewrite import StreamOptions, StreamRewriter
+from addon.response.upstream_timeouts import UpstreamTimeouts, expired
 
 LIMITS = dict(connect=10, read=100, idle=30)
 
@@ -28,13 +28,16 @@ def streaming_flow(last_data: float):
     return flow
 
 
-@pytest.mark.parametrize("connected, now, phase", [
-    (None, 1005, None),
-    (None, 1011, "connect"),
-    (1001, 1011, None),
-    (1001, 1100, None),
-    (1001, 1102, "read"),
-])
+@pytest.mark.parametrize(
+    "connected, now, phase",
+    [
+        (None, 1005, None),
+        (None, 1011, "connect"),
+        (1001, 1011, None),
+        (1001, 1100, None),
+        (1001, 1102, "read"),
+    ],
+)
 def test_waiting_for_the_upstream(connected, now, phase):
     found = expired(waiting_flow(connected), 1000, now, **LIMITS)
     assert (found.phase if found else None) == phase

@@ -14,23 +14,37 @@ MODEL = "local-model"
 MB = 1024 * 1024
 
 _TOOLS = {
-    "bash": ("Executes a bash command in a persistent shell session with optional timeout.",
-             {"command": "string", "timeout": "number", "description": "string"}),
-    "read": ("Reads a file from the local filesystem. Returns up to 2000 lines by default.",
-             {"filePath": "string", "offset": "number", "limit": "number"}),
-    "write": ("Writes a file to the local filesystem, overwriting any existing file.",
-              {"filePath": "string", "content": "string"}),
-    "edit": ("Performs exact string replacements in files.",
-             {"filePath": "string", "oldString": "string", "newString": "string", "replaceAll": "boolean"}),
-    "glob": ("Fast file pattern matching tool that works with any codebase size.",
-             {"pattern": "string", "path": "string"}),
-    "grep": ("Fast content search tool that works with any codebase size.",
-             {"pattern": "string", "path": "string", "include": "string"}),
+    "bash": (
+        "Executes a bash command in a persistent shell session with optional timeout.",
+        {"command": "string", "timeout": "number", "description": "string"},
+    ),
+    "read": (
+        "Reads a file from the local filesystem. Returns up to 2000 lines by default.",
+        {"filePath": "string", "offset": "number", "limit": "number"},
+    ),
+    "write": (
+        "Writes a file to the local filesystem, overwriting any existing file.",
+        {"filePath": "string", "content": "string"},
+    ),
+    "edit": (
+        "Performs exact string replacements in files.",
+        {"filePath": "string", "oldString": "string", "newString": "string", "replaceAll": "boolean"},
+    ),
+    "glob": (
+        "Fast file pattern matching tool that works with any codebase size.",
+        {"pattern": "string", "path": "string"},
+    ),
+    "grep": (
+        "Fast content search tool that works with any codebase size.",
+        {"pattern": "string", "path": "string", "include": "string"},
+    ),
     "list": ("Lists files and directories in a given path.", {"path": "string", "ignore": "array"}),
     "webfetch": ("Fetches content from a specified URL.", {"url": "string", "format": "string", "timeout": "number"}),
     "todowrite": ("Use this tool to create and manage a structured task list.", {"todos": "array"}),
-    "task": ("Launch a new agent to handle complex, multi-step tasks autonomously.",
-             {"description": "string", "prompt": "string", "subagent_type": "string"}),
+    "task": (
+        "Launch a new agent to handle complex, multi-step tasks autonomously.",
+        {"description": "string", "prompt": "string", "subagent_type": "string"},
+    ),
 }
 
 
@@ -39,11 +53,20 @@ def _tool(name: str, description: str, params: dict[str, str]) -> dict:
     for key, kind in params.items():
         prop: dict = {"type": kind, "description": f"The {key} argument of {name}."}
         if kind == "array":
-            prop["items"] = {"type": "object", "properties": {"id": {"type": "string"}, "content": {"type": "string"}},
-                             "required": ["id"], "additionalProperties": False}
+            prop["items"] = {
+                "type": "object",
+                "properties": {"id": {"type": "string"}, "content": {"type": "string"}},
+                "required": ["id"],
+                "additionalProperties": False,
+            }
         properties[key] = prop
-    schema = {"type": "object", "properties": properties, "required": [next(iter(params))],
-              "additionalProperties": False, "$schema": "http://json-schema.org/draft-07/schema#"}
+    schema = {
+        "type": "object",
+        "properties": properties,
+        "required": [next(iter(params))],
+        "additionalProperties": False,
+        "$schema": "http://json-schema.org/draft-07/schema#",
+    }
     return {"type": "function", "function": {"name": name, "description": description, "parameters": schema}}
 
 
@@ -58,8 +81,11 @@ def instruction(chunks: int = 0, interval_ms: float = 0) -> str:
 
 def small(stream: bool, chunks: int = 20, interval_ms: float = 10, model: str = MODEL) -> bytes:
     """A small chat request; streamed answers have `chunks` chunks `interval_ms` apart."""
-    body: dict = {"model": model, "messages": [{"role": "user", "content": instruction(chunks, interval_ms)}],
-                  "stream": stream}
+    body: dict = {
+        "model": model,
+        "messages": [{"role": "user", "content": instruction(chunks, interval_ms)}],
+        "stream": stream,
+    }
     if stream:
         body["stream_options"] = {"include_usage": True}
     return orjson.dumps(body)
@@ -70,7 +96,7 @@ def _source_file(rng: random.Random, lines: int) -> str:
     out = []
     for i in range(lines):
         a, b, c = rng.choice(words), rng.choice(words), rng.choice(words)
-        out.append(f"{i + 1:5}\t    def {a}_{b}(self, {c}: dict) -> str:  # naïve {a} → {b} \"quoted\"\n")
+        out.append(f'{i + 1:5}\t    def {a}_{b}(self, {c}: dict) -> str:  # naïve {a} → {b} "quoted"\n')
     return "".join(out)
 
 
@@ -80,8 +106,11 @@ def _turn(rng: random.Random, n: int) -> list[dict]:
     arguments = orjson.dumps({"filePath": path, "offset": 0, "limit": 400}).decode()
     return [
         {"role": "user", "content": [{"type": "text", "text": f"Look at {path} and fix the failing test {n}."}]},
-        {"role": "assistant", "content": f"Reading {path} first.",
-         "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "read", "arguments": arguments}}]},
+        {
+            "role": "assistant",
+            "content": f"Reading {path} first.",
+            "tool_calls": [{"id": call_id, "type": "function", "function": {"name": "read", "arguments": arguments}}],
+        },
         {"role": "tool", "tool_call_id": call_id, "content": _source_file(rng, rng.randint(60, 140))},
     ]
 
@@ -91,8 +120,14 @@ def opencode_conversation(size: int = MB, stream: bool = False, model: str = MOD
     rng = random.Random(1234)
     system = "You are opencode, an interactive CLI tool that helps users with software engineering tasks.\n" * 120
     messages: list[dict] = [{"role": "system", "content": system}]
-    body = {"model": model, "messages": messages, "tools": tools(), "tool_choice": "auto",
-            "max_tokens": 32000, "stream": stream}
+    body = {
+        "model": model,
+        "messages": messages,
+        "tools": tools(),
+        "tool_choice": "auto",
+        "max_tokens": 32000,
+        "stream": stream,
+    }
     # Each turn is ~7 KB; add turns until the body is large enough, then close with the instruction.
     while len(orjson.dumps(body)) < size:
         for _ in range(16):

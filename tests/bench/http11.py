@@ -8,8 +8,9 @@ into SSE events as they complete and each event is kept with the wall clock of t
 from __future__ import annotations
 
 
-def request(method: str, host: str, port: int, path: str, body: bytes = b"",
-            headers: dict[str, str] | None = None) -> bytes:
+def request(
+    method: str, host: str, port: int, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> bytes:
     lines = [f"{method} {path} HTTP/1.1", f"Host: {host}:{port}"]
     if body or method == "POST":
         lines += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
@@ -43,8 +44,8 @@ class Response:
             self._body(bytes(self._buf), now)
             self._buf.clear()
         else:
-            take = bytes(self._buf[:self._remaining])
-            del self._buf[:self._remaining]
+            take = bytes(self._buf[: self._remaining])
+            del self._buf[: self._remaining]
             self._remaining -= len(take)
             self._body(take, now)
             self.done = self._remaining == 0
@@ -62,7 +63,7 @@ class Response:
         if end < 0:
             return False
         lines = bytes(self._buf[:end]).decode("latin-1").split("\r\n")
-        del self._buf[:end + 4]
+        del self._buf[: end + 4]
         self.status = int(lines[0].split(" ", 2)[1])
         for line in lines[1:]:
             name, _, value = line.partition(":")
@@ -81,8 +82,8 @@ class Response:
     def _parse_chunks(self, now: int) -> None:
         while not self.done:
             if self._remaining > 0:
-                take = bytes(self._buf[:self._remaining])
-                del self._buf[:len(take)]
+                take = bytes(self._buf[: self._remaining])
+                del self._buf[: len(take)]
                 self._remaining -= len(take)
                 self._body(take, now)
                 if self._remaining > 0:
@@ -104,7 +105,7 @@ class Response:
                 self._body(b"", now, final=True)
                 self.done = True
                 return
-            del self._buf[:eol + 2]
+            del self._buf[: eol + 2]
             self._remaining = size
 
     def _body(self, data: bytes, now: int, final: bool = False) -> None:
@@ -119,7 +120,7 @@ class Response:
             if end < 0:
                 break
             self.events.append((now, bytes(self._sse_buf[:end])))
-            del self._sse_buf[:end + 2]
+            del self._sse_buf[: end + 2]
         if final and self._sse_buf.strip():
             self.events.append((now, bytes(self._sse_buf)))
             self._sse_buf.clear()

@@ -61,12 +61,13 @@ def ensure_installed(log=print) -> tuple[Path | None, str | None]:
     log(f"installing litellm[proxy]=={VERSION} into {venv} (once; up to {INSTALL_TIMEOUT // 60} minutes)")
     env = {**os.environ, "UV_PYTHON_DOWNLOADS": "never", "VIRTUAL_ENV": str(venv)}
     env.pop("UV_PROJECT_ENVIRONMENT", None)
-    steps = [[uv, "venv", "--quiet", "--clear", "--python", python, str(venv)],
-             [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), f"litellm[proxy]=={VERSION}"]]
+    steps = [
+        [uv, "venv", "--quiet", "--clear", "--python", python, str(venv)],
+        [uv, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), f"litellm[proxy]=={VERSION}"],
+    ]
     for step in steps:
         try:
-            done = subprocess.run(step, env=env, check=False, capture_output=True, text=True,
-                                  timeout=INSTALL_TIMEOUT)
+            done = subprocess.run(step, env=env, check=False, capture_output=True, text=True, timeout=INSTALL_TIMEOUT)
         except subprocess.TimeoutExpired:
             return None, f"installing LiteLLM timed out after {INSTALL_TIMEOUT} s: {' '.join(step)}"
         if done.returncode != 0:
@@ -97,6 +98,9 @@ general_settings:
 
 def start(litellm: Path, port: int, upstream_port: int) -> servers.Server:
     argv = [str(litellm), "--config", str(write_config(upstream_port)), "--host", "127.0.0.1", "--port", str(port)]
-    env = {"LITELLM_LOCAL_MODEL_COST_MAP": "True", "VIRTUAL_ENV": str(venv_dir()),
-           "PATH": f"{venv_dir() / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "VIRTUAL_ENV": str(venv_dir()),
+        "PATH": f"{venv_dir() / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     return servers.start("litellm_proxy", port, argv, env)

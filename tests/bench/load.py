@@ -48,8 +48,9 @@ class Conn:
     async def send(self, payload: bytes, sse: bool = False) -> tuple[http11.Response, int]:
         """One request on this keep-alive connection (reconnecting if needed); (response, send time ns)."""
         if self.writer is None or self.writer.is_closing():
-            self.reader, self.writer = await asyncio.open_connection(self.spec["host"], self.spec["port"],
-                                                                     limit=1 << 22)
+            self.reader, self.writer = await asyncio.open_connection(
+                self.spec["host"], self.spec["port"], limit=1 << 22
+            )
         assert self.reader is not None
         response = http11.Response(sse=sse)
         sent = time.time_ns()
@@ -124,11 +125,17 @@ async def requests(spec: dict[str, Any]) -> dict[str, Any]:
     stop.set()
     if count is not None:
         elapsed = time.perf_counter() - start
-    return {"requests": len(latencies), "errors": len(errors), "error_samples": errors[:3],
-            "seconds": round(elapsed, 3), "rps": len(latencies) / elapsed if elapsed else 0,
-            "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
-            "mean_ms": sum(latencies) / len(latencies) if latencies else None,
-            "body_bytes": len(payload)}
+    return {
+        "requests": len(latencies),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "seconds": round(elapsed, 3),
+        "rps": len(latencies) / elapsed if elapsed else 0,
+        "p50_ms": percentile(latencies, 50),
+        "p99_ms": percentile(latencies, 99),
+        "mean_ms": sum(latencies) / len(latencies) if latencies else None,
+        "body_bytes": len(payload),
+    }
 
 
 async def _one_stream(spec: dict[str, Any], conn: Conn, payload: bytes) -> dict[str, Any]:
@@ -141,9 +148,13 @@ async def _one_stream(spec: dict[str, Any], conn: Conn, payload: bytes) -> dict[
         if found:
             first = first or received
             delays.append((received - int(found[1])) / 1e6)
-    return {"ttfc_ms": (first - sent) / 1e6 if first else None, "delays": delays,
-            "chunks": len(delays), "done": bool(response.events) and response.events[-1][1].strip() == b"data: [DONE]",
-            "model": _event_model(response.events)}
+    return {
+        "ttfc_ms": (first - sent) / 1e6 if first else None,
+        "delays": delays,
+        "chunks": len(delays),
+        "done": bool(response.events) and response.events[-1][1].strip() == b"data: [DONE]",
+        "model": _event_model(response.events),
+    }
 
 
 def _event_model(events: list[tuple[int, bytes]]) -> str | None:
@@ -181,12 +192,19 @@ async def streams(spec: dict[str, Any]) -> dict[str, Any]:
     delays = [d for r in good for d in r["delays"]]
     ttfc = [r["ttfc_ms"] for r in good if r["ttfc_ms"] is not None]
     expected = spec["chunks"]
-    return {"streams": len(good), "errors": len(errors), "error_samples": errors[:3],
-            "incomplete": sum(1 for r in good if r["chunks"] != expected or not r["done"]),
-            "ttfc_p50_ms": percentile(ttfc, 50), "ttfc_p99_ms": percentile(ttfc, 99),
-            "delay_p50_ms": percentile(delays, 50), "delay_p99_ms": percentile(delays, 99),
-            "delay_max_ms": max(delays) if delays else None, "chunks": len(delays),
-            "models": sorted({str(r["model"]) for r in good})}
+    return {
+        "streams": len(good),
+        "errors": len(errors),
+        "error_samples": errors[:3],
+        "incomplete": sum(1 for r in good if r["chunks"] != expected or not r["done"]),
+        "ttfc_p50_ms": percentile(ttfc, 50),
+        "ttfc_p99_ms": percentile(ttfc, 99),
+        "delay_p50_ms": percentile(delays, 50),
+        "delay_p99_ms": percentile(delays, 99),
+        "delay_max_ms": max(delays) if delays else None,
+        "chunks": len(delays),
+        "models": sorted({str(r["model"]) for r in good}),
+    }
 
 
 async def check(spec: dict[str, Any]) -> dict[str, Any]:

@@ -25,8 +25,14 @@ def load(spec: dict[str, Any], client: str) -> dict[str, Any]:
     if client == "wrk" and spec["kind"] == "requests" and "count" not in spec:
         return wrk.requests(spec)
     limit = spec.get("max_seconds", 0) + spec.get("duration", 0) + 120
-    done = subprocess.run([sys.executable, "-m", "tests.bench.load"], input=orjson.dumps(spec),
-                          check=False, capture_output=True, cwd=servers.ROOT, timeout=limit)
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.bench.load"],
+        input=orjson.dumps(spec),
+        check=False,
+        capture_output=True,
+        cwd=servers.ROOT,
+        timeout=limit,
+    )
     if done.returncode != 0:
         raise RuntimeError(f"the load client failed: {done.stderr.decode(errors='replace')[-800:]}")
     result = orjson.loads(done.stdout)
@@ -67,8 +73,9 @@ def correctness(row: str, got: dict[str, Any], seen: dict[str, int]) -> tuple[bo
     return not problems, "; ".join(problems) or "ok"
 
 
-def measure_row(row: str, target: dict[str, Any], server: servers.Server | None, upstream_port: int,
-                p: dict[str, Any], client: str) -> dict[str, Any]:
+def measure_row(
+    row: str, target: dict[str, Any], server: servers.Server | None, upstream_port: int, p: dict[str, Any], client: str
+) -> dict[str, Any]:
     result: dict[str, Any] = {"ok": True}
     before = upstream_stats(upstream_port)
     got = load({**target, "kind": "check"}, "python")
@@ -107,14 +114,31 @@ def memory(server: servers.Server, target: dict[str, Any], p: dict[str, Any]) ->
     time.sleep(1.0)
     rss_after = server.rss_mb()
     growth = rss_after - rss_before if rss_before is not None and rss_after is not None else None
-    return {"rss_before_mb": rss_before, "rss_after_mb": rss_after, "growth_mb": growth,
-            "rss_samples_mb": [round(x, 1) for x in samples if x is not None], "requests": done,
-            "errors": errors, "error_samples": error_samples[:3], "seconds": round(seconds, 2),
-            "rps": done / seconds if seconds else None}
+    return {
+        "rss_before_mb": rss_before,
+        "rss_after_mb": rss_after,
+        "growth_mb": growth,
+        "rss_samples_mb": [round(x, 1) for x in samples if x is not None],
+        "requests": done,
+        "errors": errors,
+        "error_samples": error_samples[:3],
+        "seconds": round(seconds, 2),
+        "rps": done / seconds if seconds else None,
+    }
 
 
 def _summary(r: dict[str, Any]) -> str:
-    keys = ("p50_ms", "p99_ms", "rps", "ttfc_p50_ms", "delay_p50_ms", "delay_p99_ms", "rss_before_mb",
-            "growth_mb", "errors", "incomplete")
+    keys = (
+        "p50_ms",
+        "p99_ms",
+        "rps",
+        "ttfc_p50_ms",
+        "delay_p50_ms",
+        "delay_p99_ms",
+        "rss_before_mb",
+        "growth_mb",
+        "errors",
+        "incomplete",
+    )
     text = ", ".join(f"{k} {r[k]:.3g}" for k in keys if isinstance(r.get(k), (int, float)))
     return text + (f"; errors e.g. {r['error_samples'][0][:160]}" if r.get("error_samples") else "")

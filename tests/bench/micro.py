@@ -34,16 +34,29 @@ def upstream_sse(chunks: int = 200, tool_calls: bool = False) -> list[bytes]:
     for i in range(chunks):
         delta: dict = {"content": f"token {i} of the answer, with some text "}
         if tool_calls and i % 20 == 19:  # Gemini: no index, a new id on every fragment
-            delta = {"tool_calls": [{"id": f"call_{i}", "type": "function",
-                                     "function": {"name": "read", "arguments": '{"filePath": "/tmp/x.py"}'}}]}
-        chunk = {"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1, "model": "gemini-2.5-flash",
-                 "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            delta = {
+                "tool_calls": [
+                    {
+                        "id": f"call_{i}",
+                        "type": "function",
+                        "function": {"name": "read", "arguments": '{"filePath": "/tmp/x.py"}'},
+                    }
+                ]
+            }
+        chunk = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "gemini-2.5-flash",
+            "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+        }
         events.append(b"data: " + orjson.dumps(chunk) + b"\n\n")
     return events + [b"data: [DONE]\n\n"]
 
 
 def sse_decode() -> Callable[[], Any]:
-    from addon.sse import SSEDecoder
+    from addon.formats.sse import SSEDecoder
+
     stream = upstream_sse()
 
     def run() -> None:
@@ -51,26 +64,31 @@ def sse_decode() -> Callable[[], Any]:
         for piece in stream:
             decoder.decode(piece)
         decoder.flush()
+
     return run
 
 
 def _rewriter(tool_calls: bool) -> Callable[[], Any]:
-    from addon.stream_rewrite import StreamOptions, StreamRewriter
+    from addon.response.stream_rewrite import StreamOptions, StreamRewriter
+
     stream = upstream_sse(tool_calls=tool_calls)
-    options = StreamOptions(client_model="local-model", repair_tool_calls=True, pack_signatures=False,
-                            keep_bytes=1 << 20)
+    options = StreamOptions(
+        client_model="local-model", repair_tool_calls=True, pack_signatures=False, keep_bytes=1 << 20
+    )
 
     def run() -> None:
         rewriter = StreamRewriter(options)
         for piece in stream:
             rewriter(piece)
         rewriter(b"")
+
     return run
 
 
 def _request_rewrite(body: bytes) -> Callable[[], Any]:
-    from addon import request_fields, thought_signatures, tool_schema
-    from addon.chat_request import encode_body, load_messages, parse_chat_request
+    from addon.gemini import request_fields, thought_signatures, tool_schema
+    from addon.request.chat_request import encode_body, load_messages, parse_chat_request
+
     request_fields.repair_fields({}, "gemini-2.5-flash")  # litellm's tables load on first use
 
     def run() -> bytes:  # what routing.Routing.chat does to a Gemini request
@@ -81,6 +99,7 @@ def _request_rewrite(body: bytes) -> Callable[[], Any]:
         if thought_signatures.may_restore(chat.call_refs, "gemini-2.5-flash"):
             thought_signatures.restore_request(load_messages(chat).body, "gemini-2.5-flash")
         return encode_body(chat.body)
+
     return run
 
 
@@ -98,8 +117,8 @@ def benchmarks() -> dict[str, tuple[str, int, Setup]]:
     big = bodies.opencode_conversation(stream=True)
     small = bodies.small(stream=True)
     return {
-        "sse decode (addon.sse.SSEDecoder)": ("event", 201, sse_decode),
-        "sse rewrite, text (addon.stream_rewrite.StreamRewriter)": ("event", 201, lambda: _rewriter(False)),
+        "sse decode (addon.formats.sse.SSEDecoder)": ("event", 201, sse_decode),
+        "sse rewrite, text (addon.response.stream_rewrite.StreamRewriter)": ("event", 201, lambda: _rewriter(False)),
         "sse rewrite, tool calls (StreamRewriter)": ("event", 201, lambda: _rewriter(True)),
         "request rewrite, small (chat_request + repairs)": ("request", 1, lambda: _request_rewrite(small)),
         f"request rewrite, {len(big) >> 10} KB opencode conversation": ("request", 1, lambda: _request_rewrite(big)),

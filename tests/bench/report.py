@@ -14,8 +14,12 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 ROWS = ("direct", "bare_mitmdump", "this_proxy", "litellm_proxy")
-TITLES = {"direct": "direct", "bare_mitmdump": "bare mitmdump", "this_proxy": "this proxy",
-          "litellm_proxy": "LiteLLM Proxy"}
+TITLES = {
+    "direct": "direct",
+    "bare_mitmdump": "bare mitmdump",
+    "this_proxy": "this proxy",
+    "litellm_proxy": "LiteLLM Proxy",
+}
 
 
 class Metric(NamedTuple):
@@ -118,33 +122,56 @@ def _measured(target: Target, measured: float | None) -> str:
 
 
 def table(rows: dict[str, Any], checks: list[dict[str, Any]]) -> str:
-    header = ["measure", *(TITLES[r] for r in ROWS), "proxy/direct", "proxy/bare", "proxy/LiteLLM",
-              "target", "check"]
+    header = ["measure", *(TITLES[r] for r in ROWS), "proxy/direct", "proxy/bare", "proxy/LiteLLM", "target", "check"]
     lines = [header]
     for metric in METRICS:
         values = [value(rows, r, metric.key) for r in ROWS]
         mine = values[2]
         targets = [(t, c) for t, c in zip(TARGETS, checks) if t.key == metric.key]
-        lines.append([f"{metric.label} ({metric.unit})", *map(_num, values),
-                      _ratio(mine, values[0]), _ratio(mine, values[1]), _ratio(mine, values[3]),
-                      "; ".join(t.describe() for t, _ in targets),
-                      "; ".join(c["verdict"] + _measured(t, c["measured"]) for t, c in targets)])
+        lines.append(
+            [
+                f"{metric.label} ({metric.unit})",
+                *map(_num, values),
+                _ratio(mine, values[0]),
+                _ratio(mine, values[1]),
+                _ratio(mine, values[3]),
+                "; ".join(t.describe() for t, _ in targets),
+                "; ".join(c["verdict"] + _measured(t, c["measured"]) for t, c in targets),
+            ]
+        )
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
-    out = ["| " + " | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in
-                             enumerate(zip(line, widths))) + " |" for line in lines]
+    out = [
+        "| "
+        + " | ".join(cell.ljust(w) if i == 0 else cell.rjust(w) for i, (cell, w) in enumerate(zip(line, widths)))
+        + " |"
+        for line in lines
+    ]
     out.insert(1, "|" + "|".join("-" * (w + 1) + ("-" if i == 0 else ":") for i, w in enumerate(widths)) + "|")
     return "\n".join(out)
 
 
 def machine(client: str, litellm: Path) -> dict[str, Any]:
     """What the run ran on (the LiteLLM version from its environment's stamp file)."""
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
-    return {"cpus": os.cpu_count(), "cpu": cpu, "memory_gb": mem_kb / 1024 ** 2, "kernel": platform.release(),
-            "python": platform.python_version(), "mitmproxy": metadata.version("mitmproxy"),
-            "litellm": litellm.read_text().strip() if litellm.exists() else None, "client": client,
-            "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds")}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu": cpu,
+        "memory_gb": mem_kb / 1024**2,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "mitmproxy": metadata.version("mitmproxy"),
+        "litellm": litellm.read_text().strip() if litellm.exists() else None,
+        "client": client,
+        "date": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+    }
 
 
 def problems(rows: dict[str, Any]) -> list[str]:
@@ -160,13 +187,17 @@ def problems(rows: dict[str, Any]) -> list[str]:
         for name, scenario in result.items():
             if isinstance(scenario, dict) and (scenario.get("errors") or scenario.get("incomplete")):
                 sample = (scenario.get("error_samples") or [""])[0][:200]
-                lines.append(f"{title}: {name}: {scenario.get('errors', 0)} errors, "
-                             f"{scenario.get('incomplete', 0)} incomplete streams {sample}".rstrip())
+                lines.append(
+                    f"{title}: {name}: {scenario.get('errors', 0)} errors, "
+                    f"{scenario.get('incomplete', 0)} incomplete streams {sample}".rstrip()
+                )
     return lines
 
 
 def machine_line(machine: dict[str, Any]) -> str:
-    return (f"Machine: {machine['cpus']} x {machine['cpu']}, {machine['memory_gb']:.0f} GB, {machine['kernel']}; "
-            f"Python {machine['python']}, mitmproxy {machine['mitmproxy']}, LiteLLM {machine.get('litellm') or '-'}; "
-            f"plain-request client: {machine['client']}; load average at start {machine['load_average']:.2f}; "
-            f"{machine['date']}")
+    return (
+        f"Machine: {machine['cpus']} x {machine['cpu']}, {machine['memory_gb']:.0f} GB, {machine['kernel']}; "
+        f"Python {machine['python']}, mitmproxy {machine['mitmproxy']}, LiteLLM {machine.get('litellm') or '-'}; "
+        f"plain-request client: {machine['client']}; load average at start {machine['load_average']:.2f}; "
+        f"{machine['date']}"
+    )

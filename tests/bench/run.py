@@ -29,12 +29,38 @@ import orjson
 from . import litellm_proxy, measure, report, servers, wrk
 from .measure import log
 
-FULL = {"duration": 3.0, "warmup": 0.5, "stream_rounds": 5, "chunks": 200, "interval_ms": 10, "streams": 100,
-        "stagger_ms": 100, "mb_requests": 50, "mb_warmup": 5, "mem_requests": 1000, "mem_warmup": 50,
-        "mem_connections": 2, "mem_batches": 10, "mem_max_seconds": 240}
-QUICK = {"duration": 0.3, "warmup": 0.1, "stream_rounds": 1, "chunks": 10, "interval_ms": 10, "streams": 5,
-         "stagger_ms": 10, "mb_requests": 3, "mb_warmup": 1, "mem_requests": 10, "mem_warmup": 2,
-         "mem_connections": 2, "mem_batches": 2, "mem_max_seconds": 60}
+FULL = {
+    "duration": 3.0,
+    "warmup": 0.5,
+    "stream_rounds": 5,
+    "chunks": 200,
+    "interval_ms": 10,
+    "streams": 100,
+    "stagger_ms": 100,
+    "mb_requests": 50,
+    "mb_warmup": 5,
+    "mem_requests": 1000,
+    "mem_warmup": 50,
+    "mem_connections": 2,
+    "mem_batches": 10,
+    "mem_max_seconds": 240,
+}
+QUICK = {
+    "duration": 0.3,
+    "warmup": 0.1,
+    "stream_rounds": 1,
+    "chunks": 10,
+    "interval_ms": 10,
+    "streams": 5,
+    "stagger_ms": 10,
+    "mb_requests": 3,
+    "mb_warmup": 1,
+    "mem_requests": 10,
+    "mem_warmup": 2,
+    "mem_connections": 2,
+    "mem_batches": 2,
+    "mem_max_seconds": 60,
+}
 CHAT = "/chat/completions"
 UPSTREAM_BASE = "/v1beta/openai"
 
@@ -86,17 +112,27 @@ def run_row(row: str, upstream_port: int, p: dict[str, Any], args: argparse.Name
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="./mitm_run.sh bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true",
-                        help="a tiny smoke run (seconds); skips LiteLLM unless --only names it")
+    parser = argparse.ArgumentParser(
+        prog="./mitm_run.sh bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick", action="store_true", help="a tiny smoke run (seconds); skips LiteLLM unless --only names it"
+    )
     parser.add_argument("--skip-litellm", action="store_true", help="leave out the LiteLLM Proxy row")
     parser.add_argument("--only", action="append", choices=report.ROWS, help="run only this row (repeatable)")
     parser.add_argument("--json", type=Path, default=servers.BENCH_DIR / "results.json", help="where to write")
-    parser.add_argument("--client", choices=("auto", "python", "wrk"), default="auto",
-                        help="plain-request load: wrk if installed (auto; not with --quick), or the Python client")
-    parser.add_argument("--proxy-arg", action="append", default=[],
-                        help="extra argument for mitm_run.sh (repeatable), e.g. --proxy-arg=-q")
+    parser.add_argument(
+        "--client",
+        choices=("auto", "python", "wrk"),
+        default="auto",
+        help="plain-request load: wrk if installed (auto; not with --quick), or the Python client",
+    )
+    parser.add_argument(
+        "--proxy-arg",
+        action="append",
+        default=[],
+        help="extra argument for mitm_run.sh (repeatable), e.g. --proxy-arg=-q",
+    )
     args = parser.parse_args(argv)
     if args.client == "auto":
         args.client = "wrk" if wrk.available() and not args.quick else "python"
@@ -106,8 +142,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def run_all(args: argparse.Namespace, p: dict[str, Any]) -> dict[str, Any]:
-    rows = [r for r in report.ROWS if (not args.only or r in args.only)
-            and not (r == "litellm_proxy" and (args.skip_litellm or (args.quick and not args.only)))]
+    rows = [
+        r
+        for r in report.ROWS
+        if (not args.only or r in args.only)
+        and not (r == "litellm_proxy" and (args.skip_litellm or (args.quick and not args.only)))
+    ]
     upstream_port = servers.free_port()
     upstream = servers.upstream(upstream_port)
     results: dict[str, Any] = {}
@@ -136,13 +176,21 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     info["load_average"] = load_average
     text = report.table(rows, checks)
     out(report.machine_line(info))
-    out(f"N streams = {p['streams']} concurrent streams of {p['chunks']} chunks {p['interval_ms']} ms apart; "
-        f"1 MB run = {p['mem_requests']} requests.")
+    out(
+        f"N streams = {p['streams']} concurrent streams of {p['chunks']} chunks {p['interval_ms']} ms apart; "
+        f"1 MB run = {p['mem_requests']} requests."
+    )
     out(text)
     for line in report.problems(rows):
         out(line)
-    document = {"machine": info, "params": p, "seconds": round(time.monotonic() - started, 1), "rows": rows,
-                "targets": checks, "table": text}
+    document = {
+        "machine": info,
+        "params": p,
+        "seconds": round(time.monotonic() - started, 1),
+        "rows": rows,
+        "targets": checks,
+        "table": text,
+    }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
     out(f"JSON: {args.json} ({document['seconds']:.0f} s)")

@@ -116,14 +116,20 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
-def start(name: str, port: int, argv: list[str], env: dict[str, str] | None = None,
-          cwd: Path = ROOT) -> Server:
+def start(name: str, port: int, argv: list[str], env: dict[str, str] | None = None, cwd: Path = ROOT) -> Server:
     log = run_dir() / f"{name}.log"
     with open(log, "wb") as out:
         # Loopback only: a proxy named in the environment must not see (or break) any of this traffic.
         no_proxy = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
-        proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, **no_proxy, **(env or {})}, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        proc = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env={**os.environ, **no_proxy, **(env or {})},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     return Server(name, port, proc, log)
 
 
@@ -164,9 +170,19 @@ def upstream(port: int) -> Server:
 def bare_mitmdump(port: int, upstream_port: int) -> Server:
     """mitmdump as the issue defines the floor: reverse mode and the stream flag, nothing else. Its default output
     stays on (a line per flow), as this proxy's does: `-q` would compare a silent floor with a logging proxy."""
-    argv = [str(VENV_BIN / "mitmdump"), "--mode", f"reverse:http://127.0.0.1:{upstream_port}",
-            "--listen-host", "127.0.0.1", "--listen-port", str(port),
-            "--set", "connection_strategy=lazy", "--set", "stream_large_bodies=1"]
+    argv = [
+        str(VENV_BIN / "mitmdump"),
+        "--mode",
+        f"reverse:http://127.0.0.1:{upstream_port}",
+        "--listen-host",
+        "127.0.0.1",
+        "--listen-port",
+        str(port),
+        "--set",
+        "connection_strategy=lazy",
+        "--set",
+        "stream_large_bodies=1",
+    ]
     return start("bare_mitmdump", port, argv)
 
 
@@ -192,7 +208,11 @@ def opencode_config(proxy_port: int) -> Path:
 
 
 def this_proxy(port: int, upstream_port: int, extra_args: list[str]) -> Server:
-    env = {"PROXY_HOST": "127.0.0.1", "PROXY_PORT": str(port),
-           "GEMINI_API_BASE": f"http://127.0.0.1:{upstream_port}/v1beta/openai/",
-           "GEMINI_API_KEY": "bench-key", "OPENCODE_CONFIG": str(opencode_config(port))}
+    env = {
+        "PROXY_HOST": "127.0.0.1",
+        "PROXY_PORT": str(port),
+        "GEMINI_API_BASE": f"http://127.0.0.1:{upstream_port}/v1beta/openai/",
+        "GEMINI_API_KEY": "bench-key",
+        "OPENCODE_CONFIG": str(opencode_config(port)),
+    }
     return start("this_proxy", port, [str(ROOT / "mitm_run.sh"), *extra_args], env)

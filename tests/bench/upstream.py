@@ -25,19 +25,34 @@ STATS: Counter[str] = Counter()
 
 
 def _response(status: str, body: bytes, content_type: bytes = b"application/json") -> bytes:
-    return (b"HTTP/1.1 " + status.encode() + b"\r\ncontent-type: " + content_type
-            + b"\r\ncontent-length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    return (
+        b"HTTP/1.1 "
+        + status.encode()
+        + b"\r\ncontent-type: "
+        + content_type
+        + b"\r\ncontent-length: "
+        + str(len(body)).encode()
+        + b"\r\n\r\n"
+        + body
+    )
 
 
 def _completion(model: str, prompt_tokens: int) -> bytes:
-    body = {"id": "chatcmpl-bench", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1}}
+    body = {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": 1, "total_tokens": prompt_tokens + 1},
+    }
     return _response("200 OK", orjson.dumps(body))
 
 
-_STREAM_HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
-                b"transfer-encoding: chunked\r\n\r\n")
+_STREAM_HEAD = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+    b"transfer-encoding: chunked\r\n\r\n"
+)
 
 
 def _frame(event: bytes) -> bytes:
@@ -47,16 +62,20 @@ def _frame(event: bytes) -> bytes:
 
 def _chunk_event(model: bytes, first: bool) -> bytes:
     role = b'"role":"assistant",' if first else b""
-    return (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":%d,"model":"%b",'
-            b'"choices":[{"index":0,"delta":{%b"content":"t=%d "},"finish_reason":null}]}\n\n'
-            % (int(time.time()), model, role, time.time_ns()))
+    return (
+        b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":%d,"model":"%b",'
+        b'"choices":[{"index":0,"delta":{%b"content":"t=%d "},"finish_reason":null}]}\n\n'
+        % (int(time.time()), model, role, time.time_ns())
+    )
 
 
 def _finish_events(model: bytes, chunks: int) -> bytes:
-    finish = (b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":%d,"model":"%b",'
-              b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
-              b'"usage":{"prompt_tokens":10,"completion_tokens":%d,"total_tokens":%d}}\n\n'
-              % (int(time.time()), model, chunks, chunks + 10))
+    finish = (
+        b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":%d,"model":"%b",'
+        b'"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+        b'"usage":{"prompt_tokens":10,"completion_tokens":%d,"total_tokens":%d}}\n\n'
+        % (int(time.time()), model, chunks, chunks + 10)
+    )
     return _frame(finish) + _frame(b"data: [DONE]\n\n") + b"0\r\n\r\n"
 
 
@@ -88,7 +107,7 @@ def _dechunk(buf: bytearray, start: int) -> tuple[bytes, int] | None:
             return (b"".join(parts), end + 4) if end >= 0 else None
         if len(buf) < eol + 2 + size + 2:
             return None
-        parts.append(bytes(buf[eol + 2:eol + 2 + size]))
+        parts.append(bytes(buf[eol + 2 : eol + 2 + size]))
         pos = eol + 2 + size + 2
 
 
@@ -113,7 +132,7 @@ class Upstream(asyncio.Protocol):
                 if end < 0:
                     return
                 self.request = _Request(bytes(self.buf[:end]))
-                del self.buf[:end + 4]
+                del self.buf[: end + 4]
             if self.request.chunked:
                 found = _dechunk(self.buf, 0)
                 if found is None:
@@ -122,7 +141,7 @@ class Upstream(asyncio.Protocol):
             else:
                 if len(self.buf) < self.request.length:
                     return
-                body, used = bytes(self.buf[:self.request.length]), self.request.length
+                body, used = bytes(self.buf[: self.request.length]), self.request.length
             del self.buf[:used]
             request, self.request = self.request, None
             self._handle(request, body)

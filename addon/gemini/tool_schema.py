@@ -23,8 +23,15 @@ _STRING_FORMATS = frozenset({"enum", "date-time"})  # what litellm's filter_sche
 _TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
 # Value types of the accepted scalar keywords; any other accepted keyword takes a number.
 _VALUE_TYPES: dict[str, type | tuple[type, ...]] = {
-    "enum": list, "required": list, "propertyOrdering": list, "anyOf": list, "properties": dict, "nullable": bool,
-    "default": object, "example": object, **dict.fromkeys(("type", "format", "title", "description", "pattern"), str),
+    "enum": list,
+    "required": list,
+    "propertyOrdering": list,
+    "anyOf": list,
+    "properties": dict,
+    "nullable": bool,
+    "default": object,
+    "example": object,
+    **dict.fromkeys(("type", "format", "title", "description", "pattern"), str),
 }
 _TEXTS = ("title", "description")
 _INTO_DESCRIPTION = frozenset({"default", "example"})

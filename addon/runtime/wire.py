@@ -82,7 +82,11 @@ def write_sse_error_and_end(flow: http.HTTPFlow, event: bytes) -> bool:
     writer = client_writer(flow)
     if writer is None or writer.is_closing() or not flow.client_conn.state & connection.ConnectionState.CAN_READ:
         return False  # the client left: nobody to tell
-    if flow.response is None or flow.request.http_version != "HTTP/1.1" or "chunked" not in flow.response.headers.get("transfer-encoding", ""):
+    if (
+        flow.response is None
+        or flow.request.http_version != "HTTP/1.1"
+        or "chunked" not in flow.response.headers.get("transfer-encoding", "")
+    ):
         return False
     writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
     return True

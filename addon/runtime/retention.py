@@ -41,12 +41,17 @@ def flow_bytes(f: Flow) -> int:
 
 def marker_text(dropped: int, keep_flows: int, keep_mb: int) -> tuple[str, str]:
     """The placeholder's path and its body: how many flows went, why, and where they still are."""
-    limits = ", ".join(f"{name}={value}" for name, value in
-                       (("translate_keep_flows", keep_flows), ("translate_keep_flows_mb", keep_mb)) if value)
+    limits = ", ".join(
+        f"{name}={value}"
+        for name, value in (("translate_keep_flows", keep_flows), ("translate_keep_flows_mb", keep_mb))
+        if value
+    )
     path = f"/{dropped} older flows dropped ({limits})"
-    body = (f"{dropped} older flows were dropped from mitmweb's memory to keep it bounded ({limits}; "
-            "0 means no limit).\nThey are in the -w file if the proxy was started with one: open it with "
-            "`mitmweb -r FILE` or `mitmdump -nr FILE`.\n")
+    body = (
+        f"{dropped} older flows were dropped from mitmweb's memory to keep it bounded ({limits}; "
+        "0 means no limit).\nThey are in the -w file if the proxy was started with one: open it with "
+        "`mitmweb -r FILE` or `mitmdump -nr FILE`.\n"
+    )
     return path, body
 
 
@@ -60,21 +65,32 @@ class FlowRetention:
         self.last_log = 0.0
 
     def load(self, loader) -> None:
-        loader.add_option("translate_keep_flows", int, 2000, one_paragraph("""
+        loader.add_option(
+            "translate_keep_flows",
+            int,
+            2000,
+            one_paragraph("""
             How many flows mitmweb keeps in memory; after each finished flow the oldest finished ones beyond it
             are dropped (they stay in the -w file when one is written) and a placeholder flow at the top of the
             list counts them. 0: no limit. mitmdump keeps no finished flow at all.
-            """))
-        loader.add_option("translate_keep_flows_mb", int, 512, one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_keep_flows_mb",
+            int,
+            512,
+            one_paragraph("""
             How many megabytes of bodies (request, response, raw upstream stream) mitmweb keeps in memory; the
             oldest finished flows beyond it are dropped like those beyond translate_keep_flows. 0: no limit.
-            """))
+            """),
+        )
 
     def configure(self, updated: set[str]) -> None:
         for name in ("translate_keep_flows", "translate_keep_flows_mb"):
             if name in updated and getattr(ctx.options, name) < 0:
-                raise exceptions.OptionsError(f"Cannot use {name} {getattr(ctx.options, name)}: it must be 0 "
-                                              "(no limit) or a positive number.")
+                raise exceptions.OptionsError(
+                    f"Cannot use {name} {getattr(ctx.options, name)}: it must be 0 (no limit) or a positive number."
+                )
         if {"translate_keep_flows", "translate_keep_flows_mb"} & updated and self.view is not None:
             self.trim()
 
@@ -149,8 +165,10 @@ class FlowRetention:
     def make_marker(self) -> http.HTTPFlow:
         """A flow that sorts before every flow still kept (it stands where the dropped ones were)."""
         start = min((f.timestamp_created for f in self.view.resolve("@all")), default=time.time()) - 0.001
-        marker = http.HTTPFlow(connection.Client(peername=("", 0), sockname=("", 0), timestamp_start=start),
-                               connection.Server(address=None))
+        marker = http.HTTPFlow(
+            connection.Client(peername=("", 0), sockname=("", 0), timestamp_start=start),
+            connection.Server(address=None),
+        )
         marker.request = http.Request.make("INFO", MARKER_URL)
         marker.request.timestamp_start = marker.request.timestamp_end = start
         marker.response = http.Response.make(200, b"", {"content-type": "text/plain; charset=utf-8"})

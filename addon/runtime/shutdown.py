@@ -18,7 +18,8 @@ import weakref
 
 from mitmproxy import ctx, exceptions, http
 
-from . import errors, wire
+from ..formats import errors
+from . import wire
 from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
@@ -34,24 +35,34 @@ class GracefulShutdown:
         self.hurry = asyncio.Event()
 
     def load(self, loader) -> None:
-        loader.add_option("translate_shutdown_grace", int, 5, one_paragraph("""
+        loader.add_option(
+            "translate_shutdown_grace",
+            int,
+            5,
+            one_paragraph("""
             Seconds a stop (SIGTERM, Ctrl-C) waits for answers in flight before it ends them: a begun stream with
             an SSE error event, a request still waiting with an error response. New requests meanwhile get a 503;
             a second SIGTERM or Ctrl-C stops at once. 0: do not wait.
-            """))
+            """),
+        )
 
     def configure(self, updated: set[str]) -> None:
         if "translate_shutdown_grace" in updated and ctx.options.translate_shutdown_grace < 0:
-            raise exceptions.OptionsError(f"Cannot use translate_shutdown_grace "
-                                          f"{ctx.options.translate_shutdown_grace}: it must be 0 or more seconds.")
+            raise exceptions.OptionsError(
+                f"Cannot use translate_shutdown_grace "
+                f"{ctx.options.translate_shutdown_grace}: it must be 0 or more seconds."
+            )
 
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
         if self.stopping:
             flow.response = errors.error_response(
-                "The proxy is shutting down; send the request again once it is back.", 503, "proxy_shutting_down",
-                {"connection": "close"})
+                "The proxy is shutting down; send the request again once it is back.",
+                503,
+                "proxy_shutting_down",
+                {"connection": "close"},
+            )
             return
         self.in_flight.add(flow)
 
@@ -70,8 +81,10 @@ class GracefulShutdown:
         if not self.running_flows():
             return
         self.listen_for_hurry()
-        logger.info(f"shutting down: {len(self.running_flows())} in flight, waiting up to {grace:g} s for them "
-                    "(translate_shutdown_grace); SIGTERM or Ctrl-C again stops at once")
+        logger.info(
+            f"shutting down: {len(self.running_flows())} in flight, waiting up to {grace:g} s for them "
+            "(translate_shutdown_grace); SIGTERM or Ctrl-C again stops at once"
+        )
         await self.wait(grace, self.hurry)
         left = self.running_flows()
         for flow in left:

@@ -14,10 +14,12 @@ import time
 import orjson
 from mitmproxy import ctx, http
 
-from . import error_pages, errors, stream_toolcalls, thought_signatures, upstream_key, wire
-from .answer import Answer
+from ..formats import errors
+from ..formats.answer import Answer
+from ..gemini import stream_toolcalls, thought_signatures
+from ..runtime import error_pages, upstream_key, wire
+from ..runtime.option_help import one_paragraph
 from .stream_rewrite import StreamOptions, StreamRewriter
-from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
@@ -40,17 +42,32 @@ def failure(meta: dict) -> tuple[int, str, str]:
 
 class Responses:
     def load(self, loader) -> None:
-        loader.add_option("translate_repair_stream_tools", bool, True, one_paragraph("""
+        loader.add_option(
+            "translate_repair_stream_tools",
+            bool,
+            True,
+            one_paragraph("""
             Gemini repair: give streamed tool calls an index and a non-empty id each, and finish_reason
             "tool_calls" when calls were made.
-            """))
-        loader.add_option("translate_repair_errors", bool, True, one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_repair_errors",
+            bool,
+            True,
+            one_paragraph("""
             Reshape upstream errors (Gemini wraps them in a list) into OpenAI's {"error": {...}} shape.
-            """))
-        loader.add_option("translate_keep_stream_bytes", int, 4 * 1024 * 1024, one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_keep_stream_bytes",
+            int,
+            4 * 1024 * 1024,
+            one_paragraph("""
             How much of each streamed body the flow keeps, per side (sent to the client, and the upstream's raw
             stream). Beyond it the stored body is cut; the assembled answer stays complete.
-            """))
+            """),
+        )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         meta = llm_meta(flow)
@@ -91,10 +108,14 @@ class Responses:
     def finish_stream(self, flow: http.HTTPFlow, meta: dict, rewriter: StreamRewriter) -> None:
         flow.response.stream = False
         flow.response.content = bytes(rewriter.sent.data)
-        meta.update(t_first_chunk=rewriter.t_first, chunk_times=rewriter.chunk_times,
-                    upstream_raw=bytes(rewriter.upstream.data), answer=rewriter.answer.to_dict(),
-                    body_truncated=rewriter.sent.truncated or rewriter.upstream.truncated,
-                    stream_done=rewriter.saw_done)
+        meta.update(
+            t_first_chunk=rewriter.t_first,
+            chunk_times=rewriter.chunk_times,
+            upstream_raw=bytes(rewriter.upstream.data),
+            answer=rewriter.answer.to_dict(),
+            body_truncated=rewriter.sent.truncated or rewriter.upstream.truncated,
+            stream_done=rewriter.saw_done,
+        )
         meta["repairs"] = meta.get("repairs", []) + rewriter.repairs
 
     def reshape_error(self, flow: http.HTTPFlow, meta: dict) -> None:

@@ -26,14 +26,30 @@ import orjson
 from mitmproxy import connection, ctx, http
 from mitmproxy.addons.clientplayback import ReplayHandler
 
-from . import error_pages, wire
+from ..runtime import error_pages, wire
 
 logger = logging.getLogger(__name__)
 
 # What an attempt found out that describes the answer the client got (the rest of meta is the client's request).
-RESULT_KEYS = ("upstream_model", "litellm_model", "api_base", "provider", "is_gemini", "key", "context_window",
-               "price_in", "price_out", "repairs", "answer", "upstream_raw", "body_truncated", "stream_done",
-               "t_first_chunk", "t_end", "error")
+RESULT_KEYS = (
+    "upstream_model",
+    "litellm_model",
+    "api_base",
+    "provider",
+    "is_gemini",
+    "key",
+    "context_window",
+    "price_in",
+    "price_out",
+    "repairs",
+    "answer",
+    "upstream_raw",
+    "body_truncated",
+    "stream_done",
+    "t_first_chunk",
+    "t_end",
+    "error",
+)
 
 
 def retryable(status: int) -> bool:
@@ -43,8 +59,12 @@ def retryable(status: int) -> bool:
 
 def attempt_record(meta: dict, model: str, outcome: int | str) -> dict:
     """One entry of meta["attempts"]: the name asked for, where it went, and the status or error it got."""
-    record = {"model": model, "upstream_model": meta.get("upstream_model"), "api_base": meta.get("api_base"),
-              "t": round(time.time(), 3)}
+    record = {
+        "model": model,
+        "upstream_model": meta.get("upstream_model"),
+        "api_base": meta.get("api_base"),
+        "t": round(time.time(), 3),
+    }
     record["status" if isinstance(outcome, int) else "error"] = outcome
     return record
 
@@ -73,7 +93,11 @@ def make_attempt(flow: http.HTTPFlow, original: http.Request, model: str, n: int
     attempt = http.HTTPFlow(flow.client_conn.copy(), connection.Server(address=None))
     attempt.request = replay_request(original, model)
     attempt.is_replay = "request"
-    attempt.metadata["llm"] = {"fallback_of": flow.id, "attempt": n, "client_model": flow.metadata["llm"]["client_model"]}
+    attempt.metadata["llm"] = {
+        "fallback_of": flow.id,
+        "attempt": n,
+        "client_model": flow.metadata["llm"]["client_model"],
+    }
     return attempt
 
 

@@ -40,27 +40,50 @@ class ChatRequest(NamedTuple):
 
 def _check_model(model: object) -> str:
     if not isinstance(model, str) or not model.strip():
-        raise ClientError("The request needs a `model` string, e.g. \"local-model\".", code="invalid_model")
+        raise ClientError('The request needs a `model` string, e.g. "local-model".', code="invalid_model")
     if len(model) > MAX_MODEL_NAME:
-        raise ClientError(f"The model name is {len(model)} characters long; at most {MAX_MODEL_NAME} are allowed.",
-                          code="invalid_model")
+        raise ClientError(
+            f"The model name is {len(model)} characters long; at most {MAX_MODEL_NAME} are allowed.",
+            code="invalid_model",
+        )
     if any(c in model for c in "\\?#") or ".." in model or not model.isprintable():
-        raise ClientError(f"The model name {model[:80]!r} contains characters a model name cannot have.",
-                          code="invalid_model")
+        raise ClientError(
+            f"The model name {model[:80]!r} contains characters a model name cannot have.", code="invalid_model"
+        )
     return model
 
 
 NUMBER = (int, float)
 # The types OpenAI's API takes for the fields a client commonly sends; null is always accepted (= not set).
 FIELD_TYPES: dict[str, tuple[type, ...]] = {
-    "temperature": NUMBER, "top_p": NUMBER, "presence_penalty": NUMBER, "frequency_penalty": NUMBER,
-    "max_tokens": (int,), "max_completion_tokens": (int,), "n": (int,), "seed": (int,), "top_logprobs": (int,),
-    "logprobs": (bool,), "parallel_tool_calls": (bool,), "tools": (list,), "tool_choice": (str, dict),
-    "stop": (str, list), "stream_options": (dict,), "response_format": (dict,), "reasoning_effort": (str,),
-    "user": (str,), "metadata": (dict,),
+    "temperature": NUMBER,
+    "top_p": NUMBER,
+    "presence_penalty": NUMBER,
+    "frequency_penalty": NUMBER,
+    "max_tokens": (int,),
+    "max_completion_tokens": (int,),
+    "n": (int,),
+    "seed": (int,),
+    "top_logprobs": (int,),
+    "logprobs": (bool,),
+    "parallel_tool_calls": (bool,),
+    "tools": (list,),
+    "tool_choice": (str, dict),
+    "stop": (str, list),
+    "stream_options": (dict,),
+    "response_format": (dict,),
+    "reasoning_effort": (str,),
+    "user": (str,),
+    "metadata": (dict,),
 }
-TYPE_NAMES = {int: "an integer", float: "a number", bool: "true or false", list: "a list", dict: "an object",
-              str: "a string"}
+TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    list: "a list",
+    dict: "an object",
+    str: "a string",
+}
 
 
 def _check_fields(body: dict) -> None:
@@ -70,8 +93,9 @@ def _check_fields(body: dict) -> None:
             continue
         if isinstance(value, bool) and bool not in types or not isinstance(value, types):
             wanted = "a number" if types == NUMBER else " or ".join(TYPE_NAMES[t] for t in types)
-            raise ClientError(f"`{name}` must be {wanted}, not {type(value).__name__} {str(value)[:40]!r}.",
-                              code="invalid_type")
+            raise ClientError(
+                f"`{name}` must be {wanted}, not {type(value).__name__} {str(value)[:40]!r}.", code="invalid_type"
+            )
     for i, tool in enumerate(body.get("tools") or ()):
         if not isinstance(tool, dict):
             raise ClientError(f"tools[{i}] is not an object.", code="invalid_type")
@@ -86,15 +110,19 @@ def _check_messages(messages: object) -> None:
         if not isinstance(message.get("role"), str):
             raise ClientError(f"messages[{i}] needs a `role` string.", code="invalid_messages")
         if not isinstance(message.get("content"), (str, list, type(None))):
-            raise ClientError(f"messages[{i}].content must be a string, a list of parts or null.",
-                              code="invalid_messages")
+            raise ClientError(
+                f"messages[{i}].content must be a string, a list of parts or null.", code="invalid_messages"
+            )
 
 
 def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
     """Parse and check a chat-completion body; raises ClientError with what is wrong."""
     if len(content) > max_bytes:
-        raise ClientError(f"The request body is {len(content):,} bytes; the proxy accepts at most {max_bytes:,}.",
-                          status=413, code="request_too_large")
+        raise ClientError(
+            f"The request body is {len(content):,} bytes; the proxy accepts at most {max_bytes:,}.",
+            status=413,
+            code="request_too_large",
+        )
     return _parse_leaving_messages_raw(content) or _parse_all(content)
 
 
@@ -145,8 +173,7 @@ def _parse_leaving_messages_raw(content: bytes) -> ChatRequest | None:
         if messages is None:
             return None
         shapes = _MESSAGES.decode(messages)
-        body = {key: messages if key == "messages" else orjson.loads(memoryview(value))
-                for key, value in top.items()}
+        body = {key: messages if key == "messages" else orjson.loads(memoryview(value)) for key, value in top.items()}
         _check_utf8(content)  # msgspec does not look inside the values it skips
     except (msgspec.DecodeError, RecursionError, orjson.JSONDecodeError, UnicodeDecodeError):
         return None
@@ -168,7 +195,7 @@ def _check_utf8(content: bytes) -> None:
         return
     decoder = codecs.getincrementaldecoder("utf-8")()
     for start in range(0, len(content), UTF8_PIECE):
-        decoder.decode(content[start:start + UTF8_PIECE])
+        decoder.decode(content[start : start + UTF8_PIECE])
     decoder.decode(b"", True)
 
 

@@ -15,17 +15,53 @@ import os
 from types import ModuleType
 
 # What Google's compatibility guide and API reference list for the endpoint (audio and top_logprobs: not verified).
-SUPPORTED_FIELDS: frozenset[str] = frozenset({
-    "model", "messages", "stream", "stream_options", "tools", "tool_choice", "n", "stop", "temperature", "top_p",
-    "max_tokens", "max_completion_tokens", "response_format", "reasoning_effort", "seed", "presence_penalty",
-    "frequency_penalty", "logprobs", "top_logprobs", "modalities", "audio", "extra_body",
-})
+SUPPORTED_FIELDS: frozenset[str] = frozenset(
+    {
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "tools",
+        "tool_choice",
+        "n",
+        "stop",
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "response_format",
+        "reasoning_effort",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "modalities",
+        "audio",
+        "extra_body",
+    }
+)
 # Reported or known to be refused by the endpoint; never let one of these into SUPPORTED_FIELDS.
-DENIED_FIELDS: frozenset[str] = frozenset({
-    "prompt_cache_key", "prompt_cache_retention", "web_search_options", "reasoning", "thinking",
-    "parallel_tool_calls", "store", "metadata", "user", "service_tier", "safety_identifier", "logit_bias",
-    "prediction", "verbosity", "functions", "function_call",
-})
+DENIED_FIELDS: frozenset[str] = frozenset(
+    {
+        "prompt_cache_key",
+        "prompt_cache_retention",
+        "web_search_options",
+        "reasoning",
+        "thinking",
+        "parallel_tool_calls",
+        "store",
+        "metadata",
+        "user",
+        "service_tier",
+        "safety_identifier",
+        "logit_bias",
+        "prediction",
+        "verbosity",
+        "functions",
+        "function_call",
+    }
+)
 _EFFORT_ALIASES = {"xhigh": "high", "max": "high"}  # OpenAI/Anthropic levels Gemini does not have
 _STREAM_OPTIONS = frozenset({"include_usage"})
 _PROBE_MODEL = "gemini-unknown"  # litellm's answer for a Gemini model it has no entry for

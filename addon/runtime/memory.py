@@ -52,10 +52,15 @@ class MemoryGuard:
         self.bytes_since_collect = 0
 
     def load(self, loader) -> None:
-        loader.add_option("translate_collect_every_mb", int, 16, one_paragraph("""
+        loader.add_option(
+            "translate_collect_every_mb",
+            int,
+            16,
+            one_paragraph("""
             Run Python's garbage collector after this many MB of request and response bodies have passed, so the
             memory of finished flows is returned promptly; 0 leaves it to Python's own schedule.
-            """))
+            """),
+        )
 
     def running(self) -> None:
         gc.collect()

@@ -17,7 +17,7 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.version import MITMPROXY
 
-from . import errors
+from ..formats import errors
 
 # The response to send instead of the next error page built in this task.
 override: contextvars.ContextVar[http.Response | None] = contextvars.ContextVar("override", default=None)

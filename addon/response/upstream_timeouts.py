@@ -16,9 +16,9 @@ from typing import NamedTuple
 
 from mitmproxy import ctx, http
 
-from . import wire
+from ..runtime import wire
+from ..runtime.option_help import one_paragraph
 from .stream_rewrite import StreamRewriter
-from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
@@ -30,16 +30,17 @@ class Expired(NamedTuple):
     message: str
 
 
-def expired(flow: http.HTTPFlow, since: float, now: float, connect: float, read: float, idle: float
-            ) -> Expired | None:
+def expired(flow: http.HTTPFlow, since: float, now: float, connect: float, read: float, idle: float) -> Expired | None:
     """What ran out for this flow at `now` (time.time()), if anything; `since` is when its request arrived."""
     response = flow.response
     if response is None:
         connected = flow.server_conn.timestamp_tcp_setup
         if connected is None:
             if now - since > connect:
-                return Expired("connect", f"The upstream did not accept a connection within {connect:g} s "
-                                          "(translate_connect_timeout).")
+                return Expired(
+                    "connect",
+                    f"The upstream did not accept a connection within {connect:g} s (translate_connect_timeout).",
+                )
             return None
         if now - max(since, connected) > read:
             return Expired("read", f"The upstream sent no answer within {read:g} s (translate_read_timeout).")
@@ -51,8 +52,10 @@ def expired(flow: http.HTTPFlow, since: float, now: float, connect: float, read:
         if wire.client_gone(flow):
             return Expired("client gone", "The client left in the middle of the stream; the upstream was closed.")
         if now - rewriter.last_data > idle:
-            return Expired("idle", f"The upstream stream stalled: nothing for {idle:g} s "
-                                   "(translate_idle_timeout); the stream was ended.")
+            return Expired(
+                "idle",
+                f"The upstream stream stalled: nothing for {idle:g} s (translate_idle_timeout); the stream was ended.",
+            )
         return None
     if now - (response.timestamp_start or since) > read:
         return Expired("read", f"The upstream did not finish its answer within {read:g} s (translate_read_timeout).")
@@ -65,18 +68,33 @@ class UpstreamTimeouts:
         self.task: asyncio.Task | None = None
 
     def load(self, loader) -> None:
-        loader.add_option("translate_connect_timeout", int, 60, one_paragraph("""
+        loader.add_option(
+            "translate_connect_timeout",
+            int,
+            60,
+            one_paragraph("""
             Seconds to wait for the upstream to accept a connection; then the client gets a 504.
-            """))
-        loader.add_option("translate_read_timeout", int, 480, one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_read_timeout",
+            int,
+            480,
+            one_paragraph("""
             Seconds to wait for the upstream's answer to begin (and for a non-streamed answer to end); then the
             client gets a 504. Long, because a model may think for minutes before it answers. Keep it below
             mitmproxy's tcp_timeout (600), which otherwise drops an idle client connection first.
-            """))
-        loader.add_option("translate_idle_timeout", int, 300, one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_idle_timeout",
+            int,
+            300,
+            one_paragraph("""
             Seconds a streamed answer may go without a byte from the upstream; then the client's stream ends with
             an SSE error event and the upstream connection is closed.
-            """))
+            """),
+        )
 
     def running(self) -> None:
         if self.task is None:
@@ -109,8 +127,11 @@ class UpstreamTimeouts:
                 logger.exception("upstream timeout check failed")
 
     def check(self, now: float) -> None:
-        limits = (ctx.options.translate_connect_timeout, ctx.options.translate_read_timeout,
-                  ctx.options.translate_idle_timeout)
+        limits = (
+            ctx.options.translate_connect_timeout,
+            ctx.options.translate_read_timeout,
+            ctx.options.translate_idle_timeout,
+        )
         for flow_id, (flow, since) in list(self.in_flight.items()):
             if not flow.live or flow.error:
                 del self.in_flight[flow_id]
@@ -126,5 +147,7 @@ class UpstreamTimeouts:
             meta["timed_out"] = True
         meta["error"] = found.message
         closed = wire.close_upstream(flow)
-        logger.info(f"{found.phase}: {'closed' if closed else 'found no'} upstream connection for "
-                    f"{meta.get('client_model') or flow.request.pretty_url}")
+        logger.info(
+            f"{found.phase}: {'closed' if closed else 'found no'} upstream connection for "
+            f"{meta.get('client_model') or flow.request.pretty_url}"
+        )

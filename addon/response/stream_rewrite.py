@@ -13,10 +13,10 @@ from typing import NamedTuple
 
 import orjson
 
-from . import thought_signatures
-from .answer import Answer
-from .sse import SSEDecoder, encode_event
-from .stream_toolcalls import ToolCallFixer
+from ..formats.answer import Answer
+from ..formats.sse import SSEDecoder, encode_event
+from ..gemini import thought_signatures
+from ..gemini.stream_toolcalls import ToolCallFixer
 
 
 class StreamOptions(NamedTuple):
@@ -36,7 +36,7 @@ class CappedBuffer:
         room = self.cap - len(self.data)
         if len(chunk) > room:
             self.truncated = True
-            chunk = chunk[:max(room, 0)]
+            chunk = chunk[: max(room, 0)]
         self.data += chunk
 
 

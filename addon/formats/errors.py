@@ -41,11 +41,13 @@ def error_body(message: str, status: int, code: str | int | None = None, type_: 
     return orjson.dumps({"error": error})
 
 
-def error_response(message: str, status: int, code: str | int | None = None,
-                   headers: dict[str, str] | None = None) -> http.Response:
+def error_response(
+    message: str, status: int, code: str | int | None = None, headers: dict[str, str] | None = None
+) -> http.Response:
     """An OpenAI-shaped error response, as the proxy answers a client itself."""
-    return http.Response.make(status, error_body(message, status, code),
-                              {"content-type": "application/json", **(headers or {})})
+    return http.Response.make(
+        status, error_body(message, status, code), {"content-type": "application/json", **(headers or {})}
+    )
 
 
 def sse_error_event(message: str, status: int, code: str | None = None) -> bytes:

@@ -19,8 +19,14 @@ _COMMENT = re.compile(_STRING + r"|//[^\n]*|/\*.*?\*/", re.S)
 _TRAILING_COMMA = re.compile(_STRING + r"|,(?=\s*[\]}])")
 _ENV_REF = re.compile(r"\{env:([^}]+)\}")
 _FILE_REF = re.compile(r"\{file:([^}]+)\}")
-_JSON_KIND = {dict: "an object", list: "a list", str: "a string", bool: "true or false", int: "a number",
-              float: "a number"}
+_JSON_KIND = {
+    dict: "an object",
+    list: "a list",
+    str: "a string",
+    bool: "true or false",
+    int: "a number",
+    float: "a number",
+}
 
 
 class ConfigError(ValueError):

@@ -13,15 +13,10 @@ from typing import Any
 
 import orjson
 from mitmproxy import http
-from mitmproxy.contentviews import Contentview
-from mitmproxy.contentviews import Metadata
+from mitmproxy.contentviews import Contentview, Metadata
 
 from . import toolcheck
-from .chat_assembly import Assembly
-from .chat_assembly import assemble_json
-from .chat_assembly import assemble_sse
-from .chat_assembly import call_fields
-from .chat_assembly import from_answer
+from .chat_assembly import Assembly, assemble_json, assemble_sse, call_fields, from_answer
 
 TEXT_LIMIT, HEAD, TAIL = 2000, 1200, 600  # request strings longer than TEXT_LIMIT keep HEAD + TAIL
 CHUNK_ROWS = 2000  # rows of the chunk table before it is cut
@@ -83,7 +78,7 @@ def render_upstream(raw: bytes, offered: dict[str, dict] | None) -> str:
 
 
 def _kind(data: bytes, metadata: Metadata) -> str | None:
-    """"request", "json", "sse", "stored" (empty response body, answer in metadata) or None."""
+    """ "request", "json", "sse", "stored" (empty response body, answer in metadata) or None."""
     head = data[:64].lstrip()
     if not head:
         stored = isinstance(metadata.http_message, http.Response) and _llm(metadata).get("answer")

@@ -14,7 +14,11 @@ import orjson
 
 HEADLINE = "the model, not the client, sent tool calls that do not fit the tools the request offered"
 _JSON_TYPES = {  # Python type -> JSON name, for findings
-    list: "array", str: "string", int: "number", float: "number", bool: "boolean",
+    list: "array",
+    str: "string",
+    int: "number",
+    float: "number",
+    bool: "boolean",
     type(None): "null",
 }
 MESSAGE_LIMIT = 200  # jsonschema messages quote the bad value; keep findings one readable line

@@ -21,8 +21,10 @@ class KeyedHeaders(http.Headers):
     def __bytes__(self) -> bytes:
         if self.wire_authorization is None:
             return super().__bytes__()
-        fields = tuple((name, self.wire_authorization) if name.lower() == b"authorization" else (name, value)
-                       for name, value in self.fields)
+        fields = tuple(
+            (name, self.wire_authorization) if name.lower() == b"authorization" else (name, value)
+            for name, value in self.fields
+        )
         return bytes(http.Headers(fields))
 
 

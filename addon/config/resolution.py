@@ -117,7 +117,8 @@ def _default_route(
     """Alias providers (baseURL = this proxy) and names not in the file go to the default upstream."""
     alias, key = found or (None, model)
     upstream_provider = next(
-        (p for p in config.providers.values() if p.base_url and not is_self(p.base_url, settings.proxy_port)), None)
+        (p for p in config.providers.values() if p.base_url and not is_self(p.base_url, settings.proxy_port)), None
+    )
     owner = None if settings.api_base else upstream_provider  # its key and headers only go to its own base
     base = settings.api_base or (owner.base_url if owner and owner.base_url else GOOGLE_BASE)
     api_key = settings.api_key or (alias.api_key if alias else None) or (owner.api_key if owner else None)
@@ -169,10 +170,18 @@ def _target(model: str, route: _Route) -> Target:
     fallbacks = own.get(route.model_key or model) or own.get(model, ())
     info = _cost_info(route.upstream, litellm_model, gemini)
     return Target(
-        client_model=model, upstream_model=route.upstream, api_base=route.base, api_key=route.key or None,
-        headers=dict(route.headers), provider=provider.id if provider else None, litellm_model=litellm_model,
-        is_gemini=gemini, fallbacks=fallbacks, context_window=info.get("max_input_tokens"),
-        input_cost_per_token=info.get("input_cost_per_token"), output_cost_per_token=info.get("output_cost_per_token"),
+        client_model=model,
+        upstream_model=route.upstream,
+        api_base=route.base,
+        api_key=route.key or None,
+        headers=dict(route.headers),
+        provider=provider.id if provider else None,
+        litellm_model=litellm_model,
+        is_gemini=gemini,
+        fallbacks=fallbacks,
+        context_window=info.get("max_input_tokens"),
+        input_cost_per_token=info.get("input_cost_per_token"),
+        output_cost_per_token=info.get("output_cost_per_token"),
     )
 
 

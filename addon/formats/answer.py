@@ -89,7 +89,11 @@ class Answer:
             entry.argument_parts.append(function["arguments"])
 
     def to_dict(self) -> dict:
-        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments}
-                 for _, c in sorted(self.tool_calls.items())]
-        return {"content": self.content, "reasoning": self.reasoning, "tool_calls": calls,
-                "finish_reason": self.finish_reason, "usage": self.usage}
+        calls = [{"id": c.id, "name": c.name, "arguments": c.arguments} for _, c in sorted(self.tool_calls.items())]
+        return {
+            "content": self.content,
+            "reasoning": self.reasoning,
+            "tool_calls": calls,
+            "finish_reason": self.finish_reason,
+            "usage": self.usage,
+        }

@@ -18,19 +18,34 @@ import orjson
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.net.http import url
 
-from . import errors, opencode_config, request_fields, resolution, thought_signatures, tool_schema, upstream_key
+from ..config import opencode_config, resolution
+from ..config.config_watch import ConfigWatch
+from ..formats import errors
+from ..gemini import request_fields, thought_signatures, tool_schema
+from ..runtime import upstream_key
+from ..runtime.option_help import one_paragraph
 from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
-from .config_watch import ConfigWatch
-from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
 
 CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
 MODEL_PATHS = ("/models", "/v1/models")
 # Client headers that must never reach the upstream: credentials of the client, and hints that name other hosts.
-DROPPED_HEADERS = frozenset((b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key", b"x-forwarded-host",
-                             b"forwarded", b"x-forwarded-for", b"x-forwarded-proto", b"x-original-url",
-                             b"x-rewrite-url", b"proxy-authorization"))
+DROPPED_HEADERS = frozenset(
+    (
+        b"authorization",
+        b"x-api-key",
+        b"api-key",
+        b"x-goog-api-key",
+        b"x-forwarded-host",
+        b"forwarded",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-original-url",
+        b"x-rewrite-url",
+        b"proxy-authorization",
+    )
+)
 
 
 @functools.lru_cache(maxsize=256)
@@ -73,32 +88,64 @@ class Routing:
 
     def load(self, loader) -> None:
         env = os.environ
-        loader.add_option("translate_config", str, env.get("OPENCODE_CONFIG") or "opencode.json", one_paragraph("""
+        loader.add_option(
+            "translate_config",
+            str,
+            env.get("OPENCODE_CONFIG") or "opencode.json",
+            one_paragraph("""
             The opencode.json that names the models and their upstreams (opencode's own format: JSONC,
             {env:VAR}, {file:path}). Re-read when it changes; a broken file keeps the last good one.
-            """))
-        loader.add_option("translate_api_base", str, env.get("GEMINI_API_BASE") or "", one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_api_base",
+            str,
+            env.get("GEMINI_API_BASE") or "",
+            one_paragraph("""
             The default upstream's base URL, for alias providers and names not in opencode.json. Empty: the
             first provider in opencode.json that is not this proxy, else Google's OpenAI-compatible endpoint.
-            """))
-        loader.add_option("translate_model", str, env.get("GEMINI_MODEL") or "gemini-2.5-flash", one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_model",
+            str,
+            env.get("GEMINI_MODEL") or "gemini-2.5-flash",
+            one_paragraph("""
             The upstream model for an alias that declares no mapping of its own (options.proxy.models).
-            """))
-        loader.add_option("translate_max_body", int, 32 * 1024 * 1024, one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_max_body",
+            int,
+            32 * 1024 * 1024,
+            one_paragraph("""
             The largest chat request body accepted, in bytes; larger ones get a 413.
-            """))
+            """),
+        )
         # A string: mitmweb cannot show an Optional[float] option, and --set cannot parse a float one.
-        loader.add_option("translate_default_temperature", str, "", one_paragraph("""
+        loader.add_option(
+            "translate_default_temperature",
+            str,
+            "",
+            one_paragraph("""
             A temperature to add when the client sends none, e.g. 0.7; empty is off. Off by default: Google asks to
             keep Gemini 3 at its default temperature. (A string: mitmproxy's --set cannot parse float options.)
-            """))
-        loader.add_option("translate_default_max_tokens", int, 0, one_paragraph("""
+            """),
+        )
+        loader.add_option(
+            "translate_default_max_tokens",
+            int,
+            0,
+            one_paragraph("""
             A max_tokens to add when the client sends none; 0 is off. Off by default: a cap silently cuts long
             opencode answers.
-            """))
-        for name, what in (("schemas", "rewrite tool parameter schemas to the subset Gemini accepts"),
-                           ("fields", "drop or translate request fields Gemini refuses"),
-                           ("signatures", "carry Gemini 3 thought signatures in tool-call ids and restore them")):
+            """),
+        )
+        for name, what in (
+            ("schemas", "rewrite tool parameter schemas to the subset Gemini accepts"),
+            ("fields", "drop or translate request fields Gemini refuses"),
+            ("signatures", "carry Gemini 3 thought signatures in tool-call ids and restore them"),
+        ):
             loader.add_option(f"translate_repair_{name}", bool, True, one_paragraph(f"Gemini repair: {what}."))
 
     def configure(self, updated: set[str]) -> None:
@@ -118,7 +165,9 @@ class Routing:
                     self.start_error = str(e)
                     logger.error(f"Cannot start the translation proxy: {e}")
                     return
-                raise exceptions.OptionsError(f"Cannot load translate_config {ctx.options.translate_config}: {e}") from e
+                raise exceptions.OptionsError(
+                    f"Cannot load translate_config {ctx.options.translate_config}: {e}"
+                ) from e
             logger.info(f"translation proxy: {self.watch.config.path}, {len(self.watch.config.model_names())} models")
 
     def running(self) -> None:
@@ -142,8 +191,9 @@ class Routing:
         if path == "/health":
             return self.health(flow)
         if self.proxy_key and not self.client_authorized(flow):
-            return error_response(flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.",
-                                  "invalid_api_key")
+            return error_response(
+                flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.", "invalid_api_key"
+            )
         if path in MODEL_PATHS and flow.request.method == "GET":
             return self.models(flow)
         if path in CHAT_PATHS:
@@ -158,8 +208,12 @@ class Routing:
 
     def health(self, flow: http.HTTPFlow) -> None:
         config = self.watch.config
-        body = {"status": "ok", "config": config.path, "models": len(config.model_names()),
-                "config_error": self.watch.error}
+        body = {
+            "status": "ok",
+            "config": config.path,
+            "models": len(config.model_names()),
+            "config_error": self.watch.error,
+        }
         json_response(flow, 200, orjson.dumps(body))
 
     def models(self, flow: http.HTTPFlow) -> None:
@@ -178,12 +232,23 @@ class Routing:
         meta = flow.metadata.setdefault("llm", {})
         # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
         client_model = meta["client_model"] if "fallback_of" in meta else chat.model
-        meta.update(endpoint=f"{flow.request.method} {flow.request.path}", client_model=client_model,
-                    upstream_model=target.upstream_model, stream=chat.stream, litellm_model=target.litellm_model, api_base=target.api_base, provider=target.provider,
-                    is_gemini=target.is_gemini, key=resolution.mask_key(target.api_key),
-                    t_request=time.time(), repairs=[], fallbacks=list(target.fallbacks),
-                    context_window=target.context_window,
-                    price_in=target.input_cost_per_token, price_out=target.output_cost_per_token)
+        meta.update(
+            endpoint=f"{flow.request.method} {flow.request.path}",
+            client_model=client_model,
+            upstream_model=target.upstream_model,
+            stream=chat.stream,
+            litellm_model=target.litellm_model,
+            api_base=target.api_base,
+            provider=target.provider,
+            is_gemini=target.is_gemini,
+            key=resolution.mask_key(target.api_key),
+            t_request=time.time(),
+            repairs=[],
+            fallbacks=list(target.fallbacks),
+            context_window=target.context_window,
+            price_in=target.input_cost_per_token,
+            price_out=target.output_cost_per_token,
+        )
         meta["repairs"] = self.rewrite_body(chat, target)
         flow.request.content = encode_body(chat.body)
         self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
@@ -204,8 +269,9 @@ class Routing:
             repairs += request_fields.repair_fields(body, target.upstream_model)
         if ctx.options.translate_repair_schemas:
             repairs += tool_schema.clean_tools(body)
-        if ctx.options.translate_repair_signatures and thought_signatures.may_restore(chat.call_refs,
-                                                                                     target.upstream_model):
+        if ctx.options.translate_repair_signatures and thought_signatures.may_restore(
+            chat.call_refs, target.upstream_model
+        ):
             repairs += thought_signatures.restore_request(load_messages(chat).body, target.upstream_model)
         return repairs
 
@@ -220,7 +286,8 @@ class Routing:
     @staticmethod
     def point_at(flow: http.HTTPFlow, api_base: str, rest: str, key: str | None, headers: dict[str, str]) -> None:
         flow.request.scheme, flow.request.host, flow.request.port, flow.request.path = parsed_url(
-            api_base.rstrip("/") + "/" + rest)
+            api_base.rstrip("/") + "/" + rest
+        )
         # One pass over the fields: popping each dropped name would scan them all a dozen times per request.
         kept = [(name, value) for name, value in flow.request.headers.fields if name.lower() not in DROPPED_HEADERS]
         flow.request.headers = http.Headers(kept)

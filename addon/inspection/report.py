@@ -11,9 +11,9 @@ import logging
 import orjson
 from mitmproxy import ctx, http
 
+from ..runtime.option_help import one_paragraph
 from . import toolcheck
-from .summary import comment_line, summarize_request, summarize_answer
-from .option_help import one_paragraph
+from .summary import comment_line, summarize_answer, summarize_request
 
 logger = logging.getLogger(__name__)
 
@@ -24,11 +24,17 @@ MARK_TOOL_FINDINGS = ":warning:"
 
 class Report:
     def load(self, loader) -> None:
-        loader.add_option("translate_verbosity", str, "summary", one_paragraph("""
+        loader.add_option(
+            "translate_verbosity",
+            str,
+            "summary",
+            one_paragraph("""
             How much the log tells per LLM request: "summary" (one block per request: resolution, answer,
             usage, timing), "full" (also the request's messages and tools, long strings shortened), "chunks"
             (also every SSE event, as the upstream sent it and as the client received it).
-            """), choices=("summary", "full", "chunks"))
+            """),
+            choices=("summary", "full", "chunks"),
+        )
 
     def request(self, flow: http.HTTPFlow) -> None:
         meta = flow.metadata.get("llm")
@@ -44,9 +50,11 @@ class Report:
     @staticmethod
     def heading(flow: http.HTTPFlow, meta: dict) -> list[str]:
         """Where the request went (key masked) and what was repaired on the way."""
-        lines = [f"──── {meta.get('endpoint')} ────",
-                 f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.url} "
-                 f"(key {meta['key']}, provider {meta.get('provider') or '(default)'})"]
+        lines = [
+            f"──── {meta.get('endpoint')} ────",
+            f"{meta['client_model']} -> {meta['litellm_model']} @ {flow.request.url} "
+            f"(key {meta['key']}, provider {meta.get('provider') or '(default)'})",
+        ]
         return lines + [f"  repaired: {repair}" for repair in meta.get("repairs", [])]
 
     def response(self, flow: http.HTTPFlow) -> None:

@@ -7,13 +7,12 @@ also lists what each chunk added (for the chunk table of the contentview and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from dataclasses import field
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from . import sse
+from ..formats import sse
 
 PREVIEW = 24  # characters of text shown per chunk in the chunk summaries
 

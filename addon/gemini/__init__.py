@@ -1,0 +1,1 @@
+"""Repairs for what opencode and Gemini get wrong about each other: fields, schemas, thought signatures, streamed tool calls. Pure."""

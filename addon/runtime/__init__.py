@@ -1,0 +1,1 @@
+"""mitmproxy integration: the patches of its internals, memory, flow retention, clean shutdown, option help."""
