@@ -90,7 +90,7 @@ test_packages() {
 
 run_checks() {
     cd "$ROOT"
-    log "checks: ruff, ruff format, mypy, import-linter"
+    log "checks: ruff, ruff format, import-linter"
     "$VENV/bin/ruff" check --quiet addon tests
     "$VENV/bin/ruff" format --check --quiet addon tests
     "$VENV/bin/lint-imports" --no-cache >/dev/null || "$VENV/bin/lint-imports" --no-cache
