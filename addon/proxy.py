@@ -21,6 +21,7 @@ from addon.runtime import error_pages, hook_dispatch  # noqa: E402
 from addon.runtime.hook_dispatch import HandlerCache  # noqa: E402
 from addon.runtime.log_broadcast import LegacyLogBroadcast  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
+from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 
@@ -35,6 +36,7 @@ contentviews.add(chatview.LLMUpstreamRawView)
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
 addons = [
     GracefulShutdown(),
+    RequestReadTimeout(),
     Routing(),
     UpstreamTimeouts(),
     Fallbacks(),
