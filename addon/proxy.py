@@ -13,6 +13,7 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon.inspection import chatview  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
+from addon.request.cors import Cors  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
@@ -37,6 +38,7 @@ contentviews.add(chatview.LLMUpstreamRawView)
 addons = [
     GracefulShutdown(),
     RequestReadTimeout(),
+    Cors(),  # before routing: a preflight is answered before the proxy key is asked for
     Routing(),
     UpstreamTimeouts(),
     Fallbacks(),
