@@ -13,6 +13,7 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon.inspection import chatview  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
+from addon.request.cors import Cors  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
@@ -21,6 +22,7 @@ from addon.runtime import error_pages, hook_dispatch  # noqa: E402
 from addon.runtime.hook_dispatch import HandlerCache  # noqa: E402
 from addon.runtime.log_broadcast import LegacyLogBroadcast  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
+from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 
@@ -35,6 +37,8 @@ contentviews.add(chatview.LLMUpstreamRawView)
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
 addons = [
     GracefulShutdown(),
+    RequestReadTimeout(),
+    Cors(),  # before routing: a preflight is answered before the proxy key is asked for
     Routing(),
     UpstreamTimeouts(),
     Fallbacks(),
