@@ -167,15 +167,23 @@ def test_upstream_down_gives_502_openai_shaped(proxy_factory):
     assert code == 502 and json.loads(raw)["error"]["code"] == "upstream_unreachable"
 
 
-def test_cut_stream_ends_promptly(openai_client):
+def test_cut_stream_ends_promptly_with_the_proxys_error_event(openai_client, fake):
     started = time.monotonic()
-    with pytest.raises((openai.APIError, Exception)):
-        stream = openai_client.chat.completions.create(
-            model="local-model", stream=True, messages=[{"role": "user", "content": "[cut]"}]
-        )
-        for _ in stream:
-            pass
+    stream = openai_client.chat.completions.create(
+        model="local-model", stream=True, messages=[{"role": "user", "content": "[cut]"}]
+    )
+    received = []
+    with pytest.raises(openai.APIError) as caught:
+        for chunk in stream:
+            received.append(chunk)
     assert time.monotonic() - started < 10
+    # The stream's last event, not a broken connection (APIConnectionError) or a status (APIStatusError).
+    assert type(caught.value) is openai.APIError
+    error = caught.value.body
+    assert error["code"] == "upstream_unreachable" and error["type"] == "api_error"
+    assert caught.value.message == error["message"] and error["message"].startswith(f"Upstream {fake.base_url}")
+    assert received and {c.model for c in received} == {"local-model"}  # the part sent before the cut
+    assert fake.wait_event("cut")["seq"] == fake.chat_requests()[-1]["seq"]
 
 
 def test_key_never_in_the_log_and_loopback_bind(proxy, openai_client, fake):

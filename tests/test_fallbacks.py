@@ -264,7 +264,11 @@ def test_no_fallback_for_attempts_streams_or_flows_without_fallbacks(loop_ctx):
     addon = Scripted()
     for flow in (attempt, streamed, plain):
         hook(addon, loop_ctx, flow)
-    assert addon.asked == [] and flow not in loop_ctx.originals
+        assert flow not in loop_ctx.originals  # freed all the same
+        assert flow.response.status_code == 503 and flow.response.content == b'[{"error": {"code": 503}}]'
+        assert "answered_by" not in flow.metadata["llm"]  # its own answer stays
+    assert "attempts" not in attempt.metadata["llm"] and "attempts" not in streamed.metadata["llm"]
+    assert addon.asked == []
 
 
 def test_a_connect_failure_is_answered_through_the_error_page(loop_ctx):

@@ -151,7 +151,8 @@ def test_a_client_that_leaves_during_an_attempt_has_the_attempts_upstream_closed
         "POST", "/v1/chat/completions", body, {"content-type": "application/json", "authorization": f"Bearer {KEY}"}
     )
     deadline = time.monotonic() + 5
-    while len(fake.chat_requests()) < 2 and time.monotonic() < deadline:
+    while len(fake.chat_requests()) < 2:  # the attempt has reached the upstream: leave now
+        assert time.monotonic() < deadline, f"no fallback attempt reached the fake: {fake.chat_requests()}"
         time.sleep(0.05)
     conn.sock.shutdown(socket.SHUT_RDWR)
     conn.close()
@@ -198,9 +199,15 @@ def test_saved_flows_record_every_attempt(fake_gemini, fake, tmp_path):
     assert meta["answered_by"] == "local-b" and meta["upstream_model"] == "gemini-2.0-flash"
     assert "record me" in meta["answer"]["content"] and not meta.get("error")
     assert first.response.status_code == 200 and "tried gemini-2.5-flash 503, gemini-2.0-flash 200" in first.comment
-    attempt = next(f for f in attempts if f.metadata["llm"]["fallback_of"] == first.id)
-    assert attempt.comment.startswith(f"fallback attempt 1 for {first.id}")
-    assert attempt.metadata["llm"]["client_model"] == "local-model"
+    # Every attempt names its original, carries the client's name, and got the answer its original passed on.
+    assert sorted(f.metadata["llm"]["fallback_of"] for f in attempts) == sorted(f.id for f in originals)
+    for attempt in attempts:
+        original = next(f for f in originals if f.id == attempt.metadata["llm"]["fallback_of"])
+        assert attempt.comment.startswith(f"fallback attempt 1 for {original.id}")
+        assert attempt.metadata["llm"]["client_model"] == original.metadata["llm"]["client_model"]
+        assert attempt.metadata["llm"]["upstream_model"] == "gemini-2.0-flash"
+        assert attempt.response.status_code == 200 and original.metadata["llm"]["answered_by"] == "local-b"
+        assert json.loads(original.response.content)["model"] == original.metadata["llm"]["client_model"]
     # The attempts were made from the client's request as it came, proxy key included: it stays out of the file.
     assert KEY.encode() not in saved.read_bytes() and fake.key.encode() not in saved.read_bytes()
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import select
 import socket
 import time
 from collections.abc import Iterator
@@ -35,7 +36,8 @@ def black_hole() -> Iterator[int]:
         except BlockingIOError:
             pass
         fillers.append(sock)
-    time.sleep(0.2)
+    connected = select.select([], fillers, [], 5)[1]  # one handshake done fills the queue; the rest never finish
+    assert connected, "no filler connection completed: the black hole is not full"
     yield port
     for sock in fillers + [server]:
         sock.close()

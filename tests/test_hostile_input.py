@@ -106,23 +106,32 @@ def test_broken_requests_get_a_clear_4xx_and_nothing_is_forwarded(proxy, fake, b
     assert_still_serving(proxy)
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        dict(temperature="hot"),
-        dict(max_tokens="many"),
-        dict(tools="read"),
-        dict(tools=[5]),
-        dict(tool_choice=7),
-        dict(stop=5),
-        dict(n="two"),
+WRONG_TYPES = [
+    (dict(temperature="hot"), "invalid_type", "`temperature` must be a number, not str 'hot'."),
+    (dict(max_tokens="many"), "invalid_type", "`max_tokens` must be an integer, not str 'many'."),
+    (dict(tools="read"), "invalid_type", "`tools` must be a list, not str 'read'."),
+    (dict(tools=[5]), "invalid_type", "tools[0] is not an object."),
+    (dict(tool_choice=7), "invalid_type", "`tool_choice` must be a string or an object, not int '7'."),
+    (dict(stop=5), "invalid_type", "`stop` must be a string or a list, not int '5'."),
+    (dict(n="two"), "invalid_type", "`n` must be an integer, not str 'two'."),
+    (
         dict(messages=[{"role": "user", "content": 5}]),
-    ],
-    ids=lambda f: ",".join(f"{k}={v!r}"[:30] for k, v in f.items()),
+        "invalid_messages",
+        "messages[0].content must be a string, a list of parts or null.",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "fields,code,message",
+    [pytest.param(*case, id=",".join(f"{k}={v!r}"[:30] for k, v in case[0].items())) for case in WRONG_TYPES],
 )
-def test_wrong_field_types_get_a_4xx_from_proxy_or_upstream(proxy, fake, fields):
-    """Fields the proxy does not check itself reach the upstream, whose 4xx is passed on in OpenAI's shape."""
-    assert_openai_4xx(*raw_post(proxy, chat(**fields)))
+def test_wrong_field_types_get_the_proxys_own_400_and_nothing_is_forwarded(proxy, fake, fields, code, message):
+    """The proxy checks the types of the fields it knows: its own code and message, and the upstream never sees
+    the request (an upstream's 4xx passed on would look alike but for these)."""
+    error = assert_openai_4xx(*raw_post(proxy, chat(**fields)), 400)
+    assert error == {"message": message, "type": "invalid_request_error", "code": code}
+    assert fake.chat_requests() == []
     assert_still_serving(proxy)
 
 

@@ -11,6 +11,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from mitmproxy import io
@@ -25,7 +26,10 @@ def chat_body(text: str, stream: bool = True) -> bytes:
 
 
 class Call(threading.Thread):
-    """One chat request in its own thread: status, body, and when the last byte came (or the error)."""
+    """One chat request in its own thread: status, body, and when the last byte came (or the error).
+
+    `started` is set once the headers came, `first_line` once the first line of the body did (a stream's first
+    event is on its way to the client)."""
 
     def __init__(self, proxy: ProxyProcess, text: str, stream: bool = True) -> None:
         super().__init__(daemon=True)
@@ -34,6 +38,7 @@ class Call(threading.Thread):
         self.data = b""
         self.error: Exception | None = None
         self.started = threading.Event()
+        self.first_line = threading.Event()
         self.start()
 
     def run(self) -> None:
@@ -43,15 +48,31 @@ class Call(threading.Thread):
             response = conn.getresponse()
             self.status = response.status
             self.started.set()
-            self.data = response.read()
+            self.data = response.readline()
+            self.first_line.set()
+            self.data += response.read()
         except Exception as e:  # the test asserts on it
             self.error = e
         finally:
             self.started.set()
+            self.first_line.set()
             conn.close()
 
     def events(self) -> list[bytes]:
         return [line[6:] for line in self.data.split(b"\n") if line.startswith(b"data: ")]
+
+
+def wait_until(condition: Callable[[], object], what: str, timeout: float = 10.0) -> None:
+    """Poll `condition` until it holds; fail naming `what` when it does not within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.02)
+
+
+def waiting_logged(proxy: ProxyProcess) -> bool:
+    """The proxy has begun its grace: requests from now on get a 503, a second signal stops the wait."""
+    return "SIGTERM or Ctrl-C again stops at once" in proxy.log_text()
 
 
 def terminate(proxy: ProxyProcess) -> float:
@@ -74,8 +95,7 @@ def test_streams_finish_within_the_grace_and_the_rest_end_with_an_error_event(pr
     proxy = proxy_factory("-w", str(saved), "--set", "translate_shutdown_grace=2")
     quick = Call(proxy, "quick [chunks:5:200]")  # done after ~1 s: within the grace
     slow = Call(proxy, "slow [chunks:40:250]")  # would need 10 s
-    assert quick.started.wait(10) and slow.started.wait(10)
-    time.sleep(0.3)
+    assert quick.first_line.wait(10) and slow.first_line.wait(10)  # both streams are under way
     took = terminate(proxy)
     quick.join(10), slow.join(10)
 
@@ -96,13 +116,13 @@ def test_streams_finish_within_the_grace_and_the_rest_end_with_an_error_event(pr
     assert cut.metadata["llm"]["answer"]["content"].startswith("chunk 0 chunk 1 ")
 
 
-def test_a_request_waiting_for_its_answer_gets_an_error_and_new_requests_a_503(proxy_factory, tmp_path):
+def test_a_request_waiting_for_its_answer_gets_an_error_and_new_requests_a_503(proxy_factory, fake, tmp_path):
     saved = tmp_path / "flows.mitm"
     proxy = proxy_factory("-w", str(saved), "--set", "translate_shutdown_grace=2")
     waiting = Call(proxy, "think [slow:20]", stream=False)
-    time.sleep(0.5)
+    wait_until(lambda: fake.chat_requests(), "the request reaching the upstream")
     proxy.process.send_signal(signal.SIGTERM)
-    time.sleep(0.5)
+    wait_until(lambda: waiting_logged(proxy), "the proxy's 'waiting up to 2 s' line")
     late = Call(proxy, "too late", stream=False)
     late.join(10)
     assert late.status == 503 and json.loads(late.data)["error"]["code"] == "proxy_shutting_down"
@@ -123,10 +143,10 @@ def test_an_idle_proxy_stops_at_once(proxy_factory):
 def test_a_second_signal_stops_the_wait(proxy_factory):
     proxy = proxy_factory("--set", "translate_shutdown_grace=30")
     slow = Call(proxy, "slow [chunks:100:200]")
-    assert slow.started.wait(10)
+    assert slow.first_line.wait(10)
     sent = time.monotonic()
     proxy.process.send_signal(signal.SIGTERM)
-    time.sleep(1.0)
+    wait_until(lambda: waiting_logged(proxy), "the proxy's 'waiting up to 30 s' line")
     proxy.process.send_signal(signal.SIGINT)
     assert proxy.process.wait(30) == 0
     assert time.monotonic() - sent < 10
@@ -138,8 +158,7 @@ def test_mitmweb_stops_the_same_way(proxy_factory, tmp_path):
     saved = tmp_path / "flows.mitm"
     proxy = proxy_factory("-w", str(saved), "--set", "translate_shutdown_grace=1", web=True)
     slow = Call(proxy, "slow [chunks:40:250]")
-    assert slow.started.wait(10)
-    time.sleep(0.3)
+    assert slow.first_line.wait(10)
     assert terminate(proxy) < 10
     slow.join(10)
     assert "stopped while this answer was in flight" in json.loads(slow.events()[-1])["error"]["message"]

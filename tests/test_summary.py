@@ -1,0 +1,152 @@
+"""addon/inspection/summary.py: the request summary, the answer lines and the flow's comment line."""
+
+import json
+
+import pytest
+
+from addon.inspection import summary
+
+T0 = 1_700_000_000.0
+
+
+def meta(**fields) -> dict:
+    base = {"client_model": "local-model", "upstream_model": "gemini-2.5-flash"}
+    return {**base, **fields}
+
+
+def test_shorten_cuts_long_strings_at_any_depth_and_leaves_the_rest():
+    long = "a" * 20_000
+    value = {"x": [long, {"y": long}], "n": 5, "short": "kept", "none": None}
+    short = summary.shorten(value)
+    cut = f"{'a' * 200}... (20,000 chars)"
+    assert short == {"x": [cut, {"y": cut}], "n": 5, "short": "kept", "none": None}
+    assert summary.shorten("b" * 10_000) == "b" * 10_000  # the limit itself is not over it
+    assert summary.shorten("c" * 301, 300) == f"{'c' * 200}... (301 chars)"
+
+
+def test_request_summary_shows_the_first_tool_in_full_and_the_rest_by_name():
+    tool = {"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}
+    body = {
+        "model": "local-model",
+        "messages": [{"role": "user", "content": "x" * 12_000}],
+        "tools": [tool, {"function": {"name": "write"}}, {"function": {}}, "junk"],
+    }
+    text = summary.summarize_request(json.dumps(body).encode())
+    lines = text.splitlines()
+    assert lines[0] == "  request: {"
+    assert '"model": "local-model"' in text and "... (12,000 chars)" in text and "x" * 201 not in text
+    assert "  tools (4): first in full:" in lines
+    assert '"parameters": {' in text  # the first tool, whole
+    assert lines[-1] == "  then: write, ?"  # names only; a tool that is no object is skipped
+    assert '"tools"' not in text.split("  tools (4)")[0]  # not shown twice
+
+
+def test_request_summary_without_tools_has_no_tool_lines():
+    text = summary.summarize_request(b'{"model": "m", "tools": []}')
+    assert "tools" not in text and text.startswith("  request: {")
+
+
+@pytest.mark.parametrize(
+    "content,line",
+    [
+        (b"not json at all", "  request: 15 bytes, not JSON"),
+        (b"[1, 2]", "  request: not an object"),
+        (b"", "  request: 0 bytes, not JSON"),
+    ],
+)
+def test_request_summary_of_bodies_that_are_not_objects(content, line):
+    assert summary.summarize_request(content) == line
+
+
+def test_answer_summary_lists_reasoning_answer_calls_and_finish():
+    answer = {
+        "reasoning": "thinking",
+        "content": "done",
+        "tool_calls": [{"id": "c1", "name": "read", "arguments": '{"filePath": "a"}'}],
+        "finish_reason": "tool_calls",
+        "usage": {"prompt_tokens": 3, "completion_tokens": 4},
+    }
+    assert summary.summarize_answer({"answer": answer}).splitlines() == [
+        "  reasoning: thinking",
+        "  answer: done",
+        '  tool call read (c1): {"filePath": "a"}',
+        "  finish: tool_calls, usage: {'prompt_tokens': 3, 'completion_tokens': 4}",
+    ]
+    assert summary.summarize_answer({}) == "  finish: None, usage: None"
+
+
+def test_price_needs_both_prices_and_never_guesses():
+    usage = {"prompt_tokens": 1000, "completion_tokens": 100}
+    assert summary.price({"price_in": 1e-6, "price_out": 4e-6}, usage) == pytest.approx(0.0014)
+    assert summary.price({"price_in": 1e-6}, usage) is None
+    assert summary.price({"price_out": 1e-6}, usage) is None
+    assert summary.price({"price_in": 0.0, "price_out": 0.0}, usage) == 0.0  # free is a price
+
+
+def test_comment_line_of_a_full_exchange():
+    line = summary.comment_line(
+        meta(
+            answer={"usage": {"prompt_tokens": 1204, "completion_tokens": 310}, "tool_calls": [{"id": "a"}]},
+            price_in=3e-7,
+            price_out=2.5e-6,
+            t_request=T0,
+            t_first_chunk=T0 + 0.42,
+            t_end=T0 + 2.42,
+        )
+    )
+    assert line == (
+        "local-model -> gemini-2.5-flash | 1,204 in / 310 out tokens | $0.0011 | first chunk 420 ms | 155 tok/s"
+        " | 1 tool call"
+    )
+
+
+def test_comment_line_of_a_bare_exchange_names_only_the_models():
+    assert summary.comment_line(meta()) == "local-model -> gemini-2.5-flash"
+
+
+def test_tiny_costs_keep_their_digits():
+    line = summary.comment_line(
+        meta(answer={"usage": {"prompt_tokens": 10, "completion_tokens": 1}}, price_in=1e-7, price_out=1e-7)
+    )
+    assert "| $0.000001" in line
+
+
+def test_no_rate_when_the_answer_came_at_once_and_calls_are_counted_in_the_plural():
+    line = summary.comment_line(
+        meta(
+            answer={"usage": {"prompt_tokens": 1, "completion_tokens": 50}, "tool_calls": [{}, {}, {}]},
+            t_request=T0,
+            t_first_chunk=T0 + 1,
+            t_end=T0 + 1.05,  # under MIN_RATE_SPAN
+        )
+    )
+    assert "tok/s" not in line and "first chunk 1,000 ms" in line and line.endswith("| 3 tool calls")
+    assert "$" not in line  # no prices known
+
+
+def test_attempts_errors_and_tool_check_findings_are_named():
+    line = summary.comment_line(
+        meta(
+            attempts=[
+                {"upstream_model": "gemini-2.5-flash", "status": 503},
+                {"upstream_model": "gemini-2.0-flash"},
+            ],
+            error="upstream 503: " + "e" * 500,
+            tool_checks=["read: missing required argument filePath", "second", "third"],
+        )
+    )
+    parts = line.split(" | ")
+    assert parts[1] == "tool-call problem: read: missing required argument filePath (+2 more)"
+    assert parts[2] == "tried gemini-2.5-flash 503, gemini-2.0-flash failed"
+    assert parts[3] == "error: upstream 503: " + "e" * (120 - len("upstream 503: "))
+
+
+def test_a_fallback_attempt_says_so_first():
+    line = summary.comment_line(meta(fallback_of="f-123", attempt=2))
+    assert line == "fallback attempt 2 for f-123 | local-model -> gemini-2.5-flash"
+
+
+def test_tool_check_note_shortens_a_long_finding():
+    note = summary.tool_check_note(["x" * 300])
+    assert note == "tool-call problem: " + "x" * 119 + "…"
+    assert summary.tool_check_note(["one"]) == "tool-call problem: one"
