@@ -39,11 +39,11 @@ class Internal:
     def problem(self, master: Any) -> str | None:
         try:
             owner = self.owner(master)
-        except (AttributeError, ImportError) as e:
-            return f"cannot be reached ({e})"
-        if owner is None or not hasattr(owner, self.attr):
-            return "is missing"
-        return self.shape(getattr(owner, self.attr))
+            if owner is None or not hasattr(owner, self.attr):
+                return "is missing"
+            return self.shape(getattr(owner, self.attr))
+        except Exception as e:  # a changed mitmproxy may fail in any way on the way there: that is the finding
+            return f"cannot be reached ({type(e).__name__}: {e})"
 
 
 def resolve(path: str) -> Any:
