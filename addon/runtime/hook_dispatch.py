@@ -97,7 +97,7 @@ def install(master: Any = None) -> None:
     _original["trigger_event"] = manager.trigger_event
     for name in CHANGES:
         _original[name] = getattr(manager, name)
-    manager.trigger_event = trigger_event
+    setattr(manager, "trigger_event", trigger_event)  # noqa: B010 (mypy: a method cannot be assigned)
     for name in CHANGES:
         setattr(manager, name, _forgetting(name))
 
