@@ -18,10 +18,8 @@ from addon.request.routing import Routing  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
 from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
-from addon.runtime import error_pages, hook_dispatch  # noqa: E402
-from addon.runtime.hook_dispatch import HandlerCache  # noqa: E402
-from addon.runtime.log_broadcast import LegacyLogBroadcast  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
+from addon.runtime.patches import MitmproxyPatches  # noqa: E402
 from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
@@ -29,8 +27,6 @@ from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 # litellm is a library of facts here (providers, prices); its debug chatter would bury the proxy's log.
 for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
     logging.getLogger(name).setLevel(logging.WARNING)
-error_pages.install()
-hook_dispatch.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
@@ -45,7 +41,6 @@ addons = [
     Responses(),
     Report(),
     FlowRetention(),
-    LegacyLogBroadcast(),
-    HandlerCache(),
+    MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages
     MemoryGuard(),
 ]  # last: its start-up freeze comes after routing has imported litellm

@@ -5,11 +5,12 @@ import asyncio
 import logging
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import addonmanager, exceptions
 from mitmproxy.proxy.layers.http import HttpRequestHook
 from mitmproxy.test import taddons, tflow
 
 from addon.runtime import hook_dispatch
+from addon.runtime.patches import MitmproxyPatches
 
 # One loop for the module: each master takes the running loop, and mitmproxy's log handlers of earlier
 # masters in the same test would call into a closed one.
@@ -132,19 +133,21 @@ def test_addons_added_and_removed_later_are_seen(installed):
     run(go())
 
 
-def test_an_options_change_drops_the_lists(installed):
+def test_an_options_change_drops_the_lists():
     """ScriptLoader reorders its scripts in configure, without registering anything."""
 
     async def go() -> None:
         calls: list = []
-        cache = hook_dispatch.HandlerCache()
-        with taddons.context(cache) as tctx:
+        patches = MitmproxyPatches((hook_dispatch.PATCH,))
+        with taddons.context(patches) as tctx:
+            patches.running()
             parent = Parent([Recorder("a", calls), Recorder("b", calls)])
             tctx.master.addons.add(parent)
             await trigger(tctx)
             parent.addons.reverse()
-            cache.configure({"scripts"})
+            tctx.configure(patches, ssl_insecure=True)  # any options change
             await trigger(tctx)
+            patches.done()
         assert calls == ["a", "b", "b", "a"]
 
     run(go())
@@ -164,13 +167,23 @@ def test_a_hook_that_is_not_callable_is_reported_as_mitmproxy_does(installed, ca
     run(go())
 
 
-def test_a_mitmproxy_without_the_expected_shape_is_left_alone(monkeypatch):
-    was_installed = bool(hook_dispatch._original)
+def test_a_mitmproxy_without_the_expected_shape_is_left_alone(monkeypatch, caplog):
     hook_dispatch.uninstall()
-    original = hook_dispatch.AddonManager.trigger_event
-    monkeypatch.delattr(hook_dispatch.AddonManager, "_iter_hooks")
+    original = addonmanager.AddonManager.trigger_event
+    patches = MitmproxyPatches((hook_dispatch.PATCH,))
+    with taddons.context(patches):
+        monkeypatch.delattr(addonmanager.AddonManager, "_iter_hooks")
+        patches.running()
+        assert addonmanager.AddonManager.trigger_event is original and not hook_dispatch._original
+        assert "mitmproxy internal mitmproxy.addonmanager.AddonManager._iter_hooks is missing" in caplog.text
+        patches.done()
+
+
+def test_installed_once_and_removed_whole():
+    hook_dispatch.uninstall()
+    originals = {name: getattr(addonmanager.AddonManager, name) for name in ("trigger_event", *hook_dispatch.CHANGES)}
     hook_dispatch.install()
-    assert hook_dispatch.AddonManager.trigger_event is original and not hook_dispatch._original
-    monkeypatch.undo()
-    if was_installed:
-        hook_dispatch.install()
+    hook_dispatch.install()  # a second install (a reloaded script) must not wrap the patched methods
+    assert hook_dispatch._original == originals
+    hook_dispatch.uninstall()
+    assert {name: getattr(addonmanager.AddonManager, name) for name in originals} == originals

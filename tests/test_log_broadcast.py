@@ -5,6 +5,7 @@ import logging
 from mitmproxy.test import taddons
 
 from addon.runtime import log_broadcast
+from addon.runtime.patches import MitmproxyPatches
 
 
 class OldStyleAddon:
@@ -22,31 +23,36 @@ def record(message: str = "hello") -> logging.LogRecord:
 
 
 def test_without_a_listener_the_legacy_handler_lets_nothing_through():
-    broadcast = log_broadcast.LegacyLogBroadcast()
-    with taddons.context(broadcast) as tctx:
+    patches = MitmproxyPatches((log_broadcast.PATCH,))
+    with taddons.context(patches) as tctx:
         handler = tctx.master._legacy_log_events
-        assert handler.filter(record())  # mitmproxy's own behaviour before the addon runs
-        broadcast.running()
+        assert handler.filter(record())  # mitmproxy's own behaviour: loading the addon changes nothing yet
+        patches.running()
         assert not handler.filter(record())
+        patches.done()
 
 
 def test_an_addon_that_listens_gets_its_events_again():
-    broadcast = log_broadcast.LegacyLogBroadcast()
-    with taddons.context(broadcast) as tctx:
-        broadcast.running()
+    patches = MitmproxyPatches((log_broadcast.PATCH,))
+    with taddons.context(patches) as tctx:
+        patches.running()
         handler = tctx.master._legacy_log_events
         assert not handler.filter(record())
         tctx.master.addons.add(OldStyleAddon())  # what a script loaded or reloaded later does
         assert handler.filter(record())
+        patches.done()
 
 
 def test_done_takes_the_filter_away():
-    broadcast = log_broadcast.LegacyLogBroadcast()
-    with taddons.context(broadcast) as tctx:
-        broadcast.running()
-        broadcast.done()
-        assert tctx.master._legacy_log_events.filter(record())
-        assert broadcast.gate is None
+    patches = MitmproxyPatches((log_broadcast.PATCH,))
+    with taddons.context(patches) as tctx:
+        handler = tctx.master._legacy_log_events
+        filters = list(handler.filters)
+        patches.running()
+        log_broadcast.install(tctx.master)  # installed once, however often asked
+        assert len(handler.filters) == len(filters) + 1
+        patches.done()
+        assert handler.filters == filters and handler.filter(record())
 
 
 def test_has_listener_looks_into_scripts_children():

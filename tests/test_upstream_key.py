@@ -5,6 +5,7 @@ from mitmproxy.io import tnetstring
 from mitmproxy.net.http import http1
 from mitmproxy.test import tflow
 
+from addon.runtime import upstream_key
 from addon.runtime.upstream_key import KeyedHeaders, attach_key, detach_key
 
 KEY = "AIzaSyREALKEY-0123456789abcdef"
@@ -34,3 +35,10 @@ def test_copies_of_the_flow_never_hold_the_key():
     attach_key(flow.request, KEY, "AIza…ef")
     assert KEY.encode() not in http1.assemble_request_head(flow.copy().request)
     assert isinstance(flow.request.headers, KeyedHeaders)
+
+
+def test_the_start_up_probe_finds_a_mitmproxy_that_would_store_the_wire_bytes(monkeypatch):
+    get_state = next(i for i in upstream_key.PATCH.internals if i.attr == "get_state")
+    assert get_state.problem(None) is None
+    monkeypatch.setattr(http.Request, "get_state", lambda self: {"head": http1.assemble_request_head(self)})
+    assert get_state.problem(None) == "keeps the real key in the flow's state (saved flows, mitmweb)"

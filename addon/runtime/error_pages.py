@@ -6,6 +6,10 @@ cannot read HTML, so this module swaps that one function for one that writes an 
 `error` hook runs in the same task right before mitmproxy builds the page (an async hook too: mitmproxy awaits it
 in that task), so a hook can choose the response for its flow through `override`: an error of its own making, or a
 fallback's answer (fallbacks.py). mitmproxy closes the connection after the page either way.
+
+The swap is the `PATCH` below, installed in `running` and undone in `done` by patches.py after the start-up check
+(internals.py) found `make_error_response` as mitmproxy 12.3.1 has it: a module global of `_http1` that its
+HTTP/1 server looks up each time it builds a page. Without the swap the pages are mitmproxy's own HTML.
 """
 
 from __future__ import annotations
@@ -14,15 +18,15 @@ import contextvars
 
 from mitmproxy import http
 from mitmproxy.net.http import http1
-from mitmproxy.proxy.layers.http import _http1
 from mitmproxy.version import MITMPROXY
 
 from ..formats import errors
+from . import internals
 
 # The response to send instead of the next error page built in this task.
 override: contextvars.ContextVar[http.Response | None] = contextvars.ContextVar("override", default=None)
 
-_original = _http1.make_error_response
+_saved: list = []  # mitmproxy's own make_error_response while ours is installed
 
 
 def make_error_response(status_code: int, message: str = "") -> bytes:
@@ -57,9 +61,31 @@ def assemble_whole(response: http.Response) -> bytes:
     return http1.assemble_response(response)
 
 
-def install() -> None:
-    _http1.make_error_response = make_error_response
+HTTP1_LAYER = "mitmproxy.proxy.layers.http._http1"  # private: reached only once the start-up check found it
+
+
+def install(master: object = None) -> None:
+    if not _saved:
+        layer = internals.resolve(HTTP1_LAYER)
+        _saved.append(layer.make_error_response)
+        layer.make_error_response = make_error_response
 
 
 def uninstall() -> None:
-    _http1.make_error_response = _original
+    if _saved:
+        internals.resolve(HTTP1_LAYER).make_error_response = _saved.pop()
+
+
+PATCH = internals.Patch(
+    name="error page",
+    written_for="12.3.1",
+    internals=(
+        internals.at(f"{HTTP1_LAYER}.make_error_response", internals.signature("status_code", "message")),
+        internals.at(f"{HTTP1_LAYER}.Http1Server.send", internals.looks_up("make_error_response")),
+        internals.at("mitmproxy.net.http.http1.assemble_response", internals.signature("response")),
+    ),
+    install=install,
+    uninstall=uninstall,
+    without="its error pages are mitmproxy's HTML, not OpenAI-shaped JSON, and a fallback's answer to a failed "
+    "connection does not reach the client",
+)

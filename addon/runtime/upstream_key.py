@@ -6,11 +6,20 @@ Authorization header in the flow always holds the masked key, and the real one l
 that substitutes it only when the headers are turned into bytes for the upstream: mitmproxy's HTTP/1 client
 writes `bytes(request.headers)`. The proxy's listener is plain HTTP, so mitmproxy speaks HTTP/1.1 upstream
 (it offers no ALPN to the server for a client without TLS).
+
+Nothing of mitmproxy's is replaced, so there is nothing to install; but the start-up check (internals.py)
+probes what this relies on, as mitmproxy 12.3.1 has it. There is no safe fallback (the masked key would go
+upstream, or the real one into every view), so without it the proxy refuses to start.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from mitmproxy import http
+
+from . import internals
 
 
 class KeyedHeaders(http.Headers):
@@ -40,3 +49,57 @@ def detach_key(request: http.Request) -> None:
     """Forget the real key once the upstream has it (plain headers again, still masked)."""
     if isinstance(request.headers, KeyedHeaders):
         request.headers = http.Headers(request.headers.fields)
+
+
+PROBE_KEY = "probe-key-0123456789"
+
+
+def probe_request() -> http.Request:
+    request = http.Request.make("POST", "http://probe.invalid/v1/chat/completions")
+    attach_key(request, PROBE_KEY, "probe…89")
+    return request
+
+
+def probed(check: Callable[[Any, http.Request], str | None]) -> internals.Shape:
+    """A shape that runs `check(value, request)` on a fresh request carrying the probe key."""
+
+    def shape(value: Any) -> str | None:
+        try:
+            return check(value, probe_request())
+        except Exception as e:  # a changed mitmproxy may fail in any way: that is what the check reports
+            return f"fails on a probe request ({type(e).__name__}: {e})"
+
+    return shape
+
+
+def _on_the_wire(assemble_request_head: Any, request: http.Request) -> str | None:
+    if f"Bearer {PROBE_KEY}".encode() in assemble_request_head(request):
+        return None
+    return "no longer writes the headers through bytes(headers): the upstream would get the masked key"
+
+
+def _not_in_the_flow(get_state: Any, request: http.Request) -> str | None:
+    if PROBE_KEY not in repr(get_state(request)):
+        return None
+    return "keeps the real key in the flow's state (saved flows, mitmweb)"
+
+
+PATCH = internals.Patch(
+    name="key on the wire only",
+    written_for="12.3.1",
+    internals=(
+        internals.at(
+            "mitmproxy.net.http.http1.assemble_request_head",
+            internals.signature("request"),
+            probed(_on_the_wire),
+        ),
+        internals.at(
+            "mitmproxy.proxy.layers.http._http1.Http1Client.send", internals.looks_up("http1", "assemble_request_head")
+        ),
+        internals.at("mitmproxy.http.Request.get_state", internals.signature("self"), probed(_not_in_the_flow)),
+    ),
+    install=lambda master: None,
+    uninstall=lambda: None,
+    without="the upstream key would either not reach the upstream or show in the flows, mitmweb and saved files",
+    required=True,
+)

@@ -12,47 +12,92 @@ their upstream connection is in their own ReplayHandler, and the client waiting 
 `replays` maps such a flow to both, so timeouts, "client gone" and shutdown treat attempts like any flow, and
 nothing is ever written to a client from an attempt.
 
-Everything here is a no-op when the connection is already gone, so callers need no checks of their own.
+Everything here is a no-op when the connection is already gone, so callers need no checks of their own. The
+start-up check (internals.py) looks for each of these internals as mitmproxy 12.3.1 has them; patches.py turns
+the helpers on in `running` (`install`) and off in `done`. While they are off (a mitmproxy built otherwise), they
+do nothing: no client is taken for gone, no upstream is closed by the proxy, no last event is written, which is
+mitmproxy's own behaviour. A client connection that mitmproxy still counts open but whose handler cannot be found
+is a failed lookup, not a client that left: it is logged once and never cuts a stream.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from mitmproxy import connection, ctx, http
-from mitmproxy.proxy.server import ConnectionHandler
+
+from . import internals
+
+if TYPE_CHECKING:
+    from mitmproxy.proxy.server import ConnectionHandler
 
 logger = logging.getLogger(__name__)
 
 # A fallback attempt's flow id -> (its ReplayHandler, the original flow whose client waits for its answer).
 replays: dict[str, tuple[ConnectionHandler, http.HTTPFlow]] = {}
+_state = {"enabled": False, "missed": False}  # installed (the start-up check passed); a failed lookup was logged
 
 
-def _transports(flow: http.HTTPFlow) -> dict:
+def install(master: Any) -> None:
+    _state.update(enabled=True, missed=False)
+
+
+def uninstall() -> None:
+    _state["enabled"] = False
+
+
+def _transports(flow: http.HTTPFlow) -> Mapping | None:
+    """The transports of the handler serving this flow's connections; None when no handler was found."""
     if (replay := replays.get(flow.id)) is not None:
         return replay[0].transports
     proxyserver = ctx.master.addons.get("proxyserver") if ctx.master else None
     handler = proxyserver.connections.get(flow.client_conn.id) if proxyserver else None
-    return handler.transports if handler is not None else {}
+    return handler.transports if handler is not None else None
 
 
 def client_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
-    io = _transports(flow).get(flow.client_conn)
+    io = (_transports(flow) or {}).get(flow.client_conn)
     return io.writer if io is not None and isinstance(io.writer, asyncio.StreamWriter) else None
 
 
 def server_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
-    io = _transports(flow).get(flow.server_conn)
+    io = (_transports(flow) or {}).get(flow.server_conn)
     return io.writer if io is not None and isinstance(io.writer, asyncio.StreamWriter) else None
 
 
 def client_gone(flow: http.HTTPFlow) -> bool:
-    """True when the client's connection is closed or closing (the client left)."""
+    """True when the client's connection is closed or closing (the client left).
+
+    False while the helpers are off, and when the lookup failed for a connection mitmproxy still counts open.
+    """
     if (replay := replays.get(flow.id)) is not None:
         return client_gone(replay[1])
+    if not _state["enabled"]:
+        return False
+    conn = flow.client_conn
+    if conn.state is connection.ConnectionState.CLOSED:
+        return True
+    transports = _transports(flow)
+    if transports is None:  # the handler is removed once the client's connection has ended
+        if not conn.state & connection.ConnectionState.CAN_READ:
+            return True
+        missed_lookup(flow)
+        return False
     writer = client_writer(flow)
-    return writer is None or writer.is_closing() or flow.client_conn.state is connection.ConnectionState.CLOSED
+    return writer is None or writer.is_closing()
+
+
+def missed_lookup(flow: http.HTTPFlow) -> None:
+    if not _state["missed"]:
+        _state["missed"] = True
+        logger.warning(
+            f"found no connection handler for client {flow.client_conn.id}, which mitmproxy counts as connected "
+            f"(mitmproxy {internals.VERSION}; the proxy was written for {internals.WRITTEN_FOR}): its stream is "
+            "not cut, and the proxy cannot close upstreams or end streams with an error event for such clients"
+        )
 
 
 def close_upstream(flow: http.HTTPFlow) -> bool:
@@ -60,8 +105,10 @@ def close_upstream(flow: http.HTTPFlow) -> bool:
 
     mitmproxy then sees the upstream go (or the connect fail) and runs the `error` hook as for any upstream cut.
     """
+    if not _state["enabled"]:
+        return False
     closed = False
-    for conn, io in list(_transports(flow).items()):
+    for conn, io in list((_transports(flow) or {}).items()):
         if conn is flow.client_conn:
             continue
         if conn is flow.server_conn and io.writer is not None:
@@ -79,6 +126,8 @@ def write_sse_error_and_end(flow: http.HTTPFlow, event: bytes) -> bool:
     Called from the `error` hook, which runs before mitmproxy closes the client connection: the client reads a
     complete, well-formed stream whose last event is the error. True when it was written.
     """
+    if not _state["enabled"]:
+        return False
     writer = client_writer(flow)
     if writer is None or writer.is_closing() or not flow.client_conn.state & connection.ConnectionState.CAN_READ:
         return False  # the client left: nobody to tell
@@ -90,3 +139,32 @@ def write_sse_error_and_end(flow: http.HTTPFlow, event: bytes) -> bool:
         return False
     writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
     return True
+
+
+SERVER = "mitmproxy.proxy.server"
+PATCH = internals.Patch(
+    name="wire helpers",
+    written_for="12.3.1",
+    internals=(
+        internals.on_master(
+            "mitmproxy.addons.proxyserver.Proxyserver.connections",
+            lambda master: master.addons.get("proxyserver"),
+            "connections",
+            internals.instance(dict),
+        ),
+        internals.at(
+            "mitmproxy.proxy.mode_servers.ServerInstance.handle_stream", internals.looks_up("register_connection", "id")
+        ),
+        internals.at(f"{SERVER}.ConnectionHandler", internals.annotated("transports")),
+        internals.at(
+            "mitmproxy.addons.clientplayback.ReplayHandler", internals.subclass(f"{SERVER}.ConnectionHandler")
+        ),
+        internals.at(f"{SERVER}.ConnectionIO", internals.fields("handler", "writer")),
+        internals.at("mitmproxy.connection.ConnectionState", internals.members("CLOSED", "CAN_READ")),
+        internals.at("mitmproxy.connection.Client", internals.fields("id", "state")),
+    ),
+    install=install,
+    uninstall=uninstall,
+    without="a client that leaves mid-stream is not noticed, timeouts cannot close the upstream connection, and a "
+    "stream cut midway ends without an error event",
+)

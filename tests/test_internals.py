@@ -1,0 +1,209 @@
+"""addon/runtime/internals.py and patches.py: every mitmproxy internal is checked at start; a changed one is named
+with the version the proxy was written for, and its patch stays off (mitmproxy's own behaviour) or the proxy
+refuses to start. Patches go on in `running` and come off in `done`, never at import, never twice."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+import pytest
+from mitmproxy import addonmanager, connection, hooks
+from mitmproxy.addons import script
+from mitmproxy.addons.proxyserver import Proxyserver
+from mitmproxy.net.http import http1
+from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.test import taddons, tflow
+from mitmproxy.version import VERSION
+
+from addon.runtime import error_pages, hook_dispatch, internals, log_broadcast, patches, wire
+from addon.runtime.patches import MitmproxyPatches
+
+ROOT = Path(__file__).resolve().parent.parent
+PATCHED = ("trigger_event", *hook_dispatch.CHANGES)
+
+
+def mitmproxy_as_is(master) -> dict:
+    """What the patches change, as it is now."""
+    return {
+        **{name: getattr(addonmanager.AddonManager, name) for name in PATCHED},
+        "make_error_response": _http1.make_error_response,
+        "log filters": list(master._legacy_log_events.filters),
+        "wire": wire._state["enabled"],
+    }
+
+
+def installed(master, handler) -> dict[str, bool]:
+    """Which patches are in place, seen from outside (handler: the master's legacy log handler)."""
+    closed = tflow.tflow()
+    closed.client_conn.state = connection.ConnectionState.CLOSED
+    return {
+        "hook dispatch": addonmanager.AddonManager.trigger_event is hook_dispatch.trigger_event,
+        "log broadcast": any(isinstance(f, log_broadcast.ListenerGate) for f in handler.filters),
+        "error page": _http1.make_error_response is error_pages.make_error_response,
+        "wire helpers": wire.client_gone(closed),
+    }
+
+
+def test_every_internal_is_as_the_patches_were_written_for():
+    assert VERSION == internals.WRITTEN_FOR == "12.3.1"  # the locked mitmproxy (pyproject pins 12.3.x)
+    with taddons.context(Proxyserver()) as tctx:
+        for patch in patches.PATCHES:
+            assert patch.written_for == internals.WRITTEN_FOR
+            assert patch.problems(tctx.master) == [], patch.name
+
+
+def test_running_installs_every_patch_and_done_restores_mitmproxys_originals():
+    addon = MitmproxyPatches()
+    with taddons.context(Proxyserver(), addon) as tctx:
+        before = mitmproxy_as_is(tctx.master)
+        assert not any(installed(tctx.master, tctx.master._legacy_log_events).values())  # load changes nothing
+        addon.running()
+        assert all(installed(tctx.master, tctx.master._legacy_log_events).values())
+        tctx.master.addons.remove(addon)  # unloading runs done
+        assert mitmproxy_as_is(tctx.master) == before
+
+
+def test_importing_the_entry_script_patches_nothing(monkeypatch):
+    monkeypatch.setattr("mitmproxy.contentviews.registry._by_name", {})  # proxy.py registers its views
+    with taddons.context(Proxyserver()) as tctx:
+        before = mitmproxy_as_is(tctx.master)
+        module = script.load_script(str(ROOT / "addon" / "proxy.py"))
+        assert module is not None and mitmproxy_as_is(tctx.master) == before
+        assert sum(isinstance(a, MitmproxyPatches) for a in module.addons) == 1
+
+
+def test_a_reloaded_script_patches_once_and_unloading_it_restores_everything(tmp_path):
+    path = tmp_path / "patches_only.py"
+    path.write_text(
+        f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
+        "from addon.runtime.patches import MitmproxyPatches\naddons = [MitmproxyPatches()]\n"
+    )
+    with taddons.context(Proxyserver()) as tctx:
+        before = mitmproxy_as_is(tctx.master)
+        loaded = script.Script(str(path), False)
+        loaded.running()
+        tctx.master.addons.invoke_addon_sync(loaded.ns, hooks.RunningHook())
+        loaded.loadscript()  # what mitmproxy does when the file changes: done on the old addons, running on the new
+        assert hook_dispatch._original == {name: before[name] for name in PATCHED}  # the originals, not our own
+        assert error_pages._saved == [before["make_error_response"]]
+        assert all(installed(tctx.master, tctx.master._legacy_log_events).values())
+        assert len(tctx.master._legacy_log_events.filters) == len(before["log filters"]) + 1
+        tctx.master.addons.remove(loaded.ns)
+        assert mitmproxy_as_is(tctx.master) == before
+
+
+EVERY_INTERNAL = [
+    pytest.param(patch, internal, id=f"{patch.name}: {internal.name}")
+    for patch in patches.PATCHES
+    for internal in patch.internals
+]
+
+
+class Changed:
+    """Whatever a changed mitmproxy has in place of an internal: nothing of the shape the proxy reads."""
+
+
+@pytest.mark.parametrize("how", ["changed", "missing"])
+@pytest.mark.parametrize(("patch", "internal"), EVERY_INTERNAL)
+def test_a_changed_internal_is_named_at_start_and_its_patch_stays_off(patch, internal, how, monkeypatch, caplog):
+    addon = MitmproxyPatches()
+    with taddons.context(Proxyserver(), addon) as tctx:
+        handler = tctx.master._legacy_log_events
+        owner = internal.owner(tctx.master)
+        if how == "missing":
+            if internal.attr not in vars(owner):
+                pytest.skip("inherited: only replacing it changes what the proxy sees")
+            monkeypatch.delattr(owner, internal.attr)
+        else:
+            monkeypatch.setattr(owner, internal.attr, Changed())
+        caplog.set_level(logging.WARNING)
+        try:
+            addon.running()
+            monkeypatch.undo()
+            now = installed(tctx.master, handler)
+        finally:
+            monkeypatch.undo()
+            addon.done()
+        tctx.master.event_loop.run_until_complete(asyncio.sleep(0))  # a refusal asks the master to shut down
+    relying = {p.name for p in patches.PATCHES if any(i.name == internal.name for i in p.internals)}
+    said = [r for r in caplog.records if r.name == patches.__name__]
+    named = {patch_name(r) for r in said if f"mitmproxy internal {internal.name} " in r.getMessage()}
+    assert named == relying
+    for record in said:
+        text = record.getMessage()
+        assert f"written for mitmproxy 12.3.1, this is mitmproxy {VERSION}" in text
+        assert (record.levelno == logging.ERROR) == ("refuses to start" in text)
+    off = {name for name, on in now.items() if not on}
+    assert off >= relying - {"key on the wire only"}
+    assert off | ({"key on the wire only"} & relying) <= {patch_name(r) for r in said}  # none off without a word
+    assert tctx.master.should_exit.is_set() == ("key on the wire only" in relying)
+
+
+def patch_name(record: logging.LogRecord) -> str:
+    return record.getMessage().split("the proxy's ")[1].split(" patch was")[0]
+
+
+def test_a_differently_shaped_error_page_function_keeps_mitmproxys_page(monkeypatch, caplog):
+    def make_error_response(status_code: int, message: str = "", note: str = "") -> bytes:
+        return original(status_code, message)
+
+    original = _http1.make_error_response
+    monkeypatch.setattr(_http1, "make_error_response", make_error_response)
+    addon = MitmproxyPatches()
+    with taddons.context(Proxyserver(), addon):
+        addon.running()
+        try:
+            page = _http1.make_error_response(502, "Connect call failed")
+        finally:
+            addon.done()
+    assert b"content-type: text/html" in page.lower()  # mitmproxy's own page: the fallback
+    assert (
+        "mitmproxy internal mitmproxy.proxy.layers.http._http1.make_error_response takes (status_code, message, note), "
+        "expected (status_code, message)" in caplog.text
+    )
+
+
+def test_a_key_writer_that_no_longer_writes_the_headers_refuses_to_start(monkeypatch, caplog):
+    def assemble_request_head(request):  # a mitmproxy that builds the head from the fields itself
+        head = http1.assemble_request_head.__wrapped__(request)
+        return head.replace(b"probe-key-0123456789", b"probe\xe2\x80\xa689")
+
+    monkeypatch.setattr(assemble_request_head, "__wrapped__", http1.assemble_request_head, raising=False)
+    monkeypatch.setattr(http1, "assemble_request_head", assemble_request_head)
+    addon = MitmproxyPatches()
+    with taddons.context(Proxyserver(), addon) as tctx:
+        addon.running()
+        addon.done()
+        tctx.master.event_loop.run_until_complete(asyncio.sleep(0))
+        assert tctx.master.should_exit.is_set()
+    errors = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert errors == [
+        "mitmproxy internal mitmproxy.net.http.http1.assemble_request_head no longer writes the headers through "
+        "bytes(headers): the upstream would get the masked key: the proxy's key on the wire only patch was written "
+        f"for mitmproxy 12.3.1, this is mitmproxy {VERSION}; the proxy refuses to start: the upstream key would "
+        "either not reach the upstream or show in the flows, mitmweb and saved files."
+    ]
+
+
+@pytest.mark.parametrize(
+    ("shape", "value", "problem"),
+    [
+        (internals.signature("a", "b"), lambda a: None, "takes (a), expected (a, b)"),
+        (internals.signature("a"), 3, "is not callable (a int)"),
+        (internals.instance(dict), [], "is a list, expected a dict"),
+        (internals.members("x", "y"), object(), "has no x, y"),
+        (internals.fields("writer"), object, "is no longer a dataclass"),
+        (internals.looks_up("make_error_response"), lambda: None, "no longer looks up make_error_response"),
+        (internals.annotated("transports"), object, "no longer declares transports"),
+        (internals.subclass("mitmproxy.proxy.server.ConnectionHandler"), object, "is no longer a mitmproxy"),
+    ],
+)
+def test_each_shape_says_what_differs(shape, value, problem):
+    assert problem in (shape(value) or "")
+
+
+def test_an_internal_whose_module_is_gone_cannot_be_reached():
+    gone = internals.at("mitmproxy.no_such_module.thing", internals.signature())
+    assert gone.problem(None).startswith("cannot be reached")

@@ -1,0 +1,104 @@
+"""End to end: a mitmproxy whose internals differ from the ones the proxy was written for, simulated by a script
+loaded with -s that changes one before the proxy's start-up check runs (in `running`, after every script loaded).
+
+A changed error-page builder: the proxy says so at start and serves on, with mitmproxy's own error page. A changed
+request-head writer (the key-on-the-wire headers rely on it): the proxy refuses to start.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, opencode_config, start_proxy
+from tests.fake_gemini import FakeGemini
+
+CHANGED_ERROR_PAGE = """
+from mitmproxy.proxy.layers.http import _http1
+
+original = _http1.make_error_response
+
+
+def make_error_response(status_code, message="", note=""):
+    return original(status_code, message)
+
+
+_http1.make_error_response = make_error_response
+"""
+
+CHANGED_REQUEST_HEAD = """
+from mitmproxy.net.http import http1
+
+original = http1.assemble_request_head
+
+
+def assemble_request_head(request, proxy_form=False):
+    return original(request)
+
+
+http1.assemble_request_head = assemble_request_head
+"""
+
+
+def post(url: str, body: dict) -> tuple[int, str, bytes]:
+    request = urllib.request.Request(
+        url, json.dumps(body).encode(), {"content-type": "application/json"}, method="POST"
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(request, timeout=30) as response:
+            return response.status, response.headers.get("content-type", ""), response.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.headers.get("content-type", ""), e.read()
+
+
+def test_a_changed_internal_is_named_at_start_and_the_proxy_serves_with_mitmproxys_behaviour(
+    fake: FakeGemini, tmp_path: Path
+):
+    changer = tmp_path / "changed_error_page.py"
+    changer.write_text(CHANGED_ERROR_PAGE)
+    port = free_port()
+    config = opencode_config(port)
+    config["provider"]["dead"] = {
+        "npm": "@ai-sdk/openai-compatible",
+        "name": "dead: no answer",
+        "options": {"baseURL": f"http://127.0.0.1:{free_port()}/v1", "apiKey": "k"},
+        "models": {"dead-model": {"id": "gemini-2.5-pro"}},
+    }
+    proxy = start_proxy(fake, tmp_path, "-s", str(changer), port=port, config=config)
+    try:
+        log = proxy.log_text()
+        assert (
+            "mitmproxy internal mitmproxy.proxy.layers.http._http1.make_error_response takes (status_code, message, "
+            "note), expected (status_code, message): the proxy's error page patch was written for mitmproxy 12.3.1"
+        ) in log
+        assert "falling back to mitmproxy's own behaviour" in log
+        status, kind, body = post(
+            f"{proxy.base_url}/chat/completions",
+            {"model": "dead-model", "messages": [{"role": "user", "content": "x"}]},
+        )
+        assert status == 502 and kind.startswith("text/html")  # mitmproxy's own page: the fallback
+        status, kind, body = post(
+            f"{proxy.base_url}/chat/completions",
+            {"model": "local-model", "messages": [{"role": "user", "content": "hi"}]},
+        )
+        assert status == 200 and "Hello from fake Gemini" in json.loads(body)["choices"][0]["message"]["content"]
+        assert proxy.alive()
+    finally:
+        proxy.stop()
+
+
+def test_without_a_safe_fallback_the_proxy_refuses_to_start(fake: FakeGemini, tmp_path: Path):
+    changer = tmp_path / "changed_request_head.py"
+    changer.write_text(CHANGED_REQUEST_HEAD)
+    with pytest.raises(RuntimeError, match="exited with code 1") as refused:
+        start_proxy(fake, tmp_path, "-s", str(changer), timeout=60)
+    assert (
+        "mitmproxy internal mitmproxy.net.http.http1.assemble_request_head takes (request, proxy_form), expected "
+        "(request): the proxy's key on the wire only patch was written for mitmproxy 12.3.1"
+    ) in str(refused.value)
+    assert "the proxy refuses to start" in str(refused.value)
