@@ -12,6 +12,13 @@ from mitmproxy.test import taddons, tflow
 from addon.runtime.shutdown import GracefulShutdown
 
 
+async def stop(addon: GracefulShutdown) -> None:
+    """What mitmproxy's async `done` dispatch does: await what the hook returns, if anything."""
+    pending = addon.done()
+    if pending is not None:
+        await pending
+
+
 def in_flight() -> object:
     flow = tflow.tflow(live=True)
     flow.metadata["llm"] = {"client_model": "local-model"}
@@ -53,7 +60,7 @@ def test_requests_are_tracked_while_running_and_forgotten_when_done():
 
 def test_while_stopping_new_requests_get_an_openai_shaped_503_that_closes_the_connection():
     async def test(addon):
-        await addon.done()  # nothing in flight: returns at once, but the proxy is stopping now
+        await stop(addon)  # nothing in flight: returns at once, but the proxy is stopping now
         flow = in_flight()
         addon.request(flow)
         return flow, addon
@@ -71,7 +78,7 @@ def test_while_stopping_new_requests_get_an_openai_shaped_503_that_closes_the_co
 
 def test_a_request_already_answered_is_left_alone_while_stopping():
     async def test(addon):
-        await addon.done()
+        await stop(addon)
         flow = tflow.tflow(live=True, resp=True)
         addon.request(flow)
         return flow
@@ -82,7 +89,7 @@ def test_a_request_already_answered_is_left_alone_while_stopping():
 def test_an_idle_proxy_stops_at_once():
     async def test(addon):
         started = time.monotonic()
-        await addon.done()
+        await stop(addon)
         return time.monotonic() - started
 
     assert run(test, translate_shutdown_grace=30) < 0.5
@@ -92,7 +99,7 @@ def test_a_flow_that_finishes_within_the_grace_is_waited_for_and_not_ended():
     async def test(addon):
         flow = in_flight()
         addon.request(flow)
-        stopping = asyncio.create_task(addon.done())
+        stopping = asyncio.create_task(stop(addon))
         await asyncio.sleep(0.3)
         assert not stopping.done()  # still waiting for the flow
         started = time.monotonic()
@@ -110,7 +117,7 @@ def test_a_flow_still_running_after_the_grace_is_ended_with_the_reason():
         flow = in_flight()
         addon.request(flow)
         started = time.monotonic()
-        await addon.done()
+        await stop(addon)
         return flow, time.monotonic() - started
 
     flow, took = run(test, translate_shutdown_grace=1)
@@ -126,7 +133,7 @@ def test_no_grace_ends_flows_in_flight_at_once():
         flow = in_flight()
         addon.request(flow)
         started = time.monotonic()
-        await addon.done()
+        await stop(addon)
         return flow, time.monotonic() - started
 
     flow, took = run(test, translate_shutdown_grace=0)
@@ -137,7 +144,7 @@ def test_hurrying_stops_the_wait(caplog):
     async def test(addon):
         flow = in_flight()
         addon.request(flow)
-        stopping = asyncio.create_task(addon.done())
+        stopping = asyncio.create_task(stop(addon))
         await asyncio.sleep(0.2)
         started = time.monotonic()
         addon.hurry.set()  # what a second SIGTERM or Ctrl-C does

@@ -15,6 +15,8 @@ import logging
 import signal
 import time
 import weakref
+from collections.abc import Coroutine
+from typing import Any
 
 from mitmproxy import ctx, exceptions, http
 
@@ -75,11 +77,16 @@ class GracefulShutdown:
     def running_flows(self) -> list[http.HTTPFlow]:
         return [f for f in self.in_flight if f.live and not f.error]
 
-    async def done(self) -> None:
+    def done(self) -> Coroutine[Any, Any, None] | None:
+        # Not `async def`: mitmproxy removes a reloaded script's addons through its sync path, which refuses
+        # coroutine functions (and then loads none of the new code). Only a drain needs the event loop.
         self.stopping = True
-        grace = ctx.options.translate_shutdown_grace
         if not self.running_flows():
-            return
+            return None
+        return self.drain(ctx.options.translate_shutdown_grace)
+
+    async def drain(self, grace: float) -> None:
+        """Give the answers in flight `grace` seconds, then end the rest with an error."""
         self.listen_for_hurry()
         logger.info(
             f"shutting down: {len(self.running_flows())} in flight, waiting up to {grace:g} s for them "
