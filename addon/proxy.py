@@ -14,6 +14,7 @@ from mitmproxy import contentviews  # noqa: E402
 from addon.inspection import chatview  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
+from addon.request.vertex_auth import VertexAuth  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
 from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
@@ -36,6 +37,7 @@ contentviews.add(chatview.LLMUpstreamRawView)
 addons = [
     GracefulShutdown(),
     Routing(),
+    VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),
