@@ -110,7 +110,9 @@ def _check_keys(obj: Any, allowed: set[str], where: str) -> dict:
         raise Rejected(400, f"Invalid value at '{where}': expected an object.")
     for key in obj:
         if camel(key) not in allowed:
-            raise Rejected(400, f'Invalid JSON payload received. Unknown name "{key}" at \'{where}\': Cannot find field.')
+            raise Rejected(
+                400, f"Invalid JSON payload received. Unknown name \"{key}\" at '{where}': Cannot find field."
+            )
     return {camel(k): v for k, v in obj.items()}
 
 
@@ -279,7 +281,9 @@ class FakeNativeGemini:
             pad = lambda s: base64.urlsafe_b64decode(s + "=" * (-len(s) % 4))  # noqa: E731
             if self.public_key is not None:
                 self.public_key.verify(pad(signature), f"{head}.{claims}".encode(), padding.PKCS1v15(), hashes.SHA256())
-            return json.loads(pad(claims)).get("aud") == self.token_uri
+            claims_ = json.loads(pad(claims))  # google-auth names Google's token endpoint as the audience
+            audience_ok = claims_.get("aud") in (self.token_uri, "https://oauth2.googleapis.com/token")
+            return audience_ok and "cloud-platform" in claims_.get("scope", "") and claims_.get("exp", 0) > time.time()
         except Exception:
             return False
 
@@ -297,7 +301,9 @@ class FakeNativeGemini:
         self._loop = loop = asyncio.new_event_loop()
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1beta/models/{call}", self.generate)
-        app.router.add_post("/v1/projects/{project}/locations/{location}/publishers/google/models/{call}", self.generate)
+        app.router.add_post(
+            "/v1/projects/{project}/locations/{location}/publishers/google/models/{call}", self.generate
+        )
         app.router.add_post("/token", self.token)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
         loop.run_until_complete(runner.setup())

@@ -85,7 +85,10 @@ def test_request_body_turns_messages_into_contents_with_the_signature_from_the_i
 def test_request_body_puts_the_bypass_signature_on_unsigned_gemini_3_calls(no_network: None) -> None:
     messages = [
         {"role": "user", "content": "go"},
-        {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {
+            "role": "assistant",
+            "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}],
+        },
         {"role": "tool", "tool_call_id": "c", "content": "ok"},
     ]
     body = litellm_bridge.gemini_request_body(messages, {}, "gemini-3-pro-preview", vertex=True)
@@ -94,7 +97,9 @@ def test_request_body_puts_the_bypass_signature_on_unsigned_gemini_3_calls(no_ne
 
 def test_request_body_errors_are_value_errors() -> None:
     with pytest.raises(ValueError):
-        litellm_bridge.gemini_request_body([{"role": "user", "content": [{"type": "image_url"}]}], {}, "gemini-2.5-flash", False)
+        litellm_bridge.gemini_request_body(
+            [{"role": "user", "content": [{"type": "image_url"}]}], {}, "gemini-2.5-flash", False
+        )
 
 
 @pytest.mark.parametrize(

@@ -18,7 +18,9 @@ def test_paths() -> None:
 
 
 def test_a_plain_request_asks_for_thought_summaries_and_passes_the_strict_fake() -> None:
-    native, notes = native_request.translate(body(stream=True, stream_options={"include_usage": True}), "gemini-2.5-flash", "gemini")
+    native, notes = native_request.translate(
+        body(stream=True, stream_options={"include_usage": True}), "gemini-2.5-flash", "gemini"
+    )
     assert native["generationConfig"] == {"thinkingConfig": {"includeThoughts": True}}
     assert "messages" not in native and "model" not in native and "stream" not in native
     assert any("includeThoughts" in n for n in notes)
@@ -37,7 +39,9 @@ def test_reasoning_effort_none_on_gemini_3_is_a_low_level_without_thoughts() -> 
 
 
 def test_unknown_fields_are_dropped_and_noted() -> None:
-    native, notes = native_request.translate(body(logit_bias={"1": 2}, prediction={"x": 1}), "gemini-2.5-flash", "gemini")
+    native, notes = native_request.translate(
+        body(logit_bias={"1": 2}, prediction={"x": 1}), "gemini-2.5-flash", "gemini"
+    )
     assert "logit_bias" not in str(native)
     assert "dropped logit_bias (no Gemini counterpart)" in notes
 
