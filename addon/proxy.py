@@ -11,7 +11,7 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing 
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon.inspection import chatview  # noqa: E402
+from addon.inspection import chatview, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.request.vertex_auth import VertexAuth  # noqa: E402
@@ -32,6 +32,7 @@ error_pages.install()
 hook_dispatch.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
+contentviews.add(native_view.NativeRequestView)
 
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
 addons = [
