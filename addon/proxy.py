@@ -11,10 +11,11 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing 
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon.inspection import chatview  # noqa: E402
+from addon.inspection import chatview, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
+from addon.request.vertex_auth import VertexAuth  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
 from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
@@ -29,6 +30,7 @@ for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
     logging.getLogger(name).setLevel(logging.WARNING)
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
+contentviews.add(native_view.NativeRequestView)
 
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
 addons = [
@@ -36,6 +38,7 @@ addons = [
     RequestReadTimeout(),
     Cors(),  # before routing: a preflight is answered before the proxy key is asked for
     Routing(),
+    VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),

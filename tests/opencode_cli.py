@@ -218,8 +218,9 @@ def run(
     home: Path,
     timeout: float = 120.0,
     env: dict[str, str] | None = None,
+    options: tuple[str, ...] = (),
 ) -> OpencodeRun:
-    """`opencode run --format json -m MODEL --title test WORDS...` in `project`, HOME=`home` (created)."""
+    """`opencode run --format json -m MODEL --title test OPTIONS... WORDS...` in `project`, HOME=`home` (created)."""
     home.mkdir(parents=True, exist_ok=True)
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_PREFIXES)}
     run_env.update(
@@ -230,7 +231,7 @@ def run(
         no_proxy="127.0.0.1,localhost",
         **(env or {}),
     )
-    command = [str(binary), "run", "--format", "json", "-m", model, "--title", "test", *prompt.split()]
+    command = [str(binary), "run", "--format", "json", "-m", model, "--title", "test", *options, *prompt.split()]
     started = time.monotonic()
     process = subprocess.Popen(
         command,

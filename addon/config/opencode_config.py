@@ -52,6 +52,10 @@ class Provider:
     aliases: dict[str, str] = field(default_factory=dict)  # options.proxy.models
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # options.proxy.fallbacks
     repairs: bool | None = None  # options.proxy.repairs
+    npm: str | None = None
+    upstream_api: str | None = None  # options.proxy.api: "openai", "gemini" or "vertex" (native_route.py)
+    project: str | None = None  # options.project (Vertex AI, as @ai-sdk/google-vertex spells it)
+    location: str | None = None  # options.location
 
     def lookup(self, name: str) -> str | None:
         """The model key this provider lists `name` under (by key, by id, or as a proxy alias), else None."""
@@ -152,7 +156,20 @@ def _provider(pid: str, raw: Any) -> Provider:
         aliases=_map(proxy, "models", str, f"{at}.options.proxy"),
         fallbacks={k: tuple(v) for k, v in fallbacks.items()},
         repairs=_field(proxy, "repairs", bool, f"{at}.options.proxy"),
+        npm=_field(raw, "npm", str, at),
+        upstream_api=_upstream_api(_field(proxy, "api", str, f"{at}.options.proxy"), at),
+        project=_field(options, "project", str, f"{at}.options") or None,
+        location=_field(options, "location", str, f"{at}.options") or None,
     )
+
+
+UPSTREAM_APIS = ("openai", "gemini", "vertex")
+
+
+def _upstream_api(value: str | None, at: str) -> str | None:
+    if value is not None and value not in UPSTREAM_APIS:
+        raise _WrongType(f"{at}.options.proxy.api is {value!r}; use one of {', '.join(UPSTREAM_APIS)}")
+    return value
 
 
 def _model(key: str, raw: dict[str, Any], at: str) -> Model:

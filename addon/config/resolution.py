@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
+from . import native_route
 from .model_name import check_model_name
 from .opencode_config import GOOGLE_BASE, OpencodeConfig, Provider
 
@@ -43,6 +44,8 @@ class Target:
     context_window: int | None = None
     input_cost_per_token: float | None = None
     output_cost_per_token: float | None = None
+    api: str = "openai"  # "gemini" / "vertex": Gemini's native generateContent API (native_route.py)
+    cache_read_cost_per_token: float | None = None
 
 
 class _Route(NamedTuple):
@@ -53,6 +56,7 @@ class _Route(NamedTuple):
     provider: Provider | None = None
     model_key: str | None = None
     litellm_model: str | None = None  # None means "openai/<upstream>"
+    api: str = "openai"
 
 
 def resolve(config: OpencodeConfig, model: str, settings: Settings) -> Target:
@@ -67,7 +71,11 @@ def resolve(config: OpencodeConfig, model: str, settings: Settings) -> Target:
     check_model_name(model)
     found = _find(config, model)
     if not found:
-        route = _litellm_route(config, model) or _default_route(config, model, settings, None)
+        route = (
+            _native_route(config, model, settings)
+            or _litellm_route(config, model)
+            or _default_route(config, model, settings, None)
+        )
     elif is_self(found[0].base_url, settings.proxy_port):
         route = _default_route(config, model, settings, found)
     else:
@@ -102,9 +110,7 @@ def _default_route(
 ) -> _Route:
     """Alias providers (baseURL = this proxy) and names not in the file go to the default upstream."""
     alias, key = found or (None, model)
-    upstream_provider = next(
-        (p for p in config.providers.values() if p.base_url and not is_self(p.base_url, settings.proxy_port)), None
-    )
+    upstream_provider = next((p for p in config.providers.values() if _openai_upstream(p, settings.proxy_port)), None)
     owner = None if settings.api_base else upstream_provider  # its key and headers only go to its own base
     base = settings.api_base or (owner.base_url if owner and owner.base_url else GOOGLE_BASE)
     api_key = settings.api_key or (alias.api_key if alias else None) or (owner.api_key if owner else None)
@@ -112,17 +118,32 @@ def _default_route(
         upstream = alias.aliases.get(key) or settings.default_model
     else:
         upstream = alias.aliases.get(key, key) if alias else model
+    if native := _native_route(config, upstream, settings):  # an alias for gemini/<model> or vertex_ai/<model>
+        return native._replace(provider=alias, model_key=key)
     return _Route(upstream, base, api_key, owner.headers if owner else {}, alias, key)
+
+
+def _openai_upstream(provider: Provider, proxy_port: int) -> bool:
+    """A provider the default upstream may be: it points elsewhere and speaks the OpenAI-compatible API."""
+    base = provider.base_url
+    return bool(base) and not is_self(base, proxy_port) and native_route.provider_api(provider) == "openai"
 
 
 def _provider_route(config: OpencodeConfig, settings: Settings, provider: Provider, key: str) -> _Route:
     """A provider that is not this proxy: its baseURL, else litellm's base for its id, else the default upstream."""
     entry = provider.models.get(key)
     upstream = entry.id if entry and entry.id else key
+    if native := native_route.provider_route(provider, upstream, config.env):
+        return _Route(*native[:5], model_key=key, api=native.api)
     if provider.base_url:
         return _Route(upstream, provider.base_url, provider.api_key, provider.headers, provider, key)
     route = _litellm_route(config, f"{provider.id}/{upstream}") or _default_route(config, upstream, settings, None)
     return route._replace(key=provider.api_key or route.key, provider=provider, model_key=key)
+
+
+def _native_route(config: OpencodeConfig, model: str, settings: Settings) -> _Route | None:
+    native = native_route.prefixed_route(config, model, settings.api_key)
+    return _Route(*native[:5], api=native.api) if native else None
 
 
 def _litellm_route(config: OpencodeConfig, model: str) -> _Route | None:
@@ -149,9 +170,10 @@ def _env_key(env: Mapping[str, str], provider: str) -> str | None:
 
 def _target(model: str, route: _Route) -> Target:
     provider = route.provider
-    litellm_model = route.litellm_model or f"openai/{route.upstream}"
+    native = native_route.LITELLM_PREFIX.get(route.api)
+    litellm_model = f"{native}/{route.upstream}" if native else route.litellm_model or f"openai/{route.upstream}"
     forced = provider.repairs if provider else None
-    gemini = _looks_gemini(route.base, route.upstream) if forced is None else forced
+    gemini = bool(native) or (_looks_gemini(route.base, route.upstream) if forced is None else forced)
     own = provider.fallbacks if provider else {}
     fallbacks = own.get(route.model_key or model) or own.get(model, ())
     info = _cost_info(route.upstream, litellm_model, gemini)
@@ -168,6 +190,8 @@ def _target(model: str, route: _Route) -> Target:
         context_window=info.get("max_input_tokens"),
         input_cost_per_token=info.get("input_cost_per_token"),
         output_cost_per_token=info.get("output_cost_per_token"),
+        api=route.api,
+        cache_read_cost_per_token=info.get("cache_read_input_token_cost"),
     )
 
 

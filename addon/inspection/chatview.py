@@ -112,8 +112,9 @@ def _offered(metadata: Metadata) -> dict[str, dict] | None:
     request = getattr(metadata.flow, "request", None)
     if not isinstance(request, http.Request):
         return None
+    client = _llm(metadata).get("client_request")  # the native path: the flow's request is Gemini's body
     try:
-        return toolcheck.tool_schemas(orjson.loads(request.get_content(strict=False) or b""))
+        return toolcheck.tool_schemas(orjson.loads(client or request.get_content(strict=False) or b""))
     except orjson.JSONDecodeError:
         return None
 

@@ -80,14 +80,14 @@ class Report:
             return
         answer = meta.get("answer") or {}
         if answer.get("tool_calls"):
-            meta["tool_checks"] = self.check_tools(flow, answer["tool_calls"])
+            meta["tool_checks"] = self.check_tools(flow, answer["tool_calls"], meta.get("client_request"))
         flow.comment = comment_line(meta)
         flow.marked = self.mark(meta)
 
     @staticmethod
-    def check_tools(flow: http.HTTPFlow, calls: list[dict]) -> list[str]:
-        try:
-            body = orjson.loads(flow.request.content or b"")
+    def check_tools(flow: http.HTTPFlow, calls: list[dict], client_request: bytes | None = None) -> list[str]:
+        try:  # the native path's flow holds Gemini's body: the tools offered are in the client's request
+            body = orjson.loads(client_request or flow.request.content or b"")
         except orjson.JSONDecodeError:
             return []
         return toolcheck.check_tool_calls(calls, toolcheck.tool_schemas(body if isinstance(body, dict) else {}))

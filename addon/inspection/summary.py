@@ -56,7 +56,14 @@ def price(meta: dict, usage: dict) -> float | None:
     price_in, price_out = meta.get("price_in"), meta.get("price_out")
     if price_in is None or price_out is None:
         return None
-    return usage.get("prompt_tokens", 0) * price_in + usage.get("completion_tokens", 0) * price_out
+    # Cached prompt tokens at the cache price when litellm's table has one (the native path records it).
+    details = usage.get("prompt_tokens_details")
+    cached = (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
+    price_cached = meta.get("price_cached")
+    if price_cached is None or not isinstance(cached, int):
+        cached, price_cached = 0, 0.0
+    cost = (usage.get("prompt_tokens", 0) - cached) * price_in + cached * price_cached
+    return cost + usage.get("completion_tokens", 0) * price_out
 
 
 def comment_line(meta: dict) -> str:

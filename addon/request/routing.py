@@ -24,7 +24,7 @@ from ..formats import errors
 from ..gemini import request_fields, thought_signatures, tool_schema
 from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
-from . import body_encoding
+from . import body_encoding, native_chat
 from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
 
 logger = logging.getLogger(__name__)
@@ -254,11 +254,23 @@ class Routing:
             price_in=target.input_cost_per_token,
             price_out=target.output_cost_per_token,
         )
+        if target.api != "openai":
+            return self.chat_native(flow, chat, target, meta)
         meta["repairs"] = self.rewrite_body(chat, target)
         flow.request.headers.pop("content-encoding", None)  # the body goes upstream decoded
         flow.request.content = encode_body(chat.body)
         self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
+
+    def chat_native(self, flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, meta: dict) -> None:
+        """Gemini's native API (native_chat.py): the body translated by litellm, the key in x-goog-api-key."""
+        try:
+            native_chat.rewrite(flow, chat, target, meta)
+        except ValueError as e:
+            return error_response(flow, 400, str(e), "invalid_request")
+        self.point_at(flow, target.api_base, native_chat.path(target, chat.stream), None, target.headers)
+        native_chat.attach_credentials(flow, target)
+        flow.request.headers["accept-encoding"] = "identity"
 
     def rewrite_body(self, chat: ChatRequest, target: resolution.Target) -> list[str]:
         body = chat.body

@@ -19,6 +19,7 @@ from ..formats.answer import Answer
 from ..gemini import stream_toolcalls, thought_signatures
 from ..runtime import error_pages, upstream_key, wire
 from ..runtime.option_help import one_paragraph
+from . import native_responses
 from .stream_rewrite import StreamOptions, StreamRewriter
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ class Responses:
         flow.response.headers.pop("content-length", None)
         if flow.request.http_version == "HTTP/1.1":
             flow.response.headers["transfer-encoding"] = "chunked"
-        flow.response.stream = StreamRewriter(options, meta.get("t_request"))
+        stream_class = native_responses.NativeStream if native_responses.is_native(meta) else StreamRewriter
+        flow.response.stream = stream_class(options, meta.get("t_request"))
 
     def response(self, flow: http.HTTPFlow) -> None:
         meta = llm_meta(flow)
@@ -103,6 +105,8 @@ class Responses:
         meta.setdefault("t_first_chunk", meta["t_end"])
         if flow.response.status_code >= 400:
             return self.reshape_error(flow, meta)
+        if native_responses.is_native(meta):
+            return native_responses.rewrite_completion(flow, meta)
         self.rewrite_completion(flow, meta)
 
     def finish_stream(self, flow: http.HTTPFlow, meta: dict, rewriter: StreamRewriter) -> None:
@@ -117,6 +121,8 @@ class Responses:
             stream_done=rewriter.saw_done,
         )
         meta["repairs"] = meta.get("repairs", []) + rewriter.repairs
+        if getattr(rewriter, "error", None):  # a native stream that ended in an error event
+            meta["error"] = rewriter.error
 
     def reshape_error(self, flow: http.HTTPFlow, meta: dict) -> None:
         body = flow.response.content or b""

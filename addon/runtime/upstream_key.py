@@ -26,22 +26,26 @@ class KeyedHeaders(http.Headers):
     """Headers whose Authorization value on the wire is the real key; everywhere else, the masked one."""
 
     wire_authorization: bytes | None = None
+    wire_header: bytes = b"authorization"  # x-goog-api-key for Gemini's native API
 
     def __bytes__(self) -> bytes:
         if self.wire_authorization is None:
             return super().__bytes__()
         fields = tuple(
-            (name, self.wire_authorization) if name.lower() == b"authorization" else (name, value)
+            (name, self.wire_authorization) if name.lower() == self.wire_header else (name, value)
             for name, value in self.fields
         )
         return bytes(http.Headers(fields))
 
 
-def attach_key(request: http.Request, key: str, masked: str) -> None:
-    """Send `Bearer key` upstream while the flow shows `Bearer masked`."""
-    request.headers["authorization"] = f"Bearer {masked}"
+def attach_key(
+    request: http.Request, key: str, masked: str, header: str = "authorization", scheme: str = "Bearer "
+) -> None:
+    """Send `Bearer key` upstream while the flow shows `Bearer masked` (or `header: key`, scheme "")."""
+    request.headers[header] = f"{scheme}{masked}"
     headers = KeyedHeaders(request.headers.fields)
-    headers.wire_authorization = f"Bearer {key}".encode()
+    headers.wire_authorization = f"{scheme}{key}".encode()
+    headers.wire_header = header.lower().encode()
     request.headers = headers
 
 
