@@ -132,18 +132,22 @@ def test_self_detection(url: str | None, port: int, host: str, expected: bool) -
     assert is_self(url, port, host) is expected
 
 
-def test_a_proxy_block_makes_an_alias_whatever_the_base_url() -> None:
+def test_a_proxy_models_mapping_makes_an_alias_whatever_the_base_url() -> None:
     """Replicas on 8001/8002 behind a balancer on 8000 share one opencode.json naming the balancer."""
     cfg = config({"local": alias(["local-model"], {"models": {"local-model": "gemini-2.5-pro"}})})
     for port in (8000, 8001, 8002):
         target = resolve(cfg, "local-model", Settings(None, "AIzaSETTINGSKEY0000000000x9", proxy_port=port))
         assert (target.api_base, target.upstream_model, target.provider) == (GOOGLE_BASE, "gemini-2.5-pro", "local")
-    elsewhere = config({"local": alias(["local-model"], base="https://balancer.example/v1")})
+    elsewhere = config({"local": alias(["local-model"], {"models": {}}, base="https://balancer.example/v1")})
     assert resolve(elsewhere, "local-model", SETTINGS).api_base == GOOGLE_BASE
     assert is_alias(elsewhere.providers["local"], SETTINGS)
+    # fallbacks or repairs alone belong to real upstreams too: the baseURL decides
+    for proxy in ({}, {"fallbacks": {"local-model": ["x"]}}, {"repairs": True}):
+        real = config({"real": alias(["local-model"], proxy, base="https://balancer.example/v1")})
+        assert resolve(real, "local-model", SETTINGS).api_base == "https://balancer.example/v1"
 
 
-def test_provider_on_another_port_without_a_proxy_block_is_an_ordinary_provider() -> None:
+def test_provider_on_another_port_without_a_proxy_mapping_is_an_ordinary_provider() -> None:
     cfg = config({"p": remote("http://localhost:9999/v1", {"m": {}}, key="pk")})
     target = resolve(cfg, "m", SETTINGS)
     assert (target.api_base, target.upstream_model, target.api_key) == ("http://localhost:9999/v1", "m", "pk")
@@ -196,7 +200,7 @@ def test_alias_key_never_goes_upstream() -> None:
     assert target.key_hint == "GEMINI_API_KEY"
 
 
-# The seed's example: a provider on Google's endpoint with its own key, and an alias without a proxy block.
+# The seed's example: a provider on Google's endpoint with its own key, and an alias without options.proxy.
 SEED = {
     "KTDS Model": {
         "npm": "@ai-sdk/openai-compatible",

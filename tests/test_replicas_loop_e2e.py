@@ -68,7 +68,7 @@ class Forwarder:
 def forwarded(fake_gemini, tmp_path_factory) -> Iterator[tuple[Forwarder, list]]:
     forwarder = Forwarder(free_port())
     config = readme_config(forwarder.port)
-    # A provider that is no alias (no options.proxy block) and names the balancer: a config that truly loops.
+    # A provider that is no alias (no options.proxy.models) and names the balancer: a config that truly loops.
     config["provider"]["loopy"] = {
         "npm": "@ai-sdk/openai-compatible",
         "options": {"baseURL": f"http://127.0.0.1:{forwarder.port}/v1"},

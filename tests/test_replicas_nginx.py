@@ -3,7 +3,7 @@ Gemini 3 thought signatures whose turns land on different replicas. Nothing of a
 replica: the signatures travel inside the tool-call ids the client sends back.
 
 Both replicas read ONE opencode.json, the README's, whose alias provider names the balancer's address
-(shared_config); they still recognise it as themselves (its options.proxy block) and send nothing round.
+(shared_config); they still recognise it as themselves (its options.proxy.models mapping) and send nothing round.
 
 nginx is Debian's package (nginx-light), started by the test on loopback with its own config in a temp dir.
 """

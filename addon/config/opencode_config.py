@@ -52,7 +52,7 @@ class Provider:
     aliases: dict[str, str] = field(default_factory=dict)  # options.proxy.models
     fallbacks: dict[str, tuple[str, ...]] = field(default_factory=dict)  # options.proxy.fallbacks
     repairs: bool | None = None  # options.proxy.repairs
-    proxy_block: bool = False  # options.proxy is there: an alias provider for this proxy, whatever its baseURL
+    proxy_models: bool = False  # options.proxy.models is there: an alias of this proxy, whatever its baseURL
 
     def lookup(self, name: str) -> str | None:
         """The model key this provider lists `name` under (by key, by id, or as a proxy alias), else None."""
@@ -153,7 +153,7 @@ def _provider(pid: str, raw: Any) -> Provider:
         aliases=_map(proxy, "models", str, f"{at}.options.proxy"),
         fallbacks={k: tuple(v) for k, v in fallbacks.items()},
         repairs=_field(proxy, "repairs", bool, f"{at}.options.proxy"),
-        proxy_block=options.get("proxy") is not None,
+        proxy_models=proxy.get("models") is not None,
     )
 
 

@@ -94,10 +94,10 @@ def check_model_name(model: str) -> None:
 
 
 def is_alias(provider: Provider, settings: Settings) -> bool:
-    """An alias provider stands for this proxy: it carries an `options.proxy` block (whatever its baseURL says,
-    so replicas behind a balancer and other addresses of this proxy count), or its baseURL is this proxy's own
-    listen address."""
-    return provider.proxy_block or is_self(provider.base_url, settings.proxy_port, settings.listen_host)
+    """An alias provider stands for this proxy: it carries an `options.proxy.models` mapping, even an empty one
+    (whatever its baseURL says, so replicas behind a balancer and other addresses of this proxy count), or its
+    baseURL is this proxy's own listen address. (`fallbacks` or `repairs` alone do not make one.)"""
+    return provider.proxy_models or is_self(provider.base_url, settings.proxy_port, settings.listen_host)
 
 
 def is_self(base_url: str | None, proxy_port: int, listen_host: str = "") -> bool:

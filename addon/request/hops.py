@@ -34,7 +34,7 @@ def loop_message(value: str, here: str, listen: str) -> str:
     by = f"provider {provider!r}" if provider else "the default upstream (GEMINI_API_BASE)"
     who = "this same proxy" if instance.strip() == here else f"translation proxy {instance.strip()[:16]!r}"
     fix = (
-        f"give provider {provider!r} an `options.proxy` block (it is then an alias of the proxy) or point its "
+        f"give provider {provider!r} an `options.proxy.models` mapping (it is then an alias of this proxy) or point its "
         "baseURL at the real upstream"
         if provider
         else "point GEMINI_API_BASE at the real upstream"
