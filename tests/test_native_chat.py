@@ -84,5 +84,5 @@ def test_vertex_token_is_refreshed_once_and_masked(monkeypatch: pytest.MonkeyPat
     asyncio.run(all_at_once())
     assert creds.refreshed == 1
     for flow in flows:
-        assert flow.request.headers["authorization"] == "Bearer ya29…89"
+        assert flow.request.headers["authorization"] == "Bearer ya29...89"
         assert b"Bearer ya29.secret-token-0123456789" in bytes(flow.request.headers)

@@ -232,4 +232,4 @@ def test_saved_flows_hold_the_native_exchange_and_the_client_request(
         assert llm["answer"]["usage"]["prompt_tokens_details"]["cached_tokens"] == 100
         assert b"chat.completion" in flow.response.content
         wire = bytes(flow.request.headers).decode() + json.dumps(llm, default=str)
-        assert KEY not in wire and "ya29.fake" not in wire.replace("ya29…", "")
+        assert KEY not in wire and "ya29.fake" not in wire.replace("ya29...", "")

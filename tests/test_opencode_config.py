@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 
 from addon.config.opencode_config import GOOGLE_BASE, ConfigError, OpencodeConfig, load_config, parse_config
-from addon.config.resolution import Settings, check_model_name, is_self, mask_key, resolve
+from addon.config.resolution import Settings, check_model_name, is_alias, is_self, mask_key, resolve
 
 REPO = Path(__file__).resolve().parent.parent
 SETTINGS = Settings(api_base=None, api_key="AIzaSETTINGSKEY0000000000x9")
@@ -108,29 +108,50 @@ def test_model_names_dedup_in_file_order() -> None:
 
 
 @pytest.mark.parametrize(
-    ("url", "port", "expected"),
+    ("url", "port", "host", "expected"),
     [
-        ("http://127.0.0.1:8000/v1", 8000, True),
-        ("http://localhost:8000/v1", 8000, True),
-        ("http://0.0.0.0:8000", 8000, True),
-        ("http://[::1]:8000/v1", 8000, True),
-        ("http://localhost:8001/v1", 8000, False),
-        ("http://localhost:8001/v1", 8001, True),
-        ("http://localhost/v1", 80, True),
-        ("http://192.0.2.1:8000/v1", 8000, False),
-        ("https://api.groq.com/openai/v1", 8000, False),
-        ("http://localhost:notaport/v1", 8000, False),
-        (None, 8000, False),
+        ("http://127.0.0.1:8000/v1", 8000, "", True),
+        ("http://localhost:8000/v1", 8000, "", True),
+        ("http://0.0.0.0:8000", 8000, "", True),
+        ("http://[::1]:8000/v1", 8000, "", True),
+        ("http://127.0.0.2:8000/v1", 8000, "", True),  # any loopback address
+        ("http://[::]:8000/v1", 8000, "", True),
+        ("http://proxy.localhost:8000/v1", 8000, "", True),
+        ("http://192.0.2.1:8000/v1", 8000, "192.0.2.1", True),  # the listen host itself
+        ("http://localhost:8001/v1", 8000, "", False),
+        ("http://localhost:8001/v1", 8001, "", True),
+        ("http://localhost/v1", 80, "", True),
+        ("http://192.0.2.1:8000/v1", 8000, "", False),
+        ("http://192.0.2.1:8000/v1", 8000, "192.0.2.2", False),
+        ("https://api.groq.com/openai/v1", 8000, "", False),
+        ("http://localhost:notaport/v1", 8000, "", False),
+        (None, 8000, "", False),
     ],
 )
-def test_self_detection(url: str | None, port: int, expected: bool) -> None:
-    assert is_self(url, port) is expected
+def test_self_detection(url: str | None, port: int, host: str, expected: bool) -> None:
+    assert is_self(url, port, host) is expected
 
 
-def test_alias_on_another_port_is_an_ordinary_provider() -> None:
-    cfg = config({"local": alias(["local-model"], base="http://localhost:9999/v1")})
-    target = resolve(cfg, "local-model", SETTINGS)
-    assert (target.api_base, target.upstream_model, target.api_key) == ("http://localhost:9999/v1", "local-model", "pk")
+def test_a_proxy_models_mapping_makes_an_alias_whatever_the_base_url() -> None:
+    """Replicas on 8001/8002 behind a balancer on 8000 share one opencode.json naming the balancer."""
+    cfg = config({"local": alias(["local-model"], {"models": {"local-model": "gemini-2.5-pro"}})})
+    for port in (8000, 8001, 8002):
+        target = resolve(cfg, "local-model", Settings(None, "AIzaSETTINGSKEY0000000000x9", proxy_port=port))
+        assert (target.api_base, target.upstream_model, target.provider) == (GOOGLE_BASE, "gemini-2.5-pro", "local")
+    elsewhere = config({"local": alias(["local-model"], {"models": {}}, base="https://balancer.example/v1")})
+    assert resolve(elsewhere, "local-model", SETTINGS).api_base == GOOGLE_BASE
+    assert is_alias(elsewhere.providers["local"], SETTINGS)
+    # fallbacks or repairs alone belong to real upstreams too: the baseURL decides
+    for proxy in ({}, {"fallbacks": {"local-model": ["x"]}}, {"repairs": True}):
+        real = config({"real": alias(["local-model"], proxy, base="https://balancer.example/v1")})
+        assert resolve(real, "local-model", SETTINGS).api_base == "https://balancer.example/v1"
+
+
+def test_provider_on_another_port_without_a_proxy_mapping_is_an_ordinary_provider() -> None:
+    cfg = config({"p": remote("http://localhost:9999/v1", {"m": {}}, key="pk")})
+    target = resolve(cfg, "m", SETTINGS)
+    assert (target.api_base, target.upstream_model, target.api_key) == ("http://localhost:9999/v1", "m", "pk")
+    assert target.key_source == "provider.p.options.apiKey"
 
 
 def test_alias_without_mapping_uses_default_model() -> None:
@@ -160,15 +181,80 @@ def test_default_upstream_choice(settings_base: str | None, providers: dict, exp
 @pytest.mark.parametrize(
     ("settings", "alias_key", "expected"),
     [
-        (Settings(None, "settings-key"), "alias-key", "settings-key"),
-        (Settings(None, None), "alias-key", "alias-key"),
-        (Settings(None, None), None, "gsk-file"),  # the default upstream provider's own key
-        (Settings("https://override.example/v1", None), None, None),  # never sent to another host
+        (Settings(None, "settings-key"), "alias-key", "gsk-file"),  # GEMINI_API_KEY is not for groq's URL
+        (Settings(None, None), "alias-key", "gsk-file"),  # the default upstream provider's own key
+        (Settings(None, None), None, "gsk-file"),
+        (Settings("https://override.example/v1", "settings-key"), "alias-key", "settings-key"),
+        (Settings("https://override.example/v1", None), "alias-key", None),  # the alias's key is the proxy's
     ],
 )
 def test_key_choice(settings: Settings, alias_key: str | None, expected: str | None) -> None:
     cfg = config({"local": alias(["m"], key=alias_key), "g": GROQ})
     assert resolve(cfg, "m", settings).api_key == expected
+
+
+def test_alias_key_never_goes_upstream() -> None:
+    cfg = config({"local": alias(["m"], key="the-proxy-key-000000")})
+    target = resolve(cfg, "m", Settings(None, None))
+    assert (target.api_base, target.api_key, target.key_source) == (GOOGLE_BASE, None, None)
+    assert target.key_hint == "GEMINI_API_KEY"
+
+
+# The seed's example: a provider on Google's endpoint with its own key, and an alias without options.proxy.
+SEED = {
+    "KTDS Model": {
+        "npm": "@ai-sdk/openai-compatible",
+        "name": "KTDS Model",
+        "options": {
+            "baseURL": "https://generativelanguage.googleapis.com/v1beta/openai/",
+            "apiKey": "ktds-key-0000000000",
+        },
+        "models": {"gemini-3-flash-preview": {"name": "Gemini 3 Flash Preview"}},
+    },
+    "local": {
+        "npm": "@ai-sdk/openai-compatible",
+        "name": "Local Provider",
+        "options": {"baseURL": "http://localhost:8000/v1", "apiKey": "proxy-key-000000000"},
+        "models": {"local-model": {"name": "Local Model"}},
+    },
+}
+KTDS_FIELD = 'provider["KTDS Model"].options.apiKey'
+GATEWAY = "https://gateway.example/v1"
+
+
+@pytest.mark.parametrize(
+    ("api_base", "api_key", "local", "ktds"),
+    [
+        # only GEMINI_API_KEY: local-model goes to KTDS's URL (Google's), where GEMINI_API_KEY belongs too
+        (None, "gemini-key-00000000", (GOOGLE_BASE, "gemini-key-00000000", "GEMINI_API_KEY"), "ktds-key-0000000000"),
+        # only GEMINI_API_BASE: nothing configured for the gateway; KTDS's key stays with KTDS's URL
+        (GATEWAY, None, (GATEWAY, None, None), "ktds-key-0000000000"),
+        (GATEWAY, "gemini-key-00000000", (GATEWAY, "gemini-key-00000000", "GEMINI_API_KEY"), "ktds-key-0000000000"),
+        # neither: the default upstream is KTDS's URL, and its key goes with it
+        (None, None, (GOOGLE_BASE, "ktds-key-0000000000", KTDS_FIELD), "ktds-key-0000000000"),
+    ],
+)
+def test_seed_config_keys_travel_with_their_base_url(api_base, api_key, local, ktds) -> None:
+    cfg = config(SEED)
+    settings = Settings(api_base, api_key)
+    target = resolve(cfg, "local-model", settings)
+    assert (target.api_base, target.api_key, target.key_source) == local
+    assert target.upstream_model == "gemini-2.5-flash" and target.provider == "local"
+    direct = resolve(cfg, "KTDS Model/gemini-3-flash-preview", settings)
+    got = (direct.api_base, direct.api_key, direct.key_source, direct.upstream_model, direct.provider)
+    assert got == (GOOGLE_BASE, ktds, KTDS_FIELD, "gemini-3-flash-preview", "KTDS Model")
+    assert "proxy-key" not in f"{target.api_key} {direct.api_key}"
+
+
+def test_seed_config_without_any_key_names_what_to_set() -> None:
+    cfg = config({**SEED, "KTDS Model": {**SEED["KTDS Model"], "options": {"baseURL": GATEWAY}}})
+    target = resolve(cfg, "local-model", Settings(None, "gemini-key-00000000"))  # not for the gateway
+    assert (target.api_base, target.api_key, target.key_hint) == (GATEWAY, None, KTDS_FIELD)
+    on_google = config({"g": remote(GOOGLE_BASE, {"m": {}})})
+    target = resolve(on_google, "m", Settings(None, None))
+    assert (target.api_key, target.key_hint) == (None, "provider.g.options.apiKey or GEMINI_API_KEY")
+    target = resolve(on_google, "m", Settings(None, "gemini-key-00000000"))
+    assert (target.api_key, target.key_source) == ("gemini-key-00000000", "GEMINI_API_KEY")
 
 
 def test_default_provider_headers_only_with_its_base() -> None:
@@ -276,6 +362,11 @@ def test_is_gemini(provider: dict, model: str, expected: bool) -> None:
         "local\nmodel",
         "a\x00b",
         "a\x7fb",
+        "a\u200bb",  # zero-width space: not printable
+        "a\u2028b",
+        "a\x85b",
+        " /m",
+        "p/ ",
         "../etc/passwd",
         "a/../b",
         "a/./b",
@@ -302,6 +393,7 @@ def test_bad_names(model: str) -> None:
         "a.b-c_d",
         "has space",
         "KTDS Model/gemini-3-flash-preview",
+        "Modèle local/モデル",
     ],
 )
 def test_good_names(model: str) -> None:
@@ -407,16 +499,16 @@ def test_missing_config_file(tmp_path: Path) -> None:
     [
         (None, "(none)"),
         ("", "(none)"),
-        ("short", "…"),
-        ("x" * 15, "…"),
-        ("AIzaSyA1234567890abcdefghijklmnopqx9", "AIza…x9"),
+        ("short", "..."),
+        ("x" * 15, "..."),
+        ("AIzaSyA1234567890abcdefghijklmnopqx9", "AIza...x9"),
     ],
 )
 def test_mask_key(key: str | None, masked: str) -> None:
-    assert mask_key(key) == masked
+    assert mask_key(key) == masked and mask_key(key).isascii()
 
 
 @pytest.mark.parametrize("length", range(1, 80))
 def test_mask_key_reveals_at_most_six_characters(length: int) -> None:
     key = "".join(chr(ord("A") + i % 26) for i in range(length))
-    assert len(mask_key(key).replace("…", "")) <= 6
+    assert len(mask_key(key).replace("...", "")) <= 6

@@ -2,6 +2,9 @@
 Gemini 3 thought signatures whose turns land on different replicas. Nothing of a conversation lives in a
 replica: the signatures travel inside the tool-call ids the client sends back.
 
+Both replicas read ONE opencode.json, the README's, whose alias provider names the balancer's address
+(shared_config); they still recognise it as themselves (its options.proxy.models mapping) and send nothing round.
+
 nginx is Debian's package (nginx-light), started by the test on loopback with its own config in a temp dir.
 """
 
@@ -18,7 +21,7 @@ from pathlib import Path
 import openai
 import pytest
 
-from tests.conftest import ProxyProcess, _listening, free_port, opencode_config, start_proxy
+from tests.conftest import ROOT, ProxyProcess, _listening, free_port, start_proxy
 
 TOOL = {
     "type": "function",
@@ -74,14 +77,44 @@ def nginx_binary() -> str:
     return found
 
 
-@pytest.fixture(scope="module")
-def replicas(fake_gemini, tmp_path_factory) -> Iterator[list[ProxyProcess]]:
-    workdir = tmp_path_factory.mktemp("replicas")
-    started = []
+def readme_config(balancer_port: int) -> dict:
+    """The opencode.json the README shows ("Pointing opencode at it"), its proxy on the balancer's port, with
+    the Gemini 3 alias these conversations use added to its mapping."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## Pointing opencode at it") :]
+    config = json.loads(block[block.index("```json") + len("```json") : block.index("```", block.index("```json") + 7)])
+    local = config["provider"]["local"]
+    assert local["options"]["baseURL"] == "http://127.0.0.1:8000/v1", "the README's alias names the proxy's address"
+    local["options"]["baseURL"] = f"http://127.0.0.1:{balancer_port}/v1"
+    local["options"]["proxy"]["models"]["local-3"] = "gemini-3-pro-preview"
+    local["models"]["local-3"] = {"name": "Local Gemini 3"}
+    return config
+
+
+def start_replicas(fake, workdir: Path, config: dict, count: int = 2) -> list[ProxyProcess]:
+    """`count` replicas on ports of their own, all reading the one opencode.json written here."""
+    shared = workdir / "opencode.json"
+    shared.write_text(json.dumps(config, indent=2))
+    started: list[ProxyProcess] = []
     try:
-        for _ in range(2):
-            port = free_port()
-            started.append(start_proxy(fake_gemini, workdir, port=port, config=opencode_config(port)))
+        for _ in range(count):
+            started.append(start_proxy(fake, workdir, config=config, env={"OPENCODE_CONFIG": str(shared)}))
+    except BaseException:
+        for proxy in started:
+            proxy.stop()
+        raise
+    return started
+
+
+@pytest.fixture(scope="module")
+def balancer_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def replicas(fake_gemini, tmp_path_factory, balancer_port) -> Iterator[list[ProxyProcess]]:
+    started = start_replicas(fake_gemini, tmp_path_factory.mktemp("replicas"), readme_config(balancer_port))
+    try:
         yield started
     finally:
         for proxy in started:
@@ -89,10 +122,10 @@ def replicas(fake_gemini, tmp_path_factory) -> Iterator[list[ProxyProcess]]:
 
 
 @pytest.fixture(scope="module")
-def balancer(replicas, tmp_path_factory) -> Iterator[tuple[str, Path]]:
+def balancer(replicas, tmp_path_factory, balancer_port) -> Iterator[tuple[str, Path]]:
     binary = nginx_binary()
     workdir = tmp_path_factory.mktemp("nginx")
-    port = free_port()
+    port = balancer_port
     config = workdir / "nginx.conf"
     config.write_text(
         NGINX_CONFIG.format(
@@ -182,8 +215,8 @@ def test_tool_conversations_across_replicas(balancer, replicas, fake_gemini, str
     marks = [p.log_size() for p in replicas]
     client = openai.OpenAI(base_url=base_url, api_key="anything", max_retries=0, timeout=60)
     for n in range(3):
-        answer = converse(client, stream, steps=3, tag=f"conv{n}")
-        assert answer.startswith("Tool said:") and f"conv{n}-result-2" in answer, answer
+        answer = converse(client, stream, steps=3, tag=f"conv{n}-{stream}")
+        assert answer.startswith("Tool said:") and f"conv{n}-{stream}-result-2" in answer, answer
     deadline = time.monotonic() + 5
     while len(used := replicas_used(access_log, since)) < 12 and time.monotonic() < deadline:
         time.sleep(0.05)  # nginx logs a request just after the client has its last byte
@@ -196,3 +229,5 @@ def test_tool_conversations_across_replicas(balancer, replicas, fake_gemini, str
         assert "Thought signature is not valid" not in proxy.log_text(mark)
     fake_requests = [r for r in fake_gemini.chat_requests() if "conv" in json.dumps(r["body"])]
     assert all(r["body"]["model"] == "gemini-3-pro-preview" for r in fake_requests)
+    mine = [r for r in fake_requests if f"conv0-{stream}" in json.dumps(r["body"])]
+    assert len(mine) == 4  # each of a conversation's 4 turns reached the upstream once: nothing went round

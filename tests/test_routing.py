@@ -1,6 +1,7 @@
 """Routing's hooks called directly: local endpoints, validation, resolution, rewriting, options."""
 
 import json
+import logging
 
 import pytest
 from mitmproxy import exceptions
@@ -42,6 +43,7 @@ def addon_ctx(tmp_path, monkeypatch):
 
 def chat_flow(body: dict | bytes, path: str = "/v1/chat/completions"):
     flow = tflow.tflow(live=True)
+    flow.client_conn.sockname = ("127.0.0.1", 8000)
     flow.request.method, flow.request.path = "POST", path
     flow.request.content = body if isinstance(body, bytes) else json.dumps(body).encode()
     return flow
@@ -55,7 +57,7 @@ def test_chat_is_rewritten_for_the_upstream(addon_ctx):
     assert flow.response is None
     assert flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
     assert body["model"] == "gemini-2.5-flash" and body["messages"][0]["content"] == "hi"
-    assert flow.request.headers["authorization"] == "Bearer AIza…00"  # the flow only ever holds the mask
+    assert flow.request.headers["authorization"] == "Bearer AIza...00"  # the flow only ever holds the mask
     assert flow.metadata["llm"]["litellm_model"] == "openai/gemini-2.5-flash"
 
 
@@ -130,3 +132,105 @@ def test_parsed_url_is_what_the_url_setter_would_set(address):
         expected.request.path,
     )
     assert flow.request.headers == expected.request.headers
+
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def test_forwarded_requests_carry_the_hop_mark_and_marked_ones_are_refused(addon_ctx):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": HI})
+    addon.request(flow)
+    mark = flow.request.headers["x-translation-proxy-hop"]
+    assert mark.startswith(addon.instance) and "provider=local" in mark and "model=local-model" in mark
+    # The same request arriving at any translation proxy (this one, or a replica sharing its config) is a loop.
+    for receiver in (addon, Routing()):
+        receiver.watch = addon.watch
+        looped = chat_flow({"model": "gemini-2.5-flash", "messages": HI})
+        looped.request.headers["x-translation-proxy-hop"] = mark
+        receiver.request(looped)
+        error = json.loads(looped.response.content)["error"]
+        assert looped.response.status_code == 508 and error["code"] == "loop_detected"
+        assert "provider 'local'" in error["message"] and "'local-model'" in error["message"]
+        assert "options.proxy" in error["message"] and "127.0.0.1:8000" in error["message"]
+        assert looped.request.host == "127.0.0.1"  # answered here, not sent on
+
+
+def test_passthrough_carries_the_hop_mark(addon_ctx):
+    addon, _ = addon_ctx
+    flow = chat_flow({"input": "x"}, path="/v1/embeddings")
+    addon.request(flow)
+    assert flow.response is None and flow.request.headers["x-translation-proxy-hop"].startswith(addon.instance)
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "body", "status"),
+    [
+        ("/health", "GET", b"", 200),
+        ("/v1/models", "GET", b"", 200),
+        ("/v1/chat/completions", "POST", b"{nope", 400),
+        ("/v1/chat/completions", "GET", b"", 405),
+    ],
+)
+def test_answers_of_the_proxy_itself_name_the_proxy(addon_ctx, path, method, body, status):
+    """mitmdump's line for them reads `GET http://127.0.0.1:8000/health << 200`, not the reverse target's URL."""
+    addon, _ = addon_ctx
+    flow = chat_flow(body, path=path)
+    flow.request.method = method
+    flow.request.url = "https://generativelanguage.googleapis.com" + path  # as reverse mode leaves it
+    addon.request(flow)
+    assert flow.response.status_code == status
+    assert flow.request.pretty_url == "http://127.0.0.1:8000" + path
+
+
+def test_spaces_in_provider_ids(addon_ctx, tmp_path):
+    addon, tctx = addon_ctx
+    config = {
+        "provider": {"KTDS Model": {"options": {"baseURL": "https://ktds.test/v1", "apiKey": "ktds-key-00000000"}}}
+    }
+    (tmp_path / "ktds.json").write_text(json.dumps(config))
+    tctx.configure(addon, translate_config=str(tmp_path / "ktds.json"))
+    flow = chat_flow({"model": "KTDS Model/gemini-3-flash-preview", "messages": HI})
+    addon.request(flow)
+    assert flow.response is None and flow.request.url == "https://ktds.test/v1/chat/completions"
+    assert json.loads(flow.request.content)["model"] == "gemini-3-flash-preview"
+    assert flow.metadata["llm"]["key"] == "ktds...00"
+
+
+def test_no_key_is_said_in_the_flow_and_the_log(addon_ctx, monkeypatch, caplog):
+    addon, tctx = addon_ctx
+    monkeypatch.delenv("GEMINI_API_KEY")
+    tctx.configure(addon, translate_api_base="http://gateway.test/v1/")
+    flow = chat_flow({"model": "local-model", "messages": HI})
+    with caplog.at_level(logging.INFO):
+        addon.request(flow)
+    meta = flow.metadata["llm"]
+    assert "authorization" not in flow.request.headers
+    assert meta["key"] == "no key for gateway.test"
+    assert meta["key_hint"] == "The proxy sent no key to gateway.test: set GEMINI_API_KEY."
+    assert "local-model: no key for gateway.test; set GEMINI_API_KEY." in caplog.text
+
+
+def test_route_table_is_logged_when_running_and_on_reload(addon_ctx, caplog, tmp_path):
+    addon, tctx = addon_ctx
+    with caplog.at_level(logging.INFO):
+        addon.running()
+    table = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Routes from")]
+    assert (
+        len(table) == 1
+        and "  local-model -> gemini-2.5-flash @ upstream.test, key GEMINI_API_KEY (AIza...00)" in table[0]
+    )
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    caplog.clear()
+    placeholder = {
+        "provider": {
+            "p": {"options": {"baseURL": "https://p.test/v1", "apiKey": "your-api-key-here"}, "models": {"m": {}}}
+        }
+    }
+    (tmp_path / "opencode.json").write_text(json.dumps(placeholder))
+    addon.watch.stamp = None  # as if the file changed since the last look
+    with caplog.at_level(logging.INFO):
+        addon.request(chat_flow({"model": "m", "messages": HI}))
+    assert "m -> m @ p.test, key provider.p.options.apiKey (your...re)" in caplog.text
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("looks like a placeholder" in w for w in warnings), warnings

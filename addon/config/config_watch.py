@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 
-from . import opencode_config, resolution
+from . import keys, opencode_config, resolution, route_table
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,8 @@ class ConfigWatch:
         target = self.targets.get(model)
         if target is None:
             target = resolution.resolve(self.config, model, self.settings)
+            if target.api_key is None:  # once per name and config: the flow says it each time
+                logger.info(f"{model}: {keys.shown(None, target.api_base)}; set {target.key_hint}.")
             if len(self.targets) > 1000:  # names not in the file are the client's to choose: stay bounded
                 self.targets.clear()
             self.targets[model] = target
@@ -55,4 +57,10 @@ class ConfigWatch:
         self.error = None
         self.targets = {}
         logger.info(f"Reloaded {self.path}: {len(self.config.model_names())} models.")
+        self.log_routes()
         return True
+
+    def log_routes(self) -> None:
+        """The route table (route_table.py): INFO, and a WARNING per missing or placeholder key."""
+        for level, text in route_table.lines(self.config, self.settings):
+            logger.log(level, text)

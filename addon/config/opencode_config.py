@@ -56,6 +56,7 @@ class Provider:
     upstream_api: str | None = None  # options.proxy.api: "openai", "gemini" or "vertex" (native_route.py)
     project: str | None = None  # options.project (Vertex AI, as @ai-sdk/google-vertex spells it)
     location: str | None = None  # options.location
+    proxy_models: bool = False  # options.proxy.models is there: an alias of this proxy, whatever its baseURL
 
     def lookup(self, name: str) -> str | None:
         """The model key this provider lists `name` under (by key, by id, or as a proxy alias), else None."""
@@ -160,6 +161,7 @@ def _provider(pid: str, raw: Any) -> Provider:
         upstream_api=_upstream_api(_field(proxy, "api", str, f"{at}.options.proxy"), at),
         project=_field(options, "project", str, f"{at}.options") or None,
         location=_field(options, "location", str, f"{at}.options") or None,
+        proxy_models=proxy.get("models") is not None,
     )
 
 

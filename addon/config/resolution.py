@@ -5,17 +5,19 @@ Pure functions, no mitmproxy. litellm is imported lazily (it takes seconds): pro
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
-from urllib.parse import urlsplit
 
-from . import native_route
+from . import keys, native_route
+from .keys import Key, mask_key
 from .model_name import check_model_name
 from .opencode_config import GOOGLE_BASE, OpencodeConfig, Provider
 
-_SELF_HOSTS = frozenset({"localhost", "127.0.0.1", "0.0.0.0", "::1"})
+__all__ = ["Settings", "Target", "check_model_name", "is_alias", "is_self", "mask_key", "resolve"]
+
 # OpenAI-compatible bases that litellm's get_llm_provider() leaves as None. No "openai": unlisted names such as
 # Groq's "openai/gpt-oss-120b" belong to the default upstream, not to api.openai.com.
 _KNOWN_BASES = {"openrouter": "https://openrouter.ai/api/v1", "gemini": GOOGLE_BASE}
@@ -26,7 +28,8 @@ class Settings:
     api_base: str | None
     api_key: str | None
     default_model: str = "gemini-2.5-flash"
-    proxy_port: int = 8000
+    proxy_port: int = 8000  # the listen port
+    listen_host: str = ""  # the listen address ("" = every interface)
     GOOGLE_BASE: ClassVar[str] = GOOGLE_BASE
 
 
@@ -38,6 +41,8 @@ class Target:
     api_key: str | None
     headers: dict[str, str]
     provider: str | None
+    key_source: str | None  # where api_key came from: an env var name or an opencode.json field path
+    key_hint: str  # what to set (or check) when the upstream gets no key or refuses it
     litellm_model: str
     is_gemini: bool
     fallbacks: tuple[str, ...] = ()
@@ -51,7 +56,7 @@ class Target:
 class _Route(NamedTuple):
     upstream: str
     base: str
-    key: str | None
+    key: Key
     headers: Mapping[str, str]
     provider: Provider | None = None
     model_key: str | None = None
@@ -63,10 +68,10 @@ def resolve(config: OpencodeConfig, model: str, settings: Settings) -> Target:
     """Where a request for `model` goes; ValueError for an unusable name.
 
     `P/X` is provider P's model X, else the first provider listing the name goes. A provider pointing elsewhere
-    gets the request (model `id` or key). An alias provider (its baseURL is this proxy) and names nowhere in the
-    file go to the default upstream: settings.api_base, else the first provider pointing elsewhere, else Google,
-    with the alias's options.proxy.models mapping or settings.default_model (unlisted names stay as they are).
-    Names with a litellm provider prefix (groq/..., openrouter/...) go to that provider.
+    gets the request (model `id` or key). An alias provider (is_alias) and names nowhere in the file go to the
+    default upstream: settings.api_base, else the first provider pointing elsewhere, else Google, with the
+    alias's options.proxy.models mapping or settings.default_model (unlisted names stay as they are). Names with
+    a litellm provider prefix (groq/..., openrouter/...) go to that provider. Keys: see keys.py.
     """
     check_model_name(model)
     found = _find(config, model)
@@ -76,23 +81,32 @@ def resolve(config: OpencodeConfig, model: str, settings: Settings) -> Target:
             or _litellm_route(config, model)
             or _default_route(config, model, settings, None)
         )
-    elif is_self(found[0].base_url, settings.proxy_port):
-        route = _default_route(config, model, settings, found)
     else:
-        route = _provider_route(config, settings, *found)
+        route = declared_route(config, settings, *found) or _litellm_provider_route(config, settings, *found)
     return _target(model, route)
 
 
-def is_self(base_url: str | None, proxy_port: int) -> bool:
-    """True when `base_url` points at this proxy (a loopback/any host on the proxy's port)."""
-    if not base_url:
+def is_alias(provider: Provider, settings: Settings) -> bool:
+    """An alias provider stands for this proxy: it carries an `options.proxy.models` mapping, even an empty one
+    (whatever its baseURL says, so replicas behind a balancer and other addresses of this proxy count), or its
+    baseURL is this proxy's own listen address. (`fallbacks` or `repairs` alone do not make one.)"""
+    return provider.proxy_models or is_self(provider.base_url, settings.proxy_port, settings.listen_host)
+
+
+def is_self(base_url: str | None, proxy_port: int, listen_host: str = "") -> bool:
+    """True when `base_url` names this proxy's listen address: its port, on a loopback or any-address host or
+    on the listen host itself."""
+    found = keys.origin(base_url)
+    if not found or found[2] != proxy_port:
         return False
-    parts = urlsplit(base_url)
+    host = found[1]
+    if host == listen_host or host == "localhost" or host.endswith(".localhost"):
+        return True
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        address = ipaddress.ip_address(host)
     except ValueError:
         return False
-    return (parts.hostname or "") in _SELF_HOSTS and port == proxy_port
+    return address.is_loopback or address.is_unspecified
 
 
 def _find(config: OpencodeConfig, model: str) -> tuple[Provider, str] | None:
@@ -105,15 +119,31 @@ def _find(config: OpencodeConfig, model: str) -> tuple[Provider, str] | None:
     return next(((p, k) for p, k in listed if k), None) or ((owner, rest) if owner else None)
 
 
+def declared_route(config: OpencodeConfig, settings: Settings, provider: Provider, key: str) -> _Route | None:
+    """The route of provider's model `key`, without litellm; None for a provider with no baseURL (litellm's)."""
+    if is_alias(provider, settings):
+        return _default_route(config, key, settings, (provider, key))
+    entry = provider.models.get(key)
+    upstream = entry.id if entry and entry.id else key
+    if native := native_route.provider_route(provider, upstream, config.env):
+        return _native_key(native, settings)._replace(model_key=key)
+    if not provider.base_url:
+        return None
+    own = Key(provider.api_key, keys.field_path(provider.id), keys.field_path(provider.id))
+    found = keys.choose(own, keys.gemini_key(provider.base_url, settings.api_key, settings.api_base))
+    return _Route(upstream, provider.base_url, found, provider.headers, provider, key)
+
+
 def _default_route(
     config: OpencodeConfig, model: str, settings: Settings, found: tuple[Provider, str] | None
 ) -> _Route:
-    """Alias providers (baseURL = this proxy) and names not in the file go to the default upstream."""
+    """Alias providers and names not in the file go to the default upstream. The alias's own apiKey is the
+    client's key for this proxy: never sent upstream."""
     alias, key = found or (None, model)
-    upstream_provider = next((p for p in config.providers.values() if _openai_upstream(p, settings.proxy_port)), None)
-    owner = None if settings.api_base else upstream_provider  # its key and headers only go to its own base
+    owner = None if settings.api_base else default_provider(config, settings)
     base = settings.api_base or (owner.base_url if owner and owner.base_url else GOOGLE_BASE)
-    api_key = settings.api_key or (alias.api_key if alias else None) or (owner.api_key if owner else None)
+    own = Key(owner.api_key, keys.field_path(owner.id), keys.field_path(owner.id)) if owner else None
+    api_key = keys.choose(keys.gemini_key(base, settings.api_key, settings.api_base), own)
     if alias and key in alias.models:
         upstream = alias.aliases.get(key) or settings.default_model
     else:
@@ -123,27 +153,46 @@ def _default_route(
     return _Route(upstream, base, api_key, owner.headers if owner else {}, alias, key)
 
 
-def _openai_upstream(provider: Provider, proxy_port: int) -> bool:
-    """A provider the default upstream may be: it points elsewhere and speaks the OpenAI-compatible API."""
-    base = provider.base_url
-    return bool(base) and not is_self(base, proxy_port) and native_route.provider_api(provider) == "openai"
-
-
-def _provider_route(config: OpencodeConfig, settings: Settings, provider: Provider, key: str) -> _Route:
-    """A provider that is not this proxy: its baseURL, else litellm's base for its id, else the default upstream."""
-    entry = provider.models.get(key)
-    upstream = entry.id if entry and entry.id else key
-    if native := native_route.provider_route(provider, upstream, config.env):
-        return _Route(*native[:5], model_key=key, api=native.api)
-    if provider.base_url:
-        return _Route(upstream, provider.base_url, provider.api_key, provider.headers, provider, key)
-    route = _litellm_route(config, f"{provider.id}/{upstream}") or _default_route(config, upstream, settings, None)
-    return route._replace(key=provider.api_key or route.key, provider=provider, model_key=key)
+def default_provider(config: OpencodeConfig, settings: Settings) -> Provider | None:
+    """The first provider with a baseURL that is not an alias and speaks the OpenAI-compatible API: the default
+    upstream without GEMINI_API_BASE."""
+    return next(
+        (
+            p
+            for p in config.providers.values()
+            if p.base_url and not is_alias(p, settings) and native_route.provider_api(p) == "openai"
+        ),
+        None,
+    )
 
 
 def _native_route(config: OpencodeConfig, model: str, settings: Settings) -> _Route | None:
+    """`gemini/<model>` and `vertex_ai/<model>`: Gemini's native API (native_route.py)."""
     native = native_route.prefixed_route(config, model, settings.api_key)
-    return _Route(*native[:5], api=native.api) if native else None
+    return _native_key(native, settings) if native else None
+
+
+def _native_key(native: native_route.NativeRoute, settings: Settings) -> _Route:
+    """A native route with its key told as keys.py tells it: the provider's own apiKey, else GEMINI_API_KEY for
+    Google's host; Vertex AI needs none (google-auth's token)."""
+    provider = native.provider
+    own = Key(provider.api_key, keys.field_path(provider.id), keys.field_path(provider.id)) if provider else None
+    if native.api != "gemini":
+        key = Key(None, None, "GOOGLE_APPLICATION_CREDENTIALS")
+    else:
+        key = keys.choose(own, keys.gemini_key(native.base, settings.api_key, settings.api_base))
+    return _Route(native.upstream, native.base, key, native.headers, provider, api=native.api)
+
+
+def _litellm_provider_route(config: OpencodeConfig, settings: Settings, provider: Provider, key: str) -> _Route:
+    """A provider without a baseURL: litellm's base for its id (with its apiKey), else the default upstream."""
+    entry = provider.models.get(key)
+    upstream = entry.id if entry and entry.id else key
+    route = _litellm_route(config, f"{provider.id}/{upstream}")
+    if route is None:
+        return _default_route(config, upstream, settings, None)._replace(provider=provider, model_key=key)
+    own = Key(provider.api_key, keys.field_path(provider.id), keys.field_path(provider.id))
+    return route._replace(key=keys.choose(own, route.key), provider=provider, model_key=key)
 
 
 def _litellm_route(config: OpencodeConfig, model: str) -> _Route | None:
@@ -159,13 +208,16 @@ def _litellm_route(config: OpencodeConfig, model: str) -> _Route | None:
     except Exception:  # litellm raises several types for names it cannot place
         return None
     base = base or _KNOWN_BASES.get(provider)
-    return _Route(upstream, base, _env_key(config.env, provider), {}, litellm_model=model) if base else None
+    return _Route(upstream, base, env_key(config.env, provider), {}, litellm_model=model) if base else None
 
 
-def _env_key(env: Mapping[str, str], provider: str) -> str | None:
+def env_key(env: Mapping[str, str], provider: str) -> Key:
     """GROQ_API_KEY for groq; TOGETHER_AI_/TOGETHERAI_/TOGETHER_API_KEY for together_ai, and so on."""
-    names = (provider.upper(), provider.replace("_", "").upper(), provider.split("_")[0].upper())
-    return next((env[f"{n}_API_KEY"] for n in names if env.get(f"{n}_API_KEY")), None)
+    names = [
+        f"{n}_API_KEY" for n in (provider.upper(), provider.replace("_", "").upper(), provider.split("_")[0].upper())
+    ]
+    found = next((n for n in names if env.get(n)), None)
+    return Key(env[found], found, found) if found else Key(None, None, names[0])
 
 
 def _target(model: str, route: _Route) -> Target:
@@ -181,9 +233,11 @@ def _target(model: str, route: _Route) -> Target:
         client_model=model,
         upstream_model=route.upstream,
         api_base=route.base,
-        api_key=route.key or None,
+        api_key=route.key.value or None,
         headers=dict(route.headers),
         provider=provider.id if provider else None,
+        key_source=route.key.source if route.key.value else None,
+        key_hint=route.key.hint,
         litellm_model=litellm_model,
         is_gemini=gemini,
         fallbacks=fallbacks,
@@ -196,15 +250,13 @@ def _target(model: str, route: _Route) -> Target:
 
 
 def _looks_gemini(base: str, upstream: str) -> bool:
-    host = urlsplit(base).hostname or ""
-    google = host == "generativelanguage.googleapis.com" or host.endswith("aiplatform.googleapis.com")
-    return google or upstream.removeprefix("models/").startswith("gemini")
+    return keys.is_google(base) or upstream.removeprefix("models/").startswith("gemini")
 
 
 def _cost_info(upstream: str, litellm_model: str, gemini: bool) -> dict[str, Any]:
     costs = _litellm().model_cost
-    keys = [upstream, f"gemini/{upstream}" if gemini else None, litellm_model]
-    return next((costs[k] for k in keys if k and isinstance(costs.get(k), dict)), {})
+    names = [upstream, f"gemini/{upstream}" if gemini else None, litellm_model]
+    return next((costs[k] for k in names if k and isinstance(costs.get(k), dict)), {})
 
 
 def _litellm() -> Any:
@@ -213,10 +265,3 @@ def _litellm() -> Any:
 
     litellm.suppress_debug_info = True
     return litellm
-
-
-def mask_key(key: str | None) -> str:
-    """A key as logs may show it: 'AIza…x9' (at most 6 characters of it), '…' for short keys."""
-    if not key:
-        return "(none)"
-    return "…" if len(key) < 16 else f"{key[:4]}…{key[-2:]}"

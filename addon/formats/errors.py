@@ -85,3 +85,16 @@ def normalize_upstream_error(status: int, body: bytes) -> bytes | None:
     if isinstance(parsed, dict) and isinstance(error.get("code"), str):
         code = error["code"]
     return error_body(message, status, code if isinstance(code, (str, int)) else None)
+
+
+def with_hint(body: bytes, hint: str) -> bytes:
+    """An OpenAI-shaped error body with `hint` added to its message; other bodies unchanged."""
+    try:
+        parsed = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return body
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if not isinstance(error, dict):
+        return body
+    error["message"] = f"{error.get('message') or ''} ({hint})".lstrip()
+    return orjson.dumps(parsed)

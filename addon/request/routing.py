@@ -18,13 +18,13 @@ import orjson
 from mitmproxy import ctx, exceptions, http
 from mitmproxy.net.http import url
 
-from ..config import opencode_config, resolution
+from ..config import keys, opencode_config, resolution
 from ..config.config_watch import ConfigWatch
 from ..formats import errors
 from ..gemini import request_fields, thought_signatures, tool_schema
 from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
-from . import body_encoding, native_chat
+from . import body_encoding, hops, native_chat
 from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
 
 logger = logging.getLogger(__name__)
@@ -57,11 +57,21 @@ def parsed_url(address: str) -> tuple[bytes, bytes, int, bytes]:
 
 def json_response(flow: http.HTTPFlow, status: int, body: bytes) -> None:
     flow.response = http.Response.make(status, body, {"content-type": "application/json"})
+    answered_here(flow)
 
 
 def error_response(flow: http.HTTPFlow, status: int, message: str, code: str | None = None) -> None:
     flow.response = errors.error_response(message, status, code)
     flow.metadata.setdefault("llm", {})["error"] = message
+    answered_here(flow)
+
+
+def answered_here(flow: http.HTTPFlow) -> None:
+    """A flow the proxy answers itself names the proxy's own address, not the reverse-proxy target mitmproxy
+    put there: mitmdump's line then reads `POST http://127.0.0.1:8000/v1/chat/completions << 400`."""
+    host, port = flow.client_conn.sockname[:2]
+    if host:
+        flow.request.scheme, flow.request.host, flow.request.port = "http", host, port
 
 
 def parse_temperature(text: str) -> float | None:
@@ -83,6 +93,8 @@ class Routing:
         self.default_temperature: float | None = None
         self.start_error: str | None = None
         self.proxy_key = os.environ.get("PROXY_API_KEY") or None
+        self.instance = hops.new_instance()  # the hop mark on what this proxy forwards (hops.py)
+        self.started = False
         # The client's request as it came, for models with fallbacks (fallbacks.py takes it when the flow ends).
         # Not in flow.metadata: that is shown and saved, and this holds the client's proxy key.
         self.originals: weakref.WeakKeyDictionary[http.HTTPFlow, http.Request] = weakref.WeakKeyDictionary()
@@ -156,7 +168,7 @@ class Routing:
                 self.default_temperature = parse_temperature(text)
             except ValueError as e:
                 raise exceptions.OptionsError(f"Cannot parse translate_default_temperature {text}: {e}") from e
-        watched = {"translate_config", "translate_api_base", "translate_model", "listen_port"}
+        watched = {"translate_config", "translate_api_base", "translate_model", "listen_port", "listen_host"}
         if (self.watch is None and not self.start_error) or watched & updated:
             try:
                 self.watch = ConfigWatch(ctx.options.translate_config, self.settings())
@@ -170,8 +182,14 @@ class Routing:
                     f"Cannot load translate_config {ctx.options.translate_config}: {e}"
                 ) from e
             logger.info(f"translation proxy: {self.watch.config.path}, {len(self.watch.config.model_names())} models")
+            if self.started:
+                self.watch.log_routes()
 
     def running(self) -> None:
+        # Right after mitmproxy's "reverse proxy to ... listening at" line, which names only the reverse target.
+        self.started = True
+        if self.watch:
+            self.watch.log_routes()
         # litellm takes seconds to import: pay that at start-up, not on the first request.
         tool_schema.accepted_fields()
         request_fields.repair_fields({}, "gemini-2.5-flash")
@@ -182,6 +200,7 @@ class Routing:
             api_key=os.environ.get("GEMINI_API_KEY") or None,
             default_model=ctx.options.translate_model,
             proxy_port=ctx.options.listen_port or int(os.environ.get("PROXY_PORT") or 8000),
+            listen_host=ctx.options.listen_host,
         )
 
     def request(self, flow: http.HTTPFlow) -> None:
@@ -191,6 +210,9 @@ class Routing:
         path = flow.request.path.split("?", 1)[0].rstrip("/") or "/"
         if path == "/health":
             return self.health(flow)
+        if hop := flow.request.headers.get(hops.HEADER):
+            listen = "{}:{}".format(*flow.client_conn.sockname[:2])
+            return error_response(flow, 508, hops.loop_message(hop, self.instance, listen), "loop_detected")
         if self.proxy_key and not self.client_authorized(flow):
             return error_response(
                 flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.", "invalid_api_key"
@@ -246,7 +268,9 @@ class Routing:
             api_base=target.api_base,
             provider=target.provider,
             is_gemini=target.is_gemini,
-            key=resolution.mask_key(target.api_key),
+            key=keys.shown(target.api_key, target.api_base),
+            key_source=target.key_source,
+            key_hint=keys.refusal_hint(keys.Key(target.api_key, target.key_source, target.key_hint), target.api_base),
             t_request=time.time(),
             repairs=[],
             fallbacks=list(target.fallbacks),
@@ -259,7 +283,8 @@ class Routing:
         meta["repairs"] = self.rewrite_body(chat, target)
         flow.request.headers.pop("content-encoding", None)  # the body goes upstream decoded
         flow.request.content = encode_body(chat.body)
-        self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
+        hop = {hops.HEADER: hops.mark(self.instance, target.provider, client_model)}
+        self.point_at(flow, target.api_base, "chat/completions", target.api_key, {**target.headers, **hop})
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
 
     def chat_native(self, flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, meta: dict) -> None:
@@ -268,7 +293,8 @@ class Routing:
             native_chat.rewrite(flow, chat, target, meta)
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_request")
-        self.point_at(flow, target.api_base, native_chat.path(target, chat.stream), None, target.headers)
+        hop = {hops.HEADER: hops.mark(self.instance, target.provider, meta["client_model"])}
+        self.point_at(flow, target.api_base, native_chat.path(target, chat.stream), None, {**target.headers, **hop})
         native_chat.attach_credentials(flow, target)
         flow.request.headers["accept-encoding"] = "identity"
 
@@ -298,8 +324,10 @@ class Routing:
         target = self.watch.resolve(self.watch.settings.default_model)
         query = flow.request.path.partition("?")[2]
         rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
-        self.point_at(flow, target.api_base, rest, target.api_key, target.headers)
-        flow.metadata.setdefault("llm", {}).update(passthrough=True, key=resolution.mask_key(target.api_key))
+        hop = {hops.HEADER: hops.mark(self.instance, target.provider, path)}
+        self.point_at(flow, target.api_base, rest, target.api_key, {**target.headers, **hop})
+        shown = keys.shown(target.api_key, target.api_base)
+        flow.metadata.setdefault("llm", {}).update(passthrough=True, key=shown)
 
     @staticmethod
     def point_at(flow: http.HTTPFlow, api_base: str, rest: str, key: str | None, headers: dict[str, str]) -> None:

@@ -134,6 +134,8 @@ class Responses:
             flow.response.content = reshaped
             flow.response.headers["content-type"] = "application/json"
             meta["repairs"] = meta.get("repairs", []) + ["error reshaped to OpenAI's shape"]
+        if flow.response.status_code in (401, 403) and meta.get("key_hint"):  # which key went where (keys.py)
+            flow.response.content = errors.with_hint(flow.response.content or b"", meta["key_hint"])
 
     def rewrite_completion(self, flow: http.HTTPFlow, meta: dict) -> None:
         try:
