@@ -13,6 +13,7 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon.inspection import chatview  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
+from addon.inspection.sessions_addon import Sessions  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
@@ -39,6 +40,7 @@ addons = [
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),
+    Sessions(),  # before Report: the log and comment tell the flow's session turn
     Report(),
     FlowRetention(),
     LegacyLogBroadcast(),
