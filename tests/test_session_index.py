@@ -61,7 +61,7 @@ def test_json_for_the_page():
     index.open_turn(s, "flow-1", 100.0).answer = {"text": "hi"}
     data = orjson.loads(orjson.dumps(index.to_json()))
     [session] = data["sessions"]
-    assert session["id"] == "ses_1" and session["tag"] == session_keys.tag("ses_1") and session["turns_seen"] == 1
+    assert session["id"] == "ses_1" and session["tag"] == session_keys.tag("ses_1") and session["turns"] == 1
     assert session["turn_records"][0]["flow_id"] == "flow-1" and session["turn_records"][0]["answer"] == {"text": "hi"}
     assert data["limits"] == {"max_sessions": 5, "max_turns": 7} and data["dropped_sessions"] == 0
     assert set(Turn.__slots__) <= set(session["turn_records"][0])

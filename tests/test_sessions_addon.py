@@ -173,6 +173,7 @@ def test_sessions_are_rebuilt_from_a_saved_file(addons):
             sessions.response(f)
         restored = sessions.index.get(SESSION_ID)
         assert restored.tag == TAG and [t.number for t in restored.turns] == [1, 2, 3]
+        assert restored.turns[1].diff["new_count"] == 2 and restored.turns[1].new.startswith(f"turn 2 of {TAG}: +2")
         assert restored.tokens_in == 3 * 4211 and restored.turns[2].answer["tool_calls"][0]["name"] == "edit"
         live = exchange((sessions, report, None), chat_flow(next_turn(body(3), "ok", "call_3"), TURNS[2]["headers"]))
     diff = live.metadata["llm"]["session"]["diff"]

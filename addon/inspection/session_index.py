@@ -43,6 +43,7 @@ class Turn:
     tool_calls: int = 0
     tool_findings: int = 0
     answer: dict[str, Any] = field(default_factory=dict)  # text/reasoning previews, tool calls (name, arguments)
+    diff: dict[str, Any] = field(default_factory=dict)  # what was new, as in the flow (turn_diff; turn_text tells it)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -91,7 +92,7 @@ class Session:
 
     def to_json(self, turns: bool = True) -> dict[str, Any]:
         out = {name: getattr(self, name) for name in self.__slots__ if name not in ("turns", "snapshots")}
-        out["duration"] = self.last_activity - self.started
+        out["turns"], out["duration"] = self.turns_seen, self.last_activity - self.started
         if turns:
             out["turn_records"] = [t.to_json() for t in self.turns]
         return out

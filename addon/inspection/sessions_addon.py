@@ -95,7 +95,7 @@ class Sessions:
             "turn": turn.number,
             "diff": turn_diff,
         }
-        turn.new, turn.rewritten_at = turn_text.headline(info), turn_diff.get("rewritten_at")
+        turn.new, turn.rewritten_at, turn.diff = turn_text.headline(info), turn_diff.get("rewritten_at"), turn_diff
         self.open[flow] = (session, turn)
 
     def response(self, flow: http.HTTPFlow) -> None:
@@ -128,7 +128,8 @@ class Sessions:
         started = meta.get("t_request") or flow.timestamp_created
         session = self.index.session(key, started, tag=info.get("tag"))
         turn = self.index.open_turn(session, flow.id, started, number=info["turn"])
-        turn.new, turn.rewritten_at = turn_text.headline(info), (info.get("diff") or {}).get("rewritten_at")
+        turn.diff = info["diff"] if isinstance(info.get("diff"), dict) else {}
+        turn.new, turn.rewritten_at = turn_text.headline(info), turn.diff.get("rewritten_at")
         try:
             session.remember(turn.number, read_request(flow.request.raw_content or b"", self.shapes)[0])
         except ValueError:
