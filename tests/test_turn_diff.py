@@ -34,7 +34,9 @@ def test_digests_are_the_raw_bytes_and_stable():
     assert digest(b"abc") == 0x352441C2 | 3 << 32  # CRC-32 and length: the same number on every run
 
 
-@pytest.mark.parametrize("bad", [b"", b"[]", b'{"model":"x"}', b'{"messages":{}}', b'{"messages":[1,'])
+@pytest.mark.parametrize(
+    "bad", [b"", b"[]", b'{"model":"x"}', b'{"messages":{}}', b'{"messages":[1,', b'{"messages":[],"tools":{}}']
+)
 def test_not_a_chat_request(bad, shapes):
     with pytest.raises(ValueError):
         read_request(bad, shapes)
