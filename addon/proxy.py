@@ -13,6 +13,7 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon.inspection import chatview, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
+from addon.inspection.sessions_addon import Sessions  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.request.vertex_auth import VertexAuth  # noqa: E402
@@ -42,6 +43,7 @@ addons = [
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),
+    Sessions(),  # before Report: the log and comment tell the flow's session turn
     Report(),
     FlowRetention(),
     MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages

@@ -4,6 +4,7 @@ A real proxy (mitm_run.sh) in front of the fake Gemini saves its flows; the file
 mitmproxy.io and with `mitmdump -nr FILE --flow-detail 3 -s addon/proxy.py`, as a user would.
 """
 
+import re
 import subprocess
 
 import openai
@@ -83,7 +84,7 @@ def test_saved_flows_keep_comment_mark_and_metadata(saved, fake_gemini):
     read, slow, write, failed, refused = read_flows(path)
 
     assert read.marked == ":wrench:"
-    assert read.comment.startswith("local-model -> gemini-2.5-flash | ")
+    assert re.match(r"s:[0-9a-f]{4,8} #\d+ \| local-model -> gemini-2.5-flash \| ", read.comment), read.comment
     assert " in / " in read.comment and "first chunk " in read.comment and read.comment.endswith("| 1 tool call")
     meta = read.metadata["llm"]
     assert meta["answer"]["tool_calls"][0]["name"] == "read"

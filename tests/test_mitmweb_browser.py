@@ -7,6 +7,7 @@ tool's result, a tool call that does not fit its schema and a request the upstre
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -174,7 +175,7 @@ def test_list_shows_comments_and_marks(page):
     rows = chat_rows(page)
     assert rows.count() == 4
     comments = [rows.nth(i).locator("td.col-comment").inner_text() for i in range(4)]
-    assert all(c.startswith("local-model -> gemini-2.5-flash | ") for c in comments)
+    assert all(re.match(r"s:[0-9a-f]{4,8} #\d+ \| local-model -> gemini-2.5-flash \| ", c) for c in comments), comments
     assert comments[0].endswith("| 1 tool call") and " in / " in comments[0]
     assert comments[2].endswith("| tool-call problem: write (call_1): missing required field 'content'")
     assert "| error: upstream 429: " in comments[3]
@@ -206,7 +207,9 @@ def test_assembled_answer_in_the_chat_view(page):
 def test_conversation_in_the_request_view(page):
     view, text = show(page, 1, "Request")
     assert view == "LLM chat"
-    assert text.startswith("chat request: 4 messages, 2 tools")
+    head, _, text = text.partition("the whole conversation:")  # first what is new in this turn of its session
+    assert head.startswith("what is new in turn ") and "tool result for call_1 (read)" in head, head
+    assert text.lstrip().startswith("chat request: 4 messages, 2 tools")
     assert 'tool call read (call_1):\n      {\n        "filePath": "/tmp/x.txt"\n      }' in text
     assert f"[3] tool: tool result for call_1 (read)\n    {FILE_TEXT}" in text
     assert "  write(filePath: string*, content: string*)" in text

@@ -15,7 +15,7 @@ import orjson
 from mitmproxy import http
 from mitmproxy.contentviews import Contentview, Metadata
 
-from . import toolcheck
+from . import toolcheck, turn_text
 from .chat_assembly import Assembly, assemble_json, assemble_sse, call_fields, from_answer
 
 TEXT_LIMIT, HEAD, TAIL = 2000, 1200, 600  # request strings longer than TEXT_LIMIT keep HEAD + TAIL
@@ -31,7 +31,7 @@ class ChatView(Contentview):
         kind = _kind(data, metadata)
         llm = _llm(metadata)
         if kind == "request":
-            return render_request(orjson.loads(data))
+            return "\n".join([*turn_text.view_lines(llm), render_request(orjson.loads(data))])
         if kind == "json":
             return render_response(assemble_json(data), llm, _offered(metadata), "chat completion (JSON)")
         if kind == "sse":

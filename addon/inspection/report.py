@@ -12,7 +12,7 @@ import orjson
 from mitmproxy import ctx, http
 
 from ..runtime.option_help import one_paragraph
-from . import toolcheck
+from . import toolcheck, turn_text
 from .summary import comment_line, summarize_answer, summarize_request
 
 logger = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class Report:
         # log handler (mitmweb keeps them too), and this is the proxy's busiest path. The other verbosities
         # show the request as it leaves.
         if ctx.options.translate_verbosity != "summary":
-            logger.info("\n".join([*self.heading(flow, meta), summarize_request(flow.request.content or b"")]))
+            request = summarize_request(flow.request.content or b"", turn_text.unchanged_messages(meta))
+            logger.info("\n".join([*self.heading(flow, meta), *turn_text.log_lines(meta), request]))
             meta["heading_logged"] = len(meta.get("repairs", []))
 
     @staticmethod
@@ -104,7 +105,7 @@ class Report:
 
     def log(self, flow: http.HTTPFlow, meta: dict) -> None:
         logged = meta.get("heading_logged")
-        lines = self.heading(flow, meta) if logged is None else []
+        lines = [*self.heading(flow, meta), *turn_text.log_lines(meta)] if logged is None else []
         lines += [summarize_answer(meta)] if meta.get("answer") else []
         if logged is not None:  # repairs made after the heading went out (the stream's)
             lines += [f"  repaired: {repair}" for repair in meta.get("repairs", [])[logged:]]

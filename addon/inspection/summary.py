@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import orjson
 
+from . import turn_text
+
 LONG_STRING = 10_000
 MIN_RATE_SPAN = 0.1  # seconds of streaming below which tokens per second says nothing (the answer came at once)
 
@@ -19,14 +21,17 @@ def shorten(value: object, limit: int = LONG_STRING) -> object:
     return value
 
 
-def summarize_request(content: bytes) -> str:
-    """The request as the log shows it: long strings shortened; tools: the first in full, the rest by name."""
+def summarize_request(content: bytes, unchanged: int = 0) -> str:
+    """The request as the log shows it: long strings shortened; tools: the first in full, the rest by name;
+    the first `unchanged` messages (the part of a session's previous turn that is repeated) as a count."""
     try:
         body = orjson.loads(content)
     except orjson.JSONDecodeError:
         return f"  request: {len(content):,} bytes, not JSON"
     if not isinstance(body, dict):
         return "  request: not an object"
+    if unchanged and isinstance(body.get("messages"), list):
+        body["messages"] = [f"({unchanged} earlier messages as in the previous turn)", *body["messages"][unchanged:]]
     tools = body.pop("tools", None)
     lines = ["  request: " + orjson.dumps(shorten(body), option=orjson.OPT_INDENT_2).decode()]
     if isinstance(tools, list) and tools:
@@ -67,7 +72,7 @@ def price(meta: dict, usage: dict) -> float | None:
 
 
 def comment_line(meta: dict) -> str:
-    """e.g. `local-model -> gemini-2.5-flash | 1,204 in / 310 out tokens | $0.0004 | first chunk 420 ms | ...`"""
+    """e.g. `s:3f2a #7 | local-model -> gemini-2.5-flash | 1,204 in / 310 out tokens | $0.0004 | ...`"""
     parts = [f"{meta.get('client_model')} -> {meta.get('upstream_model')}"]
     answer = meta.get("answer") or {}
     usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
@@ -90,9 +95,11 @@ def comment_line(meta: dict) -> str:
         parts.append("tried " + ", ".join(f"{a.get('upstream_model')} {a.get('status') or 'failed'}" for a in attempts))
     if meta.get("error"):
         parts.append(f"error: {str(meta['error'])[:120]}")
+    if note := turn_text.comment_note(meta):
+        parts.append(note)
     if meta.get("fallback_of"):
         parts.insert(0, f"fallback attempt {meta.get('attempt')} for {meta['fallback_of']}")
-    return " | ".join(parts)
+    return turn_text.comment_prefix(meta) + " | ".join(parts)
 
 
 def tool_check_note(findings: list[str]) -> str:

@@ -1,0 +1,186 @@
+"""Sessions: every chat flow is a numbered turn of a session, and knows what is new since the turn before.
+
+A request's session comes from opencode's headers or a fingerprint of the conversation (session_keys); its
+digests are compared with the session's previous turn (turn_digest, turn_diff). The work runs right after the
+request has gone upstream (`loop.call_soon`), while the upstream thinks, not between the client and its answer;
+with `translate_verbosity` full or chunks it runs at once, since the request's log needs it. The outcome (tokens,
+price, errors, tool calls) is added to the index after the answer (`index`, a SessionIndex, is what the session
+page reads). Flows read back from a file (`mitmdump -nr`, `mitmweb --rfile`) rebuild the index from what they
+stored. The session headers are left as they are: they go upstream unchanged.
+
+What this adds to flow.metadata["llm"] (kept in -w files), under "session":
+  id           the session id: opencode's x-session-affinity / X-Session-Id, or "fp-<16 hex>" (a fingerprint)
+  parent_id    x-parent-session-id (the session whose `task` tool started this one), or None
+  source       "header" or "fingerprint"
+  tag          the short label in the flow's comment, "s:3f2a" (6 or 8 hex when 4 are taken by another session)
+  turn         1, 2, 3 ... in arrival order within the session
+  diff         what is new against the base turn (turn_diff), small:
+    messages, tools        how many the request has
+    base_turn              the turn compared with; None for a first turn, or `side` True for a new thread
+    new_from, new_count    index of the first new message, how many are new
+    new                    the last (at most 30) new messages: i, role, chars, text (200 chars), calls (tool
+                           names), call_count, call_id and tool (for a tool result)
+    rewritten_at, dropped  where the history parts from the base turn's, and how many of its messages went
+    system_changed         True when the system prompt differs
+    tools_added, tools_removed, tools_changed   names; changed: name -> what changed in the schema
+    fields                 request field -> [old, new] short texts (None: not sent)
+The flow's comment starts with "s:3f2a #7 | " and says "history rewritten at message N" for a rewritten turn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import weakref
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from . import session_keys, turn_text
+from .session_index import Session, SessionIndex, Turn
+from .summary import price
+from .turn_diff import choose_base, diff
+from .turn_digest import ToolShapes, read_request
+
+logger = logging.getLogger(__name__)
+
+ANSWER_TEXT, CALL_ARGUMENTS, MAX_CALLS = 2000, 2000, 20
+
+
+class Sessions:
+    def __init__(self) -> None:
+        self.index = SessionIndex()
+        self.shapes = ToolShapes()
+        self.scheduled: weakref.WeakKeyDictionary[http.HTTPFlow, asyncio.Handle] = weakref.WeakKeyDictionary()
+        self.open: weakref.WeakKeyDictionary[http.HTTPFlow, tuple[Session, Turn]] = weakref.WeakKeyDictionary()
+
+    def configure(self, updated: set[str]) -> None:
+        if "translate_keep_flows" in updated:  # FlowRetention's option: sessions are kept like flows
+            keep = ctx.options.translate_keep_flows
+            self.index.set_limits(keep, keep)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        meta = flow.metadata.get("llm")
+        if not isinstance(meta, dict) or "client_model" not in meta or "fallback_of" in meta:
+            return
+        if getattr(ctx.options, "translate_verbosity", "summary") == "summary":
+            try:
+                self.scheduled[flow] = asyncio.get_running_loop().call_soon(self.begin_turn, flow)
+                return
+            except RuntimeError:  # no event loop: a unit test calling the hook
+                pass
+        self.begin_turn(flow)
+
+    def begin_turn(self, flow: http.HTTPFlow) -> None:
+        self.scheduled.pop(flow, None)
+        meta = flow.metadata["llm"]
+        try:
+            snap, raws = read_request(flow.request.raw_content or b"", self.shapes)
+        except ValueError:
+            return
+        key = session_keys.from_headers(flow.request.headers) or session_keys.fingerprint(snap.system, snap.first_user)
+        started = meta.get("t_request") or time.time()
+        session = self.index.session(key, started)
+        turn = self.index.open_turn(session, flow.id, started)
+        turn_diff = diff(choose_base(session.snapshots, snap), snap, raws, self.shapes, side=bool(session.snapshots))
+        session.remember(turn.number, snap)
+        meta["session"] = info = {
+            "id": session.id,
+            "parent_id": session.parent_id,
+            "source": session.source,
+            "tag": session.tag,
+            "turn": turn.number,
+            "diff": turn_diff,
+        }
+        turn.new, turn.rewritten_at, turn.diff = turn_text.headline(info), turn_diff.get("rewritten_at"), turn_diff
+        self.open[flow] = (session, turn)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        self.end_turn(flow)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        self.end_turn(flow)
+
+    def end_turn(self, flow: http.HTTPFlow) -> None:
+        meta = flow.metadata.get("llm")
+        if not isinstance(meta, dict):
+            return
+        if not flow.live:
+            return self.restore(flow, meta)
+        if handle := self.scheduled.get(flow):  # answered before the loop came round to it
+            handle.cancel()
+            self.begin_turn(flow)
+        if opened := self.open.pop(flow, None):
+            try:  # after the other addons' hooks: the tool-call check is Report's
+                asyncio.get_running_loop().call_soon(self.record_outcome, flow, *opened)
+            except RuntimeError:
+                self.record_outcome(flow, *opened)
+
+    def restore(self, flow: http.HTTPFlow, meta: dict) -> None:
+        """A flow read back from a file: its session and turn as stored, its digests for the next live turn."""
+        info = meta.get("session")
+        if not isinstance(info, dict) or not info.get("id") or not isinstance(info.get("turn"), int):
+            return
+        key = session_keys.SessionKey(str(info["id"]), info.get("parent_id"), str(info.get("source", "header")))
+        started = meta.get("t_request") or flow.timestamp_created
+        session = self.index.session(key, started, tag=info.get("tag"))
+        turn = self.index.open_turn(session, flow.id, started, number=info["turn"])
+        turn.diff = info["diff"] if isinstance(info.get("diff"), dict) else {}
+        turn.new, turn.rewritten_at = turn_text.headline(info), turn.diff.get("rewritten_at")
+        try:
+            session.remember(turn.number, read_request(flow.request.raw_content or b"", self.shapes)[0])
+        except ValueError:
+            pass
+        self.record_outcome(flow, session, turn)
+
+    def record_outcome(self, flow: http.HTTPFlow, session: Session, turn: Turn) -> None:
+        meta = flow.metadata.get("llm") or {}
+        answer = meta.get("answer") if isinstance(meta.get("answer"), dict) else {}
+        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        start, first = meta.get("t_request"), meta.get("t_first_chunk")
+        turn.client_model, turn.upstream_model = (
+            str(meta.get("client_model") or ""),
+            str(meta.get("upstream_model") or ""),
+        )
+        turn.finished = meta.get("t_end") or time.time()
+        turn.finish_reason = answer.get("finish_reason")
+        turn.tokens_in, turn.tokens_out = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
+        turn.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
+        turn.price = price(meta, usage) if usage else None
+        turn.first_chunk_ms = (first - start) * 1000 if start and first else None
+        error = meta.get("error") or (flow.error.msg if flow.error else None)
+        turn.error = str(error)[:300] if error else None
+        turn.tool_calls = len(answer.get("tool_calls") or [])
+        turn.tool_findings = len(meta.get("tool_checks") or [])
+        turn.answer = answer_summary(answer, meta.get("tool_checks") or [])
+        session.add_outcome(turn)
+
+
+def answer_summary(answer: dict, findings: list) -> dict[str, Any]:
+    """The answer, cut short enough to keep in the index: text, reasoning, tool calls and their findings."""
+
+    def cut(text: object, limit: int) -> str:
+        text = str(text or "")
+        return text if len(text) <= limit else text[: limit - 1] + "…"
+
+    out: dict[str, Any] = {}
+    if answer.get("content"):
+        out["text"] = cut(answer["content"], ANSWER_TEXT)
+    if answer.get("reasoning"):
+        out["reasoning"] = cut(answer["reasoning"], ANSWER_TEXT)
+    calls = [c for c in answer.get("tool_calls") or [] if isinstance(c, dict)]
+    if calls:
+        out["tool_calls"] = [
+            {
+                "id": cut(c.get("id"), 80),
+                "name": cut(c.get("name"), 80),
+                "arguments": cut(c.get("arguments"), CALL_ARGUMENTS),
+            }
+            for c in calls[:MAX_CALLS]
+        ]
+    if findings:
+        out["findings"] = [cut(f, 300) for f in findings[:MAX_CALLS]]
+    return out

@@ -1,0 +1,154 @@
+"""A chat request reduced to what the next turn of its session is compared with: digests, not bodies.
+
+Each message is hashed as the raw bytes it came in (msgspec splits the list without decoding it), with CRC-32
+and the length: cheap (about 1 ms per MB) and stable across restarts. Only the leading system messages are
+decoded (for their role). Tools are hashed one by one; their shapes (description, parameters, required) are
+decoded once per distinct tool and kept in a small shared cache (`ToolShapes`), so a changed tool can be told
+apart by what changed. The request fields in FIELDS keep a digest and a short text.
+"""
+
+from __future__ import annotations
+
+import array
+import zlib
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import msgspec
+import orjson
+
+SYSTEM_ROLES = frozenset(("system", "developer"))
+FIELD_TEXT = 80  # characters of a field's value kept for "changed from ... to ..."
+TOOL_SHAPES = 512  # distinct tools remembered across all sessions
+
+# The request fields compared between turns: what OpenAI's API and its compatible servers take. One pass of
+# msgspec over the body splits the messages and tools and picks these out (unknown fields are skipped).
+FIELDS = (
+    "model", "temperature", "top_p", "top_k", "max_tokens", "max_completion_tokens", "reasoning_effort",
+    "reasoning", "thinking", "verbosity", "tool_choice", "parallel_tool_calls", "functions", "function_call",
+    "stream", "stream_options", "stop", "seed", "n", "presence_penalty", "frequency_penalty", "logit_bias",
+    "logprobs", "top_logprobs", "response_format", "modalities", "audio", "prediction", "store", "metadata",
+    "user", "service_tier", "prompt_cache_key", "safety_identifier", "web_search_options", "extra_body",
+)  # fmt: skip
+_ABSENT = msgspec.Raw()  # the default of a field the request does not have
+_BODY = msgspec.json.Decoder(
+    msgspec.defstruct(
+        "_Body",
+        [
+            ("messages", list[msgspec.Raw]),
+            ("tools", msgspec.Raw, _ABSENT),  # a list, or null
+            *((name, msgspec.Raw, _ABSENT) for name in FIELDS),
+        ],
+    )
+)
+
+
+class _Role(msgspec.Struct):
+    role: str = ""
+
+
+_ROLE = msgspec.json.Decoder(_Role)
+_LIST = msgspec.json.Decoder(list[msgspec.Raw])
+
+
+def digest(raw: bytes | msgspec.Raw) -> int:
+    """A 64-bit digest of raw JSON: CRC-32 and the length."""
+    view = memoryview(raw)
+    return zlib.crc32(view) | len(view) << 32
+
+
+def role_of(raw: msgspec.Raw) -> str:
+    try:
+        return _ROLE.decode(raw).role
+    except msgspec.DecodeError:
+        return ""
+
+
+@dataclass(slots=True, frozen=True)
+class Snapshot:
+    """One request of a session, as digests."""
+
+    system: int  # digest of the leading system/developer messages together; 0 when there are none
+    n_system: int  # how many leading messages are system/developer
+    rest: array.array  # digests ('Q') of the messages after them, in order
+    first_user: int  # digest of the first user message; 0 when there is none
+    tools: tuple[tuple[str, int], ...]  # (name, digest) in order
+    fields: tuple[tuple[str, int, str], ...]  # (name, digest, short text) of every other top-level field
+
+    @property
+    def messages(self) -> int:
+        return self.n_system + len(self.rest)
+
+
+@dataclass(slots=True, frozen=True)
+class ToolShape:
+    name: str
+    description: int
+    params: tuple[tuple[str, int], ...]
+    required: tuple[str, ...]
+
+
+class ToolShapes:
+    """Tool digest -> its shape, for the last TOOL_SHAPES distinct tools seen."""
+
+    def __init__(self, limit: int = TOOL_SHAPES) -> None:
+        self.limit = limit
+        self.shapes: OrderedDict[int, ToolShape] = OrderedDict()
+
+    def get(self, key: int) -> ToolShape | None:
+        return self.shapes.get(key)
+
+    def shape(self, key: int, raw: msgspec.Raw) -> ToolShape:
+        found = self.shapes.get(key)
+        if found is None:
+            found = self.shapes[key] = tool_shape(raw)
+            if len(self.shapes) > self.limit:
+                self.shapes.popitem(last=False)
+        else:
+            self.shapes.move_to_end(key)
+        return found
+
+
+def tool_shape(raw: msgspec.Raw) -> ToolShape:
+    try:
+        tool = orjson.loads(memoryview(raw))
+    except orjson.JSONDecodeError:
+        tool = None
+    tool = tool if isinstance(tool, dict) else {}
+    fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+    params = fn.get("parameters") if isinstance(fn.get("parameters"), dict) else {}
+    props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
+    required = params.get("required") if isinstance(params.get("required"), list) else []
+    return ToolShape(
+        name=str(fn.get("name") or "(no name)"),
+        description=digest(orjson.dumps(fn.get("description"))),
+        params=tuple((str(k), digest(orjson.dumps(v, option=orjson.OPT_SORT_KEYS))) for k, v in props.items()),
+        required=tuple(sorted(str(r) for r in required)),
+    )
+
+
+def field_text(raw: msgspec.Raw) -> str:
+    text = bytes(memoryview(raw)[: FIELD_TEXT + 1]).decode("utf-8", "replace")
+    return text if len(text) <= FIELD_TEXT else text[: FIELD_TEXT - 1] + "…"
+
+
+def read_request(content: bytes, shapes: ToolShapes) -> tuple[Snapshot, list[msgspec.Raw]]:
+    """The request's snapshot and its messages, raw; ValueError when it is not a chat request."""
+    try:
+        body = _BODY.decode(content)
+        tools = _LIST.decode(body.tools) if body.tools and bytes(body.tools) != b"null" else []
+    except msgspec.DecodeError as e:
+        raise ValueError(f"not a chat request with a list of messages and tools: {e}") from None
+    raws = body.messages
+    n_system = 0
+    while n_system < len(raws) and role_of(raws[n_system]) in SYSTEM_ROLES:
+        n_system += 1
+    system = digest(b"".join(memoryview(r) for r in raws[:n_system])) if n_system else 0
+    first_user = next((digest(r) for r in raws[n_system : n_system + 4] if role_of(r) == "user"), 0)
+    named = []
+    for raw in tools:
+        key = digest(raw)
+        named.append((shapes.shape(key, raw).name, key))
+    fields = tuple((name, digest(raw), field_text(raw)) for name in FIELDS if (raw := getattr(body, name)))
+    rest = array.array("Q", [zlib.crc32(r) | len(r) << 32 for r in raws[n_system:]])  # digest(), inline: ~300 a MB
+    return Snapshot(system, n_system, rest, first_user, tuple(named), fields), raws

@@ -1,0 +1,116 @@
+"""Sessions end to end: the real opencode CLI and the openai SDK through a real proxy that writes a -w file.
+
+The saved flows are read back with mitmproxy's own reader: each chat flow's metadata names its session and turn,
+which must match the session headers opencode really sent (the fake upstream records them, so they also prove the
+headers went upstream unchanged). Two `opencode run` processes at once must stay two sessions; a subagent that
+opencode's `task` tool starts must name its parent; an openai SDK chat without headers must form one session.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import threading
+from pathlib import Path
+
+import openai
+from mitmproxy import io as mitmio
+
+from tests import opencode_cli
+from tests.conftest import ROOT, RUN_SH
+from tests.test_opencode_cli import MODEL, NOTES, RUN_TIMEOUT, assert_succeeded, new_project, opencode_bin, read_marker
+
+__all__ = ["opencode_bin"]  # the fixture, shared with test_opencode_cli
+
+
+def saved_chat_flows(proxy, path: Path) -> list:
+    proxy.stop()
+    with path.open("rb") as f:
+        flows = [f for f in mitmio.FlowReader(f).stream() if "client_model" in f.metadata.get("llm", {})]
+    return sorted(flows, key=lambda f: f.request.timestamp_start)
+
+
+def by_session(flows) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for f in flows:
+        session = f.metadata["llm"]["session"]
+        out.setdefault(session["id"], []).append(session)
+    return out
+
+
+def test_two_opencode_sessions_in_parallel_stay_apart(opencode_bin, proxy_factory, fake, tmp_path):
+    saved = tmp_path / "flows.mitm"
+    proxy = proxy_factory("-w", str(saved))
+    projects = [new_project(tmp_path / name, proxy) for name in ("a", "b")]
+    runs: list = [None, None]
+
+    def run(i: int) -> None:
+        prompt = f"Read it twice {read_marker(projects[i] / NOTES)} [steps:2]"
+        runs[i] = opencode_cli.run(opencode_bin, projects[i], prompt, MODEL, projects[i].parent / "home", RUN_TIMEOUT)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in runs:
+        assert_succeeded(r)
+    sent = {r["headers"]["x-session-affinity"] for r in fake.chat_requests()}
+    assert len(sent) == 2 and all(r["headers"]["x-session-id"] in sent for r in fake.chat_requests())
+    # Both runs were in flight together: each session's first request came before the other's last.
+    order = [r["headers"]["x-session-affinity"] for r in fake.chat_requests()]
+    spans = [(order.index(s), len(order) - 1 - order[::-1].index(s)) for s in sent]
+    assert max(first for first, _ in spans) < min(last for _, last in spans), order
+    log = proxy.log_text()
+    flows = saved_chat_flows(proxy, saved)
+    sessions = by_session(flows)
+    assert set(sessions) == sent, order
+    for turns in sessions.values():
+        assert [t["turn"] for t in turns] == [1, 2, 3] and {t["source"] for t in turns} == {"header"}
+        assert [t["diff"]["new_count"] for t in turns] == [2, 2, 2] and not any(
+            "rewritten_at" in t["diff"] for t in turns
+        )
+        tag = turns[0]["tag"]
+        assert f"turn 3 of {tag}: +2 messages (assistant with 1 tool call, 1 tool result) since turn 2" in log
+    for f in flows:
+        session = f.metadata["llm"]["session"]
+        assert f.request.headers["x-session-affinity"] == session["id"]
+        assert f.comment.startswith(f"{session['tag']} #{session['turn']} | local-3 -> gemini-3-pro-preview")
+
+
+def test_a_subagent_names_its_parent(opencode_bin, proxy_factory, fake, tmp_path):
+    saved = tmp_path / "flows.mitm"
+    proxy = proxy_factory("-w", str(saved))
+    project = new_project(tmp_path, proxy)
+    task = json.dumps({"description": "look", "prompt": "Say-hello", "subagent_type": "general"}, separators=(",", ":"))
+    run = opencode_cli.run(opencode_bin, project, f"Delegate [tool:task {task}]", MODEL, tmp_path / "home", RUN_TIMEOUT)
+    assert_succeeded(run)
+    parents = {r["headers"].get("x-parent-session-id") for r in fake.chat_requests()}
+    sessions = by_session(saved_chat_flows(proxy, saved))
+    assert len(sessions) == 2, sessions
+    [child] = [turns for turns in sessions.values() if turns[0]["parent_id"]]
+    [parent] = [turns for turns in sessions.values() if not turns[0]["parent_id"]]
+    assert child[0]["parent_id"] == parent[0]["id"] and parents == {None, parent[0]["id"]}
+    assert [t["turn"] for t in parent] == [1, 2] and [t["turn"] for t in child] == [1]
+
+
+def test_an_openai_sdk_chat_is_one_session_and_survives_a_restart(proxy_factory, fake, tmp_path):
+    saved = tmp_path / "flows.mitm"
+    proxy = proxy_factory("-w", str(saved))
+    client = openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0, timeout=30)
+    messages = [{"role": "system", "content": "Be brief."}]
+    for question in ("Hello", "Tell me more", "Thanks"):
+        messages.append({"role": "user", "content": question})
+        answer = client.chat.completions.create(model="local-model", messages=messages)
+        messages.append({"role": "assistant", "content": answer.choices[0].message.content})
+    client.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "Another chat"}])
+    assert not any("x-session-affinity" in r["headers"] for r in fake.chat_requests())
+    sessions = by_session(saved_chat_flows(proxy, saved))
+    chat = next(turns for turns in sessions.values() if len(turns) == 3)
+    assert len(sessions) == 2 and [t["turn"] for t in chat] == [1, 2, 3] and chat[0]["source"] == "fingerprint"
+    assert chat[2]["diff"]["new_count"] == 2 and chat[2]["diff"]["new"][1]["text"] == "Thanks"
+    # Read back (-nr): the log tells the same turns from the stored flows.
+    read = subprocess.run(
+        [str(RUN_SH), "-nr", str(saved)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert f"turn 3 of {chat[0]['tag']}: +2 messages (assistant, user) since turn 2" in read.stdout, read.stdout[-3000:]
