@@ -13,6 +13,7 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon.inspection import chatview, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
+from addon.request.cors import Cors  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.request.vertex_auth import VertexAuth  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
@@ -22,6 +23,7 @@ from addon.runtime import error_pages, hook_dispatch  # noqa: E402
 from addon.runtime.hook_dispatch import HandlerCache  # noqa: E402
 from addon.runtime.log_broadcast import LegacyLogBroadcast  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
+from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 
@@ -37,6 +39,8 @@ contentviews.add(native_view.NativeRequestView)
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
 addons = [
     GracefulShutdown(),
+    RequestReadTimeout(),
+    Cors(),  # before routing: a preflight is answered before the proxy key is asked for
     Routing(),
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
     UpstreamTimeouts(),

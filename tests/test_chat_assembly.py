@@ -77,11 +77,17 @@ def test_gemini_parallel_calls_all_at_index_0_stay_apart():
         ("call_a", "read", '{"a": 1}'),
         ("call_b", "bash", '{"b": 2}'),
     ]
+    assert [c.added for c in asm.chunks] == [
+        "+tool_call[0] read +args 8 chars",
+        "+tool_call[1] bash +args 8 chars",
+        "[DONE]",
+    ]
 
 
 def test_repeated_whole_name_is_not_doubled():
     asm = assemble_sse(tool_frag(0, "{", id="c", name="read") + tool_frag(0, "}", id="c", name="read") + DONE)
     assert asm.tool_calls == [{"id": "c", "name": "read", "arguments": "{}"}]
+    assert [c.added for c in asm.chunks] == ["+tool_call[0] read +args 1 chars", "+args 1 chars", "[DONE]"]
 
 
 def test_cut_stream_is_not_done_and_keeps_the_last_unterminated_event():

@@ -6,21 +6,19 @@ Pure functions, no mitmproxy. litellm is imported lazily (it takes seconds): pro
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 from urllib.parse import urlsplit
 
 from . import native_route
+from .model_name import check_model_name
 from .opencode_config import GOOGLE_BASE, OpencodeConfig, Provider
 
-MAX_NAME_LENGTH = 256
 _SELF_HOSTS = frozenset({"localhost", "127.0.0.1", "0.0.0.0", "::1"})
 # OpenAI-compatible bases that litellm's get_llm_provider() leaves as None. No "openai": unlisted names such as
 # Groq's "openai/gpt-oss-120b" belong to the default upstream, not to api.openai.com.
 _KNOWN_BASES = {"openrouter": "https://openrouter.ai/api/v1", "gemini": GOOGLE_BASE}
-_BAD_CHAR = re.compile(r"[\x00-\x20\x7f-\x9f?#%\\]")
 
 
 @dataclass(frozen=True)
@@ -83,18 +81,6 @@ def resolve(config: OpencodeConfig, model: str, settings: Settings) -> Target:
     else:
         route = _provider_route(config, settings, *found)
     return _target(model, route)
-
-
-def check_model_name(model: str) -> None:
-    """Raise ValueError unless `model` is a name worth resolving (no empty/over-long names, control or URL chars)."""
-    if not model:
-        raise ValueError("The model name is empty; ask for a model such as 'local-model'.")
-    if len(model) > MAX_NAME_LENGTH:
-        raise ValueError(f"The model name is {len(model)} characters long; at most {MAX_NAME_LENGTH} are allowed.")
-    if bad := _BAD_CHAR.search(model):
-        raise ValueError(f"The model name {model[:80]!r} contains {bad[0]!r}, which a model name may not contain.")
-    if any(part in ("", ".", "..") for part in model.split("/")):
-        raise ValueError(f"The model name {model!r} has an empty, '.' or '..' path segment; use 'provider/model'.")
 
 
 def is_self(base_url: str | None, proxy_port: int) -> bool:

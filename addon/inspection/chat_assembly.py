@@ -1,8 +1,10 @@
-"""Assemble an OpenAI chat-completion answer from a JSON body or a chunk stream (pure).
+"""Assemble an OpenAI chat-completion answer from a stored JSON body or chunk stream, for the view (pure).
 
 `assemble_sse(body)` replays a `text/event-stream` of `chat.completion.chunk` events into the final
-assistant message; `assemble_json(body)` reads a `chat.completion`. Both return an `Assembly`, which
-also lists what each chunk added (for the chunk table of the contentview and the chunk log).
+assistant message; `assemble_json(body)` reads a `chat.completion`. The answer itself comes from the one fold
+the streaming path uses (formats.answer.Answer), so the view and flow.metadata["llm"]["answer"] agree; this
+module adds what only the view shows: an `Assembly` also lists what each chunk added (the chunk table of the
+contentview and the chunk log), the model, error objects and unreadable events, and whether [DONE] came.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 import orjson
 
 from ..formats import sse
+from ..formats.answer import Answer, call_fields, first_choice, text
 
 PREVIEW = 24  # characters of text shown per chunk in the chunk summaries
 
@@ -55,8 +58,8 @@ def from_answer(answer: dict) -> Assembly:
     calls = [call_fields(c) for c in answer.get("tool_calls") or [] if isinstance(c, dict)]
     usage = answer.get("usage")
     return Assembly(
-        content=_text(answer.get("content")),
-        reasoning=_text(answer.get("reasoning")),
+        content=text(answer.get("content")),
+        reasoning=text(answer.get("reasoning")),
         tool_calls=calls,
         finish_reason=answer.get("finish_reason"),
         usage=usage if isinstance(usage, dict) else None,
@@ -69,14 +72,9 @@ def assemble_json(body: bytes) -> Assembly:
     obj = _loads(body)
     if not isinstance(obj, dict) or not isinstance(obj.get("choices"), list):
         raise ValueError("The body is not a chat completion: it has no 'choices' list.")
-    asm = Assembly(done=True, model=_str_or_none(obj.get("model")))
-    asm.usage = obj["usage"] if isinstance(obj.get("usage"), dict) else None
-    choice = _first_choice(obj["choices"])
-    message = choice.get("message") if isinstance(choice.get("message"), dict) else {}
-    asm.content = _text(message.get("content"))
-    asm.reasoning = _text(message.get("reasoning_content") or message.get("reasoning"))
-    asm.tool_calls = [call_fields(c) for c in message.get("tool_calls") or [] if isinstance(c, dict)]
-    asm.finish_reason = choice.get("finish_reason")
+    fold = Answer()
+    fold.add_completion(obj)
+    asm = Assembly(**fold.to_dict(), done=True, model=_str_or_none(obj.get("model")))
     if isinstance(obj.get("error"), dict):
         asm.errors.append(_error_text(obj["error"]))
     return asm
@@ -96,20 +94,37 @@ def split_events(body: bytes) -> list[sse.Event]:
     return decoder.decode(body) + decoder.flush()
 
 
+class _Fold(Answer):
+    """The answer fold (formats.answer), noting what each tool-call fragment added, for the chunk table."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.notes: list[str] = []
+
+    def add_fragment(self, fragment: dict) -> int:
+        names = [call.name for call in self.tool_calls]
+        position = super().add_fragment(fragment)
+        function = fragment["function"] if isinstance(fragment.get("function"), dict) else {}
+        added = []
+        if self.tool_calls[position].name != (names[position] if position < len(names) else ""):
+            added.append(f"+tool_call[{position}] {text(function.get('name'))}")
+        if (arguments := function.get("arguments")) and isinstance(arguments, str):
+            added.append(f"+args {len(arguments)} chars")
+        self.notes += added or [f"tool_call[{position}] (nothing)"]
+        return position
+
+
 class _Replay:
-    """Folds events into an Assembly; text is gathered in lists (joined once) since answers
-    can come in tens of thousands of chunks. Each step returns what it added, for the chunk table."""
+    """Feeds events to the fold and says, for each, what it added (the chunk table); keeps what only the view
+    shows: the model, error objects and unreadable events, whether the stream ended with [DONE]."""
 
     def __init__(self) -> None:
         self.asm = Assembly()
-        self.content: list[str] = []
-        self.reasoning: list[str] = []
-        self.calls: list[dict[str, Any]] = []  # {"id", "name", "arguments": list[str]}
-        self.slots: dict[Any, int] = {}  # tool-call index -> position in self.calls
+        self.fold = _Fold()
 
     def result(self) -> Assembly:
-        self.asm.content, self.asm.reasoning = "".join(self.content), "".join(self.reasoning)
-        self.asm.tool_calls = [{**c, "arguments": "".join(c["arguments"])} for c in self.calls]
+        for key, value in self.fold.to_dict().items():
+            setattr(self.asm, key, value)
         return self.asm
 
     def event(self, data: bytes | None) -> str:
@@ -133,72 +148,23 @@ class _Replay:
             self.asm.errors.append(_error_text(obj["error"]))
             added.append(f"error: {_preview(_error_text(obj['error']))}")
         self.asm.model = self.asm.model or _str_or_none(obj.get("model"))
-        choice = _first_choice(obj["choices"] if isinstance(obj.get("choices"), list) else [])
-        added += self.delta(choice["delta"] if isinstance(choice.get("delta"), dict) else {})
+        fold, texts = self.fold, (len(self.fold.reasoning_parts), len(self.fold.content_parts))
+        fold.notes = []
+        fold.add_chunk(obj)
+        choice = first_choice(obj["choices"]) if isinstance(obj.get("choices"), list) else {}
+        delta = choice["delta"] if isinstance(choice.get("delta"), dict) else {}
+        if delta.get("role"):
+            added.append(f"role={delta['role']}")
+        if len(fold.reasoning_parts) > texts[0]:
+            added.append(f"+reasoning {_quote(fold.reasoning_parts[-1])}")
+        if len(fold.content_parts) > texts[1]:
+            added.append(f"+text {_quote(fold.content_parts[-1])}")
+        added += fold.notes
         if choice.get("finish_reason"):
-            self.asm.finish_reason = choice["finish_reason"]
             added.append(f"finish={choice['finish_reason']}")
         if isinstance(obj.get("usage"), dict):
-            self.asm.usage = obj["usage"]
             added.append("usage")
         return added
-
-    def delta(self, delta: dict) -> list[str]:
-        added = [f"role={delta['role']}"] if delta.get("role") else []
-        if thought := _text(delta.get("reasoning_content") or delta.get("reasoning")):
-            self.reasoning.append(thought)
-            added.append(f"+reasoning {_quote(thought)}")
-        if text := _text(delta.get("content")):
-            self.content.append(text)
-            added.append(f"+text {_quote(text)}")
-        for frag in delta.get("tool_calls") or []:
-            if isinstance(frag, dict):
-                added += self.tool_fragment(frag)
-        return added
-
-    def tool_fragment(self, frag: dict) -> list[str]:
-        """Merge one index-keyed tool-call fragment. A new id at a used index starts a new call
-        (Gemini sends parallel calls all at index 0, each complete)."""
-        fn = frag["function"] if isinstance(frag.get("function"), dict) else {}
-        call_id, key = _text(frag.get("id")), frag.get("index", len(self.calls))
-        pos = self.slots.get(key)
-        if pos is None or (call_id and self.calls[pos]["id"] not in ("", call_id)):
-            pos = self.slots[key] = len(self.calls)
-            self.calls.append({"id": "", "name": "", "arguments": []})
-        call, added = self.calls[pos], []
-        call["id"] = call["id"] or call_id
-        if (name := _text(fn.get("name"))) and name != call["name"]:
-            call["name"] += name  # streamed in pieces; some servers repeat the whole name instead
-            added.append(f"+tool_call[{pos}] {name}")
-        if args := _text(fn.get("arguments")):
-            call["arguments"].append(args)
-            added.append(f"+args {len(args)} chars")
-        return added or [f"tool_call[{pos}] (nothing)"]
-
-
-def call_fields(call: dict) -> dict[str, str]:
-    """{"id", "name", "arguments": str} from an OpenAI tool call (or a flat dict of those keys)."""
-    fn = call.get("function") if isinstance(call.get("function"), dict) else call
-    args = fn.get("arguments")
-    if not isinstance(args, str):
-        args = "" if args is None else orjson.dumps(args).decode()
-    return {"id": _text(call.get("id")), "name": _text(fn.get("name")), "arguments": args}
-
-
-def _first_choice(choices: list) -> dict:
-    for choice in choices:
-        if isinstance(choice, dict) and choice.get("index", 0) == 0:
-            return choice
-    return {}
-
-
-def _text(value: Any) -> str:
-    """Strings as they are; OpenAI content-part lists joined; anything else empty."""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):
-        return "".join(p["text"] for p in value if isinstance(p, dict) and isinstance(p.get("text"), str))
-    return ""
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -218,9 +184,9 @@ def _loads(body: bytes) -> Any:
         raise ValueError(f"The body is not JSON: {e}.") from e
 
 
-def _preview(text: str, limit: int = PREVIEW) -> str:
-    return text if len(text) <= limit else text[:limit] + "…"
+def _preview(value: str, limit: int = PREVIEW) -> str:
+    return value if len(value) <= limit else value[:limit] + "…"
 
 
-def _quote(text: str) -> str:
-    return orjson.dumps(_preview(text)).decode()
+def _quote(value: str) -> str:
+    return orjson.dumps(_preview(value)).decode()

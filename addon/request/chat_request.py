@@ -17,7 +17,7 @@ from typing import NamedTuple
 import msgspec
 import orjson
 
-MAX_MODEL_NAME = 256
+from ..config.model_name import check_model_name
 
 
 class ClientError(ValueError):
@@ -39,17 +39,12 @@ class ChatRequest(NamedTuple):
 
 
 def _check_model(model: object) -> str:
-    if not isinstance(model, str) or not model.strip():
+    if not isinstance(model, str):
         raise ClientError('The request needs a `model` string, e.g. "local-model".', code="invalid_model")
-    if len(model) > MAX_MODEL_NAME:
-        raise ClientError(
-            f"The model name is {len(model)} characters long; at most {MAX_MODEL_NAME} are allowed.",
-            code="invalid_model",
-        )
-    if any(c in model for c in "\\?#") or ".." in model or not model.isprintable():
-        raise ClientError(
-            f"The model name {model[:80]!r} contains characters a model name cannot have.", code="invalid_model"
-        )
+    try:
+        check_model_name(model)
+    except ValueError as e:
+        raise ClientError(str(e), code="invalid_model") from None
     return model
 
 

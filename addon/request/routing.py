@@ -24,7 +24,7 @@ from ..formats import errors
 from ..gemini import request_fields, thought_signatures, tool_schema
 from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
-from . import native_chat
+from . import body_encoding, native_chat
 from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
 
 logger = logging.getLogger(__name__)
@@ -222,7 +222,11 @@ class Routing:
 
     def chat(self, flow: http.HTTPFlow) -> None:
         try:
-            chat = parse_chat_request(flow.request.raw_content or b"", ctx.options.translate_max_body)
+            encoding = flow.request.headers.get("content-encoding", "")
+            content = body_encoding.decode_body(
+                flow.request.raw_content or b"", encoding, ctx.options.translate_max_body
+            )
+            chat = parse_chat_request(content, ctx.options.translate_max_body)
             target = self.watch.resolve(chat.model)
         except ClientError as e:
             return error_response(flow, e.status, str(e), e.code)
@@ -253,6 +257,7 @@ class Routing:
         if target.api != "openai":
             return self.chat_native(flow, chat, target, meta)
         meta["repairs"] = self.rewrite_body(chat, target)
+        flow.request.headers.pop("content-encoding", None)  # the body goes upstream decoded
         flow.request.content = encode_body(chat.body)
         self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE

@@ -1,0 +1,61 @@
+"""End to end: a client that sends its headers and stalls (or trickles) its body gets a 408 and is let go."""
+
+from __future__ import annotations
+
+import json
+import select
+import socket
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from tests.conftest import ProxyProcess, start_proxy
+from tests.test_hostile_input import assert_still_serving
+
+HEAD = (
+    b"POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 1000\r\n\r\n"
+)
+
+
+def read_until_closed(sock: socket.socket, limit: float) -> bytes:
+    sock.settimeout(limit)
+    received = b""
+    while chunk := sock.recv(65536):
+        received += chunk
+    return received
+
+
+@pytest.fixture(scope="module")
+def proxy(fake_gemini, tmp_path_factory) -> Iterator[ProxyProcess]:
+    started = start_proxy(fake_gemini, tmp_path_factory.mktemp("proxy"), "--set", "translate_request_read_timeout=1")
+    yield started
+    started.stop()
+
+
+def test_a_stalled_body_gets_408_and_the_connection_closes(proxy):
+    with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
+        sock.sendall(HEAD + b'{"model": "local-model", ')  # and nothing more
+        started = time.monotonic()
+        received = read_until_closed(sock, 15)
+    assert 0.9 < time.monotonic() - started < 5
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408"), received[:300]
+    error = json.loads(body)["error"]
+    assert error["code"] == "request_timeout" and "translate_request_read_timeout" in error["message"]
+    assert error["type"] == "timeout_error"
+    assert_still_serving(proxy)
+
+
+def test_a_trickled_body_is_limited_too(proxy):
+    with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
+        sock.sendall(HEAD)
+        started = time.monotonic()
+        # A byte every 0.1 s (never silent, never done) until the proxy answers; 10 s at most.
+        while not select.select([sock], [], [], 0.1)[0] and time.monotonic() - started < 10:
+            sock.sendall(b" ")
+        received = read_until_closed(sock, 15)
+    assert received.startswith(b"HTTP/1.1 408"), received[:300]
+    assert time.monotonic() - started < 5
+    assert_still_serving(proxy)
