@@ -76,7 +76,7 @@ def release(registered: list[bytes]) -> None:
 
 def reveal(data: bytes) -> bytes:
     """The request head with every registered masked form replaced by its real value."""
-    for masked, real in swaps.items():
+    for masked, real in sorted(swaps.items(), key=lambda item: -len(item[0])):  # "sk-a…45~2" before "sk-a…45"
         if masked in data:
             data = data.replace(masked, real)
     return data

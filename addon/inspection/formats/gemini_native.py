@@ -106,11 +106,18 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(body.get("candidates"), list) and "promptFeedback" not in body:
         raise ValueError("Not a Gemini answer: it has no 'candidates' list.")
     try:
-        result = Translator(answer_model(body) or "").completion(body)
+        result = _translator().completion(body)
     except NativeAnswerError as e:
         return _shape.completion(answer_model(body), {"content": None}, "stop", None) | {"error": _error(e)}
     _plain_ids(result["choices"][0]["message"].get("tool_calls"))
-    return result
+    return result | {"model": answer_model(body)}
+
+
+def _translator() -> Translator:
+    """The native path's translator, with call ids that are the same each time an answer is read (call_0, ...)."""
+    translator = Translator("")
+    translator.call_prefix = "call"
+    return translator
 
 
 def answer_model(body: dict[str, Any]) -> str | None:
@@ -132,7 +139,7 @@ class Stream:
 
     def __init__(self) -> None:
         self.model: str | None = None
-        self.translator = Translator("")
+        self.translator = _translator()
 
     def chunks(self, data: bytes) -> list[dict[str, Any]]:
         event = _shape.loads(data)
