@@ -4,7 +4,7 @@ Nothing is changed on the way: requests go where the client sent them, answers s
 recognised by host and path (formats/recognise.py) whose body reads as its format gets `flow.metadata["llm"]`
 with the fields the reverse proxy's flows have (client_model, upstream_model, t_request, t_first_chunk, t_end,
 answer with its usage, chunk_times, body_truncated, error, tool_checks, price_in/price_out/price_cached), plus
-`capture` (the format) and `provider`; so the comment, the marks, the LLM chat view and any addon that reads
+`capture` (the format), `provider` and `host` (as the client named it); so the comment, the marks, the LLM chat view and any addon that reads
 those fields (sessions) work on both. Everything else gets no metadata at all.
 
 litellm's provider hosts and prices are read in a thread at start-up (importing litellm takes seconds); until
@@ -108,7 +108,7 @@ class Capture:
         found = recognise(flow.request.method, flow.request.pretty_host, flow.request.path, self.hosts)
         if found:
             flow.metadata["llm"] = {"capture": found.format, "provider": found.provider, "t_request": time.time()}
-            flow.metadata["llm"]["path_model"] = found.path_model
+            flow.metadata["llm"].update(path_model=found.path_model, host=flow.request.pretty_host)
 
     def request(self, flow: http.HTTPFlow) -> None:
         meta = self.meta(flow)

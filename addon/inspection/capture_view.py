@@ -29,7 +29,7 @@ class CaptureChatView(ChatView):
         meta = _capture_meta(metadata)
         if meta is None:
             return super().prettify(data, metadata)
-        title = f"{TITLES[meta['capture']]} via {metadata.flow.request.pretty_host}"  # type: ignore[union-attr]
+        title = f"{TITLES[meta['capture']]} via {meta.get('host')}"
         if isinstance(metadata.http_message, http.Request):
             return f"{title}, read as OpenAI chat\n\n" + render_request(reader_request(metadata.flow, meta))
         offered = _offered(metadata.flow, meta)
