@@ -76,6 +76,10 @@ def test_pretty_arguments(arguments, shown):
 
 def test_formatting():
     assert session_views.money(None) == "—" and session_views.money(0.00041) == "$0.0004"
-    assert session_views.seconds(12.34) == "12.3 s" and session_views.seconds(1200) == "20 min"
+    assert (
+        session_views.seconds(0.051) == "0.05 s"
+        and session_views.seconds(12.34) == "12.3 s"
+        and session_views.seconds(1200) == "20 min"
+    )
     assert session_views.milliseconds(412.3) == "412 ms" and session_views.number(1234567) == "1,234,567"
     assert session_views.clock(None) == "—" and session_views.clock(T0).startswith("20")

@@ -126,6 +126,8 @@ def clock(epoch: float | None) -> str:
 def seconds(value: float | None) -> str:
     if value is None:
         return "—"
+    if value < 10:
+        return f"{value:.2f} s"
     return f"{value:.1f} s" if value < 600 else f"{value / 60:.0f} min"
 
 
