@@ -130,3 +130,12 @@ def test_parsed_url_is_what_the_url_setter_would_set(address):
         expected.request.path,
     )
     assert flow.request.headers == expected.request.headers
+
+
+def test_a_compatible_flow_records_the_cache_price_for_its_cached_tokens(addon_ctx):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
+    addon.request(flow)
+    meta = flow.metadata["llm"]
+    # gemini-2.5-flash in litellm's table: cached prompt tokens cost a fraction of the others.
+    assert meta["price_cached"] is not None and 0 < meta["price_cached"] < meta["price_in"]

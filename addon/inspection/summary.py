@@ -56,14 +56,19 @@ def price(meta: dict, usage: dict) -> float | None:
     price_in, price_out = meta.get("price_in"), meta.get("price_out")
     if price_in is None or price_out is None:
         return None
-    # Cached prompt tokens at the cache price when litellm's table has one (the native path records it).
-    details = usage.get("prompt_tokens_details")
-    cached = (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-    price_cached = meta.get("price_cached")
-    if price_cached is None or not isinstance(cached, int):
+    # Cached prompt tokens (either path reports them when Gemini does) at the cache price when litellm has one.
+    cached, price_cached = cached_tokens(usage), meta.get("price_cached")
+    if price_cached is None:
         cached, price_cached = 0, 0.0
     cost = (usage.get("prompt_tokens", 0) - cached) * price_in + cached * price_cached
     return cost + usage.get("completion_tokens", 0) * price_out
+
+
+def cached_tokens(usage: dict) -> int:
+    """usage.prompt_tokens_details.cached_tokens, 0 when absent or not a count."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) else 0
 
 
 def comment_line(meta: dict) -> str:
@@ -72,7 +77,9 @@ def comment_line(meta: dict) -> str:
     answer = meta.get("answer") or {}
     usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
     if usage:
-        parts.append(f"{usage.get('prompt_tokens', 0):,} in / {usage.get('completion_tokens', 0):,} out tokens")
+        cached = cached_tokens(usage)
+        tokens_in = f"{usage.get('prompt_tokens', 0):,} in" + (f" ({cached:,} cached)" if cached else "")
+        parts.append(f"{tokens_in} / {usage.get('completion_tokens', 0):,} out tokens")
         cost = price(meta, usage)
         if cost is not None:
             parts.append(f"${cost:.4f}" if cost >= 0.0001 else f"${cost:.6f}")

@@ -253,6 +253,7 @@ class Routing:
             context_window=target.context_window,
             price_in=target.input_cost_per_token,
             price_out=target.output_cost_per_token,
+            price_cached=target.cache_read_cost_per_token,
         )
         if target.api != "openai":
             return self.chat_native(flow, chat, target, meta)

@@ -41,6 +41,7 @@ RESULT_KEYS = (
     "context_window",
     "price_in",
     "price_out",
+    "price_cached",
     "repairs",
     "answer",
     "upstream_raw",
