@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 
 LONG_STRING = 10_000
+EMPTY_NOTE = "empty answer (no text, no tool calls)"
 MIN_RATE_SPAN = 0.1  # seconds of streaming below which tokens per second says nothing (the answer came at once)
 
 
@@ -93,13 +94,20 @@ def comment_line(meta: dict) -> str:
         parts.append(f"{len(calls)} tool call{'s' if len(calls) > 1 else ''}")
     if findings := meta.get("tool_checks"):
         parts.append(tool_check_note(findings))
+    if meta.get("empty_answer"):
+        parts.append(EMPTY_NOTE)
     if attempts := meta.get("attempts"):  # fallbacks.py: e.g. "tried gemini-2.5-flash 503, gemini-2.0-flash 200"
-        parts.append("tried " + ", ".join(f"{a.get('upstream_model')} {a.get('status') or 'failed'}" for a in attempts))
+        parts.append("tried " + ", ".join(_attempt_note(a) for a in attempts))
     if meta.get("error"):
         parts.append(f"error: {str(meta['error'])[:120]}")
     if meta.get("fallback_of"):
         parts.insert(0, f"fallback attempt {meta.get('attempt')} for {meta['fallback_of']}")
     return " | ".join(parts)
+
+
+def _attempt_note(attempt: dict) -> str:
+    empty = " (empty)" if attempt.get("empty") else ""
+    return f"{attempt.get('upstream_model')} {attempt.get('status') or 'failed'}{empty}"
 
 
 def tool_check_note(findings: list[str]) -> str:

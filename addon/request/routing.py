@@ -232,7 +232,8 @@ class Routing:
             return error_response(flow, e.status, str(e), e.code)
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_model")
-        if target.fallbacks:
+        # Kept for fallbacks.py: another target, or once more after an empty answer (its option, when loaded).
+        if target.fallbacks or getattr(ctx.options, "translate_retry_empty_answer", False):
             self.originals[flow] = flow.request.copy()
         meta = flow.metadata.setdefault("llm", {})
         # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
