@@ -465,3 +465,28 @@ def test_an_empty_answer_that_was_asked_again_says_so(report, caplog):
 def test_answers_without_text_that_say_why_are_not_called_empty(report, finish):
     f = finished(report, llm_flow(answer=answer(finish=finish)))
     assert f.marked == "" and "empty answer" not in f.comment
+
+
+# --- an attachment opencode sent as text --------------------------------------------------------
+
+PLACEHOLDER = 'ERROR: Cannot read "shot.png" (this model does not support image input). Inform the user.'
+
+
+def test_an_attachment_sent_as_text_is_marked_and_its_fix_logged(report, caplog):
+    request = {
+        **OPENCODE_REQUEST,
+        "messages": [
+            *OPENCODE_REQUEST["messages"],
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "what is this?"}, {"type": "text", "text": PLACEHOLDER}],
+            },
+        ],
+    }
+    f = llm_flow(request, answer=answer("I cannot see an image."))
+    with caplog.at_level(logging.INFO):
+        finished(report, f)
+    assert f.marked == ":framed_picture:" and "set the model's modalities" in f.comment
+    assert f.metadata["llm"]["media_placeholders"] == [PLACEHOLDER]
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert '"modalities": {"input": ["text", "image", "pdf"]' in warning and PLACEHOLDER in warning

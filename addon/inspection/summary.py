@@ -96,6 +96,8 @@ def comment_line(meta: dict) -> str:
         parts.append(tool_check_note(findings))
     if meta.get("empty_answer"):
         parts.append(EMPTY_NOTE)
+    if meta.get("media_placeholders"):
+        parts.append("attachment sent as text by opencode: set the model's modalities")
     if attempts := meta.get("attempts"):  # fallbacks.py: e.g. "tried gemini-2.5-flash 503, gemini-2.0-flash 200"
         parts.append("tried " + ", ".join(_attempt_note(a) for a in attempts))
     if meta.get("error"):
