@@ -161,6 +161,10 @@ class Handlers:
                 headers = {"Retry-After": "7"} if code == 429 else {}
                 raise FakeError(code, ERROR_MESSAGES.get(code, f"Scripted error {code}."), headers)
         result = answer(body, script, self.state.signer)
+        if script.empty is not None:
+            self.state.error_counts[f"[empty] {script.text}"] += 1
+            if not script.empty or self.state.error_counts[f"[empty] {script.text}"] <= script.empty:
+                result = Answer([], [], script.cached)
         if body.get("stream"):
             return await self._stream(exchange, body, script, result)
         data = _dumps(completion(body, result, f"fake-{exchange.seq}"))

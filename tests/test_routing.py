@@ -234,3 +234,12 @@ def test_route_table_is_logged_when_running_and_on_reload(addon_ctx, caplog, tmp
     assert "m -> m @ p.test, key provider.p.options.apiKey (your...re)" in caplog.text
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("looks like a placeholder" in w for w in warnings), warnings
+
+
+def test_a_compatible_flow_records_the_cache_price_for_its_cached_tokens(addon_ctx):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
+    addon.request(flow)
+    meta = flow.metadata["llm"]
+    # gemini-2.5-flash in litellm's table: cached prompt tokens cost a fraction of the others.
+    assert meta["price_cached"] is not None and 0 < meta["price_cached"] < meta["price_in"]

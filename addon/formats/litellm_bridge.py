@@ -75,6 +75,19 @@ def is_gemini_3_or_newer(model: str) -> bool:
     return bool(VertexGeminiConfig._is_gemini_3_or_newer(model))
 
 
+def gemini_3_thinking_level(effort: str, model: str) -> str:
+    """The thinking level litellm sends Gemini 3 for an OpenAI reasoning_effort ("none" and "minimal" become
+    "minimal" on Flash models, "low" on the others: Gemini 3 cannot stop thinking). ValueError when it has none."""
+    _litellm()
+    from litellm.llms.vertex_ai.gemini.vertex_and_google_ai_studio_gemini import VertexGeminiConfig
+
+    try:
+        config = VertexGeminiConfig._map_reasoning_effort_to_thinking_level(effort, model)
+    except Exception as e:  # litellm raises its own error for an effort it does not know
+        raise ValueError(_message(e)) from None
+    return str(config["thinkingLevel"])
+
+
 def supports_reasoning(model: str) -> bool:
     """Does litellm's model table say this Gemini model thinks (and so can send thought summaries)?"""
     litellm = _litellm()

@@ -11,15 +11,17 @@ import logging
 import orjson
 from mitmproxy import ctx, http
 
+from ..formats.answer import is_empty
 from ..runtime.option_help import one_paragraph
-from . import toolcheck, turn_text
-from .summary import comment_line, summarize_answer, summarize_request
+from . import media_placeholders, toolcheck, turn_text
+from .summary import EMPTY_NOTE, comment_line, summarize_answer, summarize_request
 
 logger = logging.getLogger(__name__)
 
 MARK_ERROR = ":x:"
 MARK_TOOL_CALLS = ":wrench:"
 MARK_TOOL_FINDINGS = ":warning:"
+MARK_PLACEHOLDERS = ":framed_picture:"  # opencode sent an attachment as text (media_placeholders)
 
 
 class Report:
@@ -82,6 +84,9 @@ class Report:
         answer = meta.get("answer") or {}
         if answer.get("tool_calls"):
             meta["tool_checks"] = self.check_tools(flow, answer["tool_calls"], meta.get("client_request"))
+        ok = flow.response is not None and flow.response.status_code == 200 and not meta.get("error")
+        meta["empty_answer"] = ok and "answer" in meta and is_empty(answer)
+        meta["media_placeholders"] = self.placeholders(flow, meta.get("client_request"))
         flow.comment = comment_line(meta)
         flow.marked = self.mark(meta)
 
@@ -94,11 +99,23 @@ class Report:
         return toolcheck.check_tool_calls(calls, toolcheck.tool_schemas(body if isinstance(body, dict) else {}))
 
     @staticmethod
+    def placeholders(flow: http.HTTPFlow, client_request: bytes | None = None) -> list[str]:
+        raw = client_request or flow.request.content or b""
+        if not media_placeholders.may_have(raw):  # most requests: one look at the bytes
+            return []
+        try:
+            return media_placeholders.find(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            return []
+
+    @staticmethod
     def mark(meta: dict) -> str:
-        if meta.get("error"):
+        if meta.get("error") or meta.get("empty_answer"):
             return MARK_ERROR
         if meta.get("tool_checks"):
             return MARK_TOOL_FINDINGS
+        if meta.get("media_placeholders"):
+            return MARK_PLACEHOLDERS
         if (meta.get("answer") or {}).get("tool_calls"):
             return MARK_TOOL_CALLS
         return ""
@@ -113,6 +130,10 @@ class Report:
         logger.info("\n".join(lines))
         if meta.get("error"):
             logger.warning(f"{meta['client_model']}: {meta['error']}")
+        if meta.get("empty_answer"):
+            logger.warning(empty_answer_warning(meta))
+        if found := meta.get("media_placeholders"):
+            logger.warning(f"{media_placeholders.advice(meta['client_model'])}; it sent: {'; '.join(found)}")
         for finding in meta.get("tool_checks", []):
             logger.warning(f"  tool call check (the model got it wrong): {finding}")
         if ctx.options.translate_verbosity == "chunks" and meta.get("upstream_raw") is not None:
@@ -120,3 +141,16 @@ class Report:
             sent = flow.response.content if flow.response else b""
             logger.info(f"  upstream stream ({len(raw)} bytes):\n{raw.decode('utf-8', 'replace')}")
             logger.info(f"  sent to client ({len(sent or b'')} bytes):\n{(sent or b'').decode('utf-8', 'replace')}")
+
+
+def empty_answer_warning(meta: dict) -> str:
+    finish = (meta.get("answer") or {}).get("finish_reason")
+    advice = (
+        "it was asked once more (translate_retry_empty_answer) and came back empty again"
+        if any(attempt.get("empty") for attempt in meta.get("attempts") or ())
+        else "--set translate_retry_empty_answer=true asks once more before the client gets a byte"
+    )
+    return (
+        f"{meta['client_model']}: {EMPTY_NOTE}, finish_reason {finish}: what Gemini's OpenAI-compatible endpoint "
+        f"sends for MALFORMED_FUNCTION_CALL, and opencode ends its task on it; {advice}"
+    )

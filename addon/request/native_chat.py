@@ -25,7 +25,6 @@ def rewrite(flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, m
     meta["client_request"] = raw[:CLIENT_REQUEST_CAP]
     meta["client_request_truncated"] = len(raw) > CLIENT_REQUEST_CAP
     meta["api"] = target.api
-    meta["price_cached"] = target.cache_read_cost_per_token
     native, notes = native_request.translate(load_messages(chat).body, target.upstream_model, target.api)
     meta["repairs"] = notes
     flow.request.content = orjson.dumps(native)

@@ -254,7 +254,8 @@ class Routing:
             return error_response(flow, e.status, str(e), e.code)
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_model")
-        if target.fallbacks:
+        # Kept for fallbacks.py: another target, or once more after an empty answer (its option, when loaded).
+        if target.fallbacks or getattr(ctx.options, "translate_retry_empty_answer", False):
             self.originals[flow] = flow.request.copy()
         meta = flow.metadata.setdefault("llm", {})
         # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
@@ -277,6 +278,7 @@ class Routing:
             context_window=target.context_window,
             price_in=target.input_cost_per_token,
             price_out=target.output_cost_per_token,
+            price_cached=target.cache_read_cost_per_token,
         )
         if target.api != "openai":
             return self.chat_native(flow, chat, target, meta)

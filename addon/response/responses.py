@@ -88,6 +88,7 @@ class Responses:
             pack_signatures=gemini and ctx.options.translate_repair_signatures,
             # A fallback attempt's client gets the stored body (fallbacks.py): it must be whole.
             keep_bytes=sys.maxsize if "fallback_of" in meta else ctx.options.translate_keep_stream_bytes,
+            hold_empty=meta.get("hold_empty", False),  # fallbacks.py may ask again for an empty answer
         )
         flow.response.headers.pop("content-length", None)
         if flow.request.http_version == "HTTP/1.1":

@@ -49,6 +49,11 @@ def uninstall() -> None:
     _state["enabled"] = False
 
 
+def enabled() -> bool:
+    """True while the helpers are installed: only then can anything be written to a client directly."""
+    return _state["enabled"]
+
+
 def _transports(flow: http.HTTPFlow) -> Mapping | None:
     """The transports of the handler serving this flow's connections; None when no handler was found."""
     if (replay := replays.get(flow.id)) is not None:
@@ -126,19 +131,41 @@ def write_sse_error_and_end(flow: http.HTTPFlow, event: bytes) -> bool:
     Called from the `error` hook, which runs before mitmproxy closes the client connection: the client reads a
     complete, well-formed stream whose last event is the error. True when it was written.
     """
-    if not _state["enabled"]:
+    writer = _chunked_client_writer(flow)
+    if writer is None:
         return False
+    writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
+    return True
+
+
+def write_chunk(flow: http.HTTPFlow, data: bytes) -> bool:
+    """Send more of the body to a client whose chunked stream has begun, without ending it.
+
+    Called from the `response` hook of a streamed flow (fallbacks.py: the retry of an empty answer), which runs
+    after the upstream's body and before mitmproxy ends the client's. True when it was written (or was empty).
+    """
+    writer = _chunked_client_writer(flow)
+    if writer is None:
+        return False
+    if data:
+        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+    return True
+
+
+def _chunked_client_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
+    """The writer of a client still there whose HTTP/1.1 response is chunked; None otherwise."""
+    if not _state["enabled"]:
+        return None
     writer = client_writer(flow)
     if writer is None or writer.is_closing() or not flow.client_conn.state & connection.ConnectionState.CAN_READ:
-        return False  # the client left: nobody to tell
+        return None  # the client left: nobody to tell
     if (
         flow.response is None
         or flow.request.http_version != "HTTP/1.1"
         or "chunked" not in flow.response.headers.get("transfer-encoding", "")
     ):
-        return False
-    writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
-    return True
+        return None
+    return writer
 
 
 SERVER = "mitmproxy.proxy.server"
