@@ -13,6 +13,8 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon.inspection import chatview  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
+from addon.request.client_request import ClientRequest  # noqa: E402
+from addon.request.replay import Replay  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
@@ -32,9 +34,12 @@ hook_dispatch.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 
-# GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
+# GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere. Replay turns a
+# replayed flow back into its client request, ClientRequest keeps that request, then Routing translates it once.
 addons = [
     GracefulShutdown(),
+    Replay(),
+    ClientRequest(),
     Routing(),
     UpstreamTimeouts(),
     Fallbacks(),

@@ -85,6 +85,10 @@ def comment_line(meta: dict) -> str:
         parts.append(f"error: {str(meta['error'])[:120]}")
     if meta.get("fallback_of"):
         parts.insert(0, f"fallback attempt {meta.get('attempt')} for {meta['fallback_of']}")
+    if meta.get("recorded"):  # offline_replay.py: the answer came from a --server-replay file
+        parts.insert(0, "recorded answer")
+    if replay := meta.get("replay"):  # request/replay.py: mitmweb's Replay, mitmdump -C, llm.resend
+        parts.insert(0, f"replay {replay.get('n', 1)}")
     return " | ".join(parts)
 
 

@@ -25,6 +25,7 @@ from ..gemini import request_fields, thought_signatures, tool_schema
 from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
 from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
+from .replay import missing_key
 
 logger = logging.getLogger(__name__)
 
@@ -190,7 +191,8 @@ class Routing:
         path = flow.request.path.split("?", 1)[0].rstrip("/") or "/"
         if path == "/health":
             return self.health(flow)
-        if self.proxy_key and not self.client_authorized(flow):
+        # A replay (mitmweb, console, -C) is the operator's, and the client's key was never stored.
+        if self.proxy_key and flow.is_replay != "request" and not self.client_authorized(flow):
             return error_response(
                 flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.", "invalid_api_key"
             )
@@ -249,6 +251,8 @@ class Routing:
             price_in=target.input_cost_per_token,
             price_out=target.output_cost_per_token,
         )
+        if message := missing_key(flow, target.api_key):
+            return error_response(flow, 401, message, "upstream_key_missing")
         meta["repairs"] = self.rewrite_body(chat, target)
         flow.request.content = encode_body(chat.body)
         self.point_at(flow, target.api_base, "chat/completions", target.api_key, target.headers)
@@ -278,6 +282,8 @@ class Routing:
     def passthrough(self, flow: http.HTTPFlow, path: str) -> None:
         """Any other path goes to the default upstream with its key (embeddings and the like)."""
         target = self.watch.resolve(self.watch.settings.default_model)
+        if message := missing_key(flow, target.api_key):
+            return error_response(flow, 401, message, "upstream_key_missing")
         query = flow.request.path.partition("?")[2]
         rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
         self.point_at(flow, target.api_base, rest, target.api_key, target.headers)

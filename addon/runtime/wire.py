@@ -10,7 +10,8 @@ StreamWriter, None while still connecting) and `.handler` (the task reading that
 Fallback attempts (fallbacks.py) run on mitmproxy's client-replay machinery instead of a client connection:
 their upstream connection is in their own ReplayHandler, and the client waiting for them is the original flow's.
 `replays` maps such a flow to both, so timeouts, "client gone" and shutdown treat attempts like any flow, and
-nothing is ever written to a client from an attempt.
+nothing is ever written to a client from an attempt. A user's client replay (mitmweb's Replay, mitmdump -C) runs on
+the same machinery with no client at all: `adopt_client_replay` finds its ReplayHandler, and its client never leaves.
 
 Everything here is a no-op when the connection is already gone, so callers need no checks of their own.
 """
@@ -21,12 +22,34 @@ import asyncio
 import logging
 
 from mitmproxy import connection, ctx, http
+from mitmproxy.addons.clientplayback import ReplayHandler
 from mitmproxy.proxy.server import ConnectionHandler
 
 logger = logging.getLogger(__name__)
 
-# A fallback attempt's flow id -> (its ReplayHandler, the original flow whose client waits for its answer).
-replays: dict[str, tuple[ConnectionHandler, http.HTTPFlow]] = {}
+# A replayed flow's id -> (its ReplayHandler, the original flow whose client waits for its answer): fallback attempts;
+# None for a user's client replay, which has no client.
+replays: dict[str, tuple[ConnectionHandler, http.HTTPFlow | None]] = {}
+
+
+def adopt_client_replay(flow: http.HTTPFlow) -> bool:
+    """Register a flow of mitmproxy's client replay; call from one of its hooks. True when it is registered.
+
+    mitmproxy 12 runs each hook in a task of the connection handler's `hook_task` coroutine, whose `self` is the
+    ReplayHandler that owns the flow's upstream connection (ClientPlayback keeps it in a local variable only).
+    """
+    for flow_id, (handler, original) in list(replays.items()):
+        if original is None and getattr(handler, "done", None) is not None and handler.done.is_set():
+            del replays[flow_id]  # finished replays, forgotten lazily: replays are rare
+    if flow.id in replays:
+        return True
+    task = asyncio.current_task()
+    frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
+    handler = frame.f_locals.get("self") if frame is not None else None
+    if not isinstance(handler, ReplayHandler) or handler.flow is not flow:
+        return False
+    replays[flow.id] = (handler, None)
+    return True
 
 
 def _transports(flow: http.HTTPFlow) -> dict:
@@ -50,7 +73,7 @@ def server_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
 def client_gone(flow: http.HTTPFlow) -> bool:
     """True when the client's connection is closed or closing (the client left)."""
     if (replay := replays.get(flow.id)) is not None:
-        return client_gone(replay[1])
+        return replay[1] is not None and client_gone(replay[1])
     writer = client_writer(flow)
     return writer is None or writer.is_closing() or flow.client_conn.state is connection.ConnectionState.CLOSED
 
