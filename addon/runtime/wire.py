@@ -43,7 +43,10 @@ def adopt_client_replay(flow: http.HTTPFlow) -> bool:
             del replays[flow_id]  # finished replays, forgotten lazily: replays are rare
     if flow.id in replays:
         return True
-    task = asyncio.current_task()
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop: not called from a hook
+        return False
     frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
     handler = frame.f_locals.get("self") if frame is not None else None
     if not isinstance(handler, ReplayHandler) or handler.flow is not flow:
