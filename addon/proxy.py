@@ -11,10 +11,11 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing 
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon.inspection import chatview  # noqa: E402
+from addon.inspection import chatview, client_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.replay import Replay  # noqa: E402
+from addon.request.resend import Resend  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
@@ -33,6 +34,7 @@ error_pages.install()
 hook_dispatch.install()
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
+contentviews.add(client_view.ClientRequestView)
 
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere. Replay turns a
 # replayed flow back into its client request, ClientRequest keeps that request, then Routing translates it once.
@@ -41,6 +43,7 @@ addons = [
     Replay(),
     ClientRequest(),
     Routing(),
+    Resend(),
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),

@@ -160,8 +160,11 @@ class Mitmweb:
     def flows(self) -> list[dict]:
         return self.http.get("/flows").raise_for_status().json()
 
-    def post(self, path: str) -> httpx.Response:
-        return self.http.post(path, headers={"X-XSRFToken": self.XSRF})
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        return self.http.post(path, headers={"X-XSRFToken": self.XSRF}, **kwargs)
+
+    def put(self, path: str, data: dict) -> httpx.Response:
+        return self.http.put(path, json=data, headers={"X-XSRFToken": self.XSRF})
 
 
 def wait_for(check, what: str, timeout: float = 30.0):
@@ -201,3 +204,39 @@ def test_mitmweb_replay_through_its_http_api(fake, proxy_factory, tmp_path):
     proxy.stop()
     assert len(chat_flows(saved)) == 8  # the originals and the replays, the key in none
     assert fake.key.encode() not in saved.read_bytes()
+
+
+def test_edit_the_client_request_and_resend_from_mitmweb(fake, proxy_factory):
+    """llm.client.copy makes a flow of the client's request; edited in mitmweb and replayed, it is translated in
+    full as a new exchange (client model name -> upstream model, the upstream path, the key)."""
+    proxy = proxy_factory(web=True)
+    client = openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0, timeout=30)
+    client.chat.completions.create(model="local-model", messages=[{"role": "user", "content": "first words"}])
+    web = Mitmweb(proxy)
+    wait_for(lambda: [f for f in web.flows() if f["request"]["path"] == UPSTREAM_PATH], "the chat flow")
+    made = web.post("/commands/llm.client.copy", json={"arguments": ["~bq first"]}).json()
+    assert "error" not in made, made
+    [new] = wait_for(lambda: [f for f in web.flows() if f["comment"].startswith("client request of")], "the new flow")
+    assert new["request"]["path"] == "/v1/chat/completions" and not new.get("response")
+    body = json.loads(web.http.get(f"/flows/{new['id']}/request/content.data").content)
+    assert body["model"] == "local-model"
+    body["messages"][0]["content"] = "edited words"
+    body |= {"model": "local-3", "temperature": 0.2}
+    edit = web.put(f"/flows/{new['id']}", {"request": {"content": json.dumps(body)}})
+    assert edit.status_code == 200, edit.text
+    fake.reset()
+    assert web.post(f"/flows/{new['id']}/replay").status_code == 200
+    done = wait_for(
+        lambda: [f for f in web.flows() if f["id"] == new["id"] and f.get("response") and "replay 1" in f["comment"]],
+        "the resent flow",
+    )
+    [request] = fake.chat_requests()
+    assert request["body"]["model"] == "gemini-3-pro-preview" and request["body"]["temperature"] == 0.2
+    assert request["body"]["messages"][0]["content"] == "edited words"
+    assert request["headers"]["Authorization"] == f"Bearer {fake.key}"
+    assert done[0]["request"]["path"] == UPSTREAM_PATH and "local-3 -> gemini-3-pro-preview" in done[0]["comment"]
+    # llm.resend: the same in one step, a new flow each time.
+    fake.reset()
+    assert "error" not in web.post("/commands/llm.resend", json={"arguments": ["~bq first & !~comment client"]}).json()
+    wait_for(lambda: len(fake.chat_requests()) == 1, "the resent request")
+    assert fake.chat_requests()[0]["body"]["messages"][0]["content"] == "first words"
