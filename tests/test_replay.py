@@ -219,3 +219,18 @@ def test_a_fallback_attempt_in_flight_is_left_to_routing(proxy):
         and meta["client_model"] == "local-model"
         and meta["upstream_model"] == "gemini-3-pro-preview"
     )
+
+
+def test_a_saved_fallback_attempt_replays_under_the_fallbacks_name(proxy):
+    hooks = proxy()
+    attempt = live_chat({"model": "local-3", "messages": [{"role": "user", "content": "hi"}]})
+    attempt.is_replay = "request"
+    attempt.metadata["llm"] = {"fallback_of": "abc", "attempt": 1, "client_model": "local-model"}
+    hooks(attempt)
+    sent = attempt.request.content
+    answered(attempt)
+    hooks(as_replayed(attempt))
+    meta = attempt.metadata["llm"]
+    assert meta["replay"]["n"] == 1 and meta["fallback_of"] == "abc" and meta["client_model"] == "local-model"
+    assert meta["upstream_model"] == "gemini-3-pro-preview" and attempt.request.content == sent
+    assert attempt.request.url == "http://upstream.test/v1beta/openai/chat/completions"
