@@ -18,6 +18,7 @@ from addon.request.replay import Replay  # noqa: E402
 from addon.request.resend import Resend  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
+from addon.response.offline_replay import OfflineReplay  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
 from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 from addon.runtime import error_pages, hook_dispatch  # noqa: E402
@@ -44,6 +45,7 @@ addons = [
     ClientRequest(),
     Routing(),
     Resend(),
+    OfflineReplay(),  # after routing (it matches translated requests), before mitmproxy's ServerPlayback
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),
