@@ -11,14 +11,18 @@ os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing 
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon.inspection import chatview, native_view  # noqa: E402
+from addon.inspection import chatview, client_view, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
+from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
+from addon.request.replay import Replay  # noqa: E402
+from addon.request.resend import Resend  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.request.vertex_auth import VertexAuth  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
+from addon.response.offline_replay import OfflineReplay  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
 from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
@@ -33,17 +37,23 @@ for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 contentviews.add(native_view.NativeRequestView)
+contentviews.add(client_view.ClientRequestView)
 
 sessions = Sessions()
 routing = Routing()
-# GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
+# GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere. Replay turns a
+# replayed flow back into its client request, ClientRequest keeps that request, then Routing translates it once.
 addons = [
     GracefulShutdown(),
     RequestReadTimeout(),
     Cors(),  # before routing: a preflight is answered before the proxy key is asked for
     SessionPage(sessions.index, routing.instance),  # before routing: /_proxy/sessions never goes upstream
+    Replay(),
+    ClientRequest(),
     routing,
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
+    Resend(),
+    OfflineReplay(),  # after routing (it matches translated requests), before mitmproxy's ServerPlayback
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),

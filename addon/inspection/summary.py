@@ -111,6 +111,10 @@ def comment_line(meta: dict) -> str:
         parts.append(note)
     if meta.get("fallback_of"):
         parts.insert(0, f"fallback attempt {meta.get('attempt')} for {meta['fallback_of']}")
+    if meta.get("recorded"):  # offline_replay.py: the answer came from a --server-replay file
+        parts.insert(0, "recorded answer")
+    if replay := meta.get("replay"):  # request/replay.py: mitmweb's Replay, mitmdump -C, llm.resend
+        parts.insert(0, f"replay {replay.get('n', 1)}")
     return turn_text.comment_prefix(meta) + " | ".join(parts)
 
 

@@ -26,6 +26,7 @@ from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
 from . import body_encoding, hops, native_chat
 from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
+from .replay import missing_key
 
 logger = logging.getLogger(__name__)
 
@@ -213,7 +214,8 @@ class Routing:
         if hop := flow.request.headers.get(hops.HEADER):
             listen = "{}:{}".format(*flow.client_conn.sockname[:2])
             return error_response(flow, 508, hops.loop_message(hop, self.instance, listen), "loop_detected")
-        if self.proxy_key and not self.client_authorized(flow):
+        # A replay (mitmweb, console, -C) is the operator's, and the client's key was never stored.
+        if self.proxy_key and flow.is_replay != "request" and not self.client_authorized(flow):
             return error_response(
                 flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.", "invalid_api_key"
             )
@@ -280,6 +282,9 @@ class Routing:
             price_out=target.output_cost_per_token,
             price_cached=target.cache_read_cost_per_token,
         )
+        # Vertex AI's token comes from google-auth (vertex_auth.py), not from a key.
+        if target.api != "vertex" and (message := missing_key(flow, target.api_key)):
+            return error_response(flow, 401, message, "upstream_key_missing")
         if target.api != "openai":
             return self.chat_native(flow, chat, target, meta)
         meta["repairs"] = self.rewrite_body(chat, target)
@@ -324,6 +329,8 @@ class Routing:
     def passthrough(self, flow: http.HTTPFlow, path: str) -> None:
         """Any other path goes to the default upstream with its key (embeddings and the like)."""
         target = self.watch.resolve(self.watch.settings.default_model)
+        if message := missing_key(flow, target.api_key):
+            return error_response(flow, 401, message, "upstream_key_missing")
         query = flow.request.path.partition("?")[2]
         rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, path)}

@@ -27,9 +27,11 @@ logger = logging.getLogger(__name__)
 
 def llm_meta(flow: http.HTTPFlow) -> dict | None:
     """The routing facts of a flow this proxy carries now; None for flows read back from a file, whose hooks
-    run again on loading (mitmdump -nr, mitmweb --rfile) and must not be rewritten a second time."""
+    run again on loading (mitmdump -nr, mitmweb --rfile) and must not be rewritten a second time, and for answers
+    played back from a recording (--server-replay), which were rewritten when they were recorded."""
     meta = flow.metadata.get("llm")
-    return meta if flow.live and isinstance(meta, dict) and "key" in meta else None
+    live = flow.live and flow.is_replay != "response"
+    return meta if live and isinstance(meta, dict) and "key" in meta else None
 
 
 def failure(meta: dict) -> tuple[int, str, str]:

@@ -28,15 +28,19 @@ LOG_EVERY = 60.0  # seconds between two "dropped" log lines
 
 
 def flow_bytes(f: Flow) -> int:
-    """The bytes a finished flow holds: request and response bodies, and the upstream's raw stream."""
+    """The bytes a finished flow holds: request and response bodies, the upstream's raw stream, and the client's
+    request body kept beside the rewritten one."""
     if not isinstance(f, http.HTTPFlow):
         return 0
     size = len(f.request.raw_content or b"")
     if f.response is not None:
         size += len(f.response.raw_content or b"")
     meta = f.metadata.get("llm")
-    raw = meta.get("upstream_raw") if isinstance(meta, dict) else None
-    return size + (len(raw) if isinstance(raw, (bytes, str)) else 0)
+    if not isinstance(meta, dict):
+        return size
+    raw, client = meta.get("upstream_raw"), meta.get("client_request")
+    kept = client.get("body") if isinstance(client, dict) else None
+    return size + sum(len(b) for b in (raw, kept) if isinstance(b, (bytes, str)))
 
 
 def marker_text(dropped: int, keep_flows: int, keep_mb: int) -> tuple[str, str]:

@@ -1,0 +1,170 @@
+"""`./mitm_run.sh export FLOWS.mitm [--session ID] [--format jsonl|openai]`: chat exchanges as JSON lines on stdout.
+
+jsonl (default): one line per chat exchange, usable as a test fixture: the client request as sent, the upstream
+request as sent (its key masked, as every flow holds it), the status, the assembled answer, usage, timings, repairs
+and tool-call findings, and the session when the flow has one. openai: the client requests as OpenAI batch lines
+({"custom_id", "method", "url", "body"}). Fallback attempts are part of their client's exchange (its `attempts`),
+not lines of their own. `--session ID` keeps the exchanges whose flow.metadata["llm"]["session"] has that id or tag.
+Progress goes to stderr; a file that is not a mitmproxy flow file gets a one-line error and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+from mitmproxy import exceptions, http, io
+
+from ..config.resolution import mask_key
+
+SECRET_HEADERS = frozenset(("authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"))
+PROGRESS_EVERY = 2.0  # seconds between progress lines on stderr
+
+
+def _json_or_text(body: bytes | str | None) -> Any:
+    if body is None:
+        return None
+    raw = body.encode() if isinstance(body, str) else body
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def _masked(headers: list[tuple[str, str]]) -> list[list[str]]:
+    """Header pairs with any credential masked, whatever the flow holds."""
+    out = []
+    for name, value in headers:
+        if name.lower() in SECRET_HEADERS and "…" not in value:
+            scheme, _, secret = value.rpartition(" ")
+            value = f"{scheme} {mask_key(secret)}".strip()
+        out.append([name, value])
+    return out
+
+
+def session_of(meta: dict) -> dict | None:
+    session = meta.get("session")
+    return session if isinstance(session, dict) else None
+
+
+def in_session(meta: dict, wanted: str | None) -> bool:
+    if wanted is None:
+        return True
+    session = session_of(meta) or {}
+    return wanted in (session.get("id"), session.get("tag"))
+
+
+def exchange(flow: http.HTTPFlow, meta: dict) -> dict[str, Any]:
+    """One chat exchange as plain JSON data."""
+    client = meta.get("client_request") if isinstance(meta.get("client_request"), dict) else {}
+    answer = meta.get("answer") if isinstance(meta.get("answer"), dict) else None
+    start, first, end = meta.get("t_request"), meta.get("t_first_chunk"), meta.get("t_end")
+    return {
+        "id": flow.id,
+        "session": session_of(meta),
+        "client_model": meta.get("client_model"),
+        "upstream_model": meta.get("upstream_model"),
+        "client_request": {
+            "method": client.get("method"),
+            "path": client.get("path"),
+            "headers": _masked([tuple(pair) for pair in client.get("headers") or ()]),
+            "body": _json_or_text(client.get("body")),
+            **({"truncated": client["truncated"]} if "truncated" in client else {}),
+        }
+        if client
+        else None,
+        "upstream_request": {
+            "method": flow.request.method,
+            "url": flow.request.pretty_url,
+            "headers": _masked(list(flow.request.headers.items(multi=True))),
+            "body": _json_or_text(flow.request.get_content(strict=False)),
+        },
+        "status": flow.response.status_code if flow.response else None,
+        "error": meta.get("error") or (flow.error.msg if flow.error else None),
+        "answer": answer,
+        "usage": (answer or {}).get("usage"),
+        "timings": {
+            "request": start,
+            "first_chunk": first,
+            "end": end,
+            "first_chunk_ms": round((first - start) * 1000, 1) if start and first else None,
+            "total_ms": round((end - start) * 1000, 1) if start and end else None,
+        },
+        "repairs": meta.get("repairs") or [],
+        "findings": meta.get("tool_checks") or [],
+        "attempts": meta.get("attempts") or [],
+        "replay": meta.get("replay"),
+        "comment": flow.comment,
+    }
+
+
+def batch_line(flow: http.HTTPFlow, meta: dict) -> dict[str, Any] | None:
+    """The client request as an OpenAI batch line; None when the flow keeps no whole client request."""
+    client = meta.get("client_request")
+    if not isinstance(client, dict) or "body" not in client or "truncated" in client:
+        return None
+    path = str(client.get("path") or "/v1/chat/completions").split("?", 1)[0]
+    url = path if path.startswith("/v1/") else "/v1" + path
+    return {
+        "custom_id": flow.id,
+        "method": client.get("method", "POST"),
+        "url": url,
+        "body": _json_or_text(client["body"]),
+    }
+
+
+def chat_flows(path: str, session: str | None, progress) -> Iterator[tuple[http.HTTPFlow, dict]]:
+    with open(path, "rb") as f:
+        for n, flow in enumerate(io.FlowReader(f).stream(), 1):
+            progress(n)
+            meta = flow.metadata.get("llm") if isinstance(flow, http.HTTPFlow) else None
+            if isinstance(meta, dict) and "client_model" in meta and "fallback_of" not in meta:
+                if in_session(meta, session):
+                    yield flow, meta
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="mitm_run.sh export", description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", help="a flow file written with -w")
+    parser.add_argument("--session", help="only the exchanges of this session (its id or tag)")
+    parser.add_argument("--format", choices=("jsonl", "openai"), default="jsonl")
+    args = parser.parse_args(argv)
+    written, last = 0, time.monotonic()
+
+    def progress(read: int) -> None:
+        nonlocal last
+        if time.monotonic() - last >= PROGRESS_EVERY:
+            last = time.monotonic()
+            print(f"export: {read:,} flows read, {written:,} exchanges written", file=sys.stderr)
+
+    out = sys.stdout.buffer
+    try:
+        for flow, meta in chat_flows(args.file, args.session, progress):
+            line = exchange(flow, meta) if args.format == "jsonl" else batch_line(flow, meta)
+            if line is not None:
+                out.write(orjson.dumps(line, default=_default) + b"\n")
+                written += 1
+    except BrokenPipeError:  # `| head`: the reader has all it wants
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - Python's documented way to leave quietly
+        return 0
+    except (OSError, exceptions.FlowReadException) as e:
+        print(f"export: cannot read {args.file} as a mitmproxy flow file (-w): {e}", file=sys.stderr)
+        return 2
+    out.flush()
+    print(f"export: {written:,} exchanges from {args.file}", file=sys.stderr)
+    return 0
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
