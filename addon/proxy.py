@@ -1,13 +1,10 @@
 """Entry script: `mitmdump -s addon/proxy.py` (mitm_run.sh does this). Loads the translation proxy's addons."""
 
-import logging
-import os
 import sys
 from pathlib import Path
 
 # mitmproxy loads this file as a script; the addon package lives beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing litellm fetches prices online
 
 from mitmproxy import contentviews  # noqa: E402
 
@@ -24,9 +21,6 @@ from addon.runtime.memory import MemoryGuard  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 
-# litellm is a library of facts here (providers, prices); its debug chatter would bury the proxy's log.
-for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
-    logging.getLogger(name).setLevel(logging.WARNING)
 error_pages.install()
 hook_dispatch.install()
 contentviews.add(chatview.ChatView)
@@ -44,4 +38,4 @@ addons = [
     LegacyLogBroadcast(),
     HandlerCache(),
     MemoryGuard(),
-]  # last: its start-up freeze comes after routing has imported litellm
+]  # last: its start-up freeze comes after the other addons' start-up (litellm's import freezes when it lands)

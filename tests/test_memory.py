@@ -4,6 +4,7 @@ import gc
 
 from mitmproxy.test import taddons, tflow
 
+from addon.formats import litellm_bridge
 from addon.runtime import memory
 
 
@@ -38,12 +39,24 @@ def test_zero_leaves_collection_to_python(monkeypatch):
     assert calls == []
 
 
-def test_running_freezes_the_start_up_heap(monkeypatch):
-    frozen = []
-    monkeypatch.setattr(memory.gc, "freeze", lambda: frozen.append(True))
-    memory.MemoryGuard().running()
-    assert frozen == [True]
-    gc.unfreeze()
+def test_running_freezes_the_start_up_heap_and_litellm_once_its_import_lands():
+    """litellm is imported in a thread that may finish after `running`: its heap is frozen all the same, so a
+    collection never walks it. (Frozen objects are the ones gc.get_objects no longer lists.)"""
+
+    class StartUpObject:
+        pass
+
+    early = StartUpObject()
+    try:
+        guard = memory.MemoryGuard()
+        guard.running()
+        module = litellm_bridge.warm().result(timeout=120)
+        assert guard.litellm_frozen.wait(10)
+        assert not any(o is early for o in gc.get_objects())
+        assert not any(o is module.model_cost for o in gc.get_objects())
+        assert gc.get_freeze_count() > 100_000  # litellm alone is several hundred thousand objects
+    finally:
+        gc.unfreeze()
 
 
 def test_heap_is_trimmed_on_glibc():

@@ -1,12 +1,15 @@
 """Routing's hooks called directly: local endpoints, validation, resolution, rewriting, options."""
 
+import asyncio
 import json
+from concurrent.futures import Future
 
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.addonmanager import Loader
 from mitmproxy.test import taddons, tflow
 
+from addon.formats import litellm_bridge
 from addon.request import routing
 from addon.request.routing import Routing
 
@@ -26,6 +29,8 @@ CONFIG = {
 
 @pytest.fixture
 def addon_ctx(tmp_path, monkeypatch):
+    """Routing loaded and configured, litellm imported (else a chat request waits for it: see test_warm_up_*)."""
+    litellm_bridge.warm().result(timeout=120)
     monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-test-key-000000000000")
     path = tmp_path / "opencode.json"
     path.write_text(json.dumps(CONFIG))
@@ -130,3 +135,50 @@ def test_parsed_url_is_what_the_url_setter_would_set(address):
         expected.request.path,
     )
     assert flow.request.headers == expected.request.headers
+
+
+# ---------------------------------------------------------------- litellm's import, off the event loop
+
+
+@pytest.fixture
+def litellm_importing(monkeypatch):
+    """litellm_bridge as it is while its import thread still runs: a future nobody has resolved yet."""
+    pending: Future = Future()
+    monkeypatch.setattr(litellm_bridge, "_future", pending)
+    return pending
+
+
+def test_warm_up_health_and_models_do_not_wait_for_litellm(addon_ctx, litellm_importing):
+    addon, _ = addon_ctx
+    for path in ("/health", "/v1/models"):
+        flow = tflow.tflow(live=True)
+        flow.request.method, flow.request.path = "GET", path
+        assert addon.request(flow) is None and flow.response.status_code == 200
+
+
+def test_warm_up_a_chat_request_waits_for_litellm_not_the_loop(addon_ctx, litellm_importing):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
+
+    async def scenario():
+        waiting = asyncio.ensure_future(addon.request(flow))
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and flow.request.host != "upstream.test"  # nothing resolved yet
+        import litellm
+
+        litellm_importing.set_result(litellm)
+        await asyncio.wait_for(waiting, 5)
+
+    asyncio.run(scenario())
+    assert flow.response is None and flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
+    assert json.loads(flow.request.content)["model"] == "gemini-2.5-flash"
+
+
+def test_warm_up_failed_import_answers_503_instead_of_forwarding(addon_ctx, litellm_importing):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": []})
+    litellm_importing.set_exception(ImportError("No module named 'litellm'"))
+    asyncio.run(addon.request(flow))
+    assert flow.response.status_code == 503
+    assert b"importing litellm failed: No module named 'litellm'" in flow.response.content
+    assert flow.request.host != "upstream.test"

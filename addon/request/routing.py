@@ -7,12 +7,15 @@ decided is recorded in `flow.metadata["llm"]`, which mitmweb and saved flows kee
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import logging
 import os
 import time
 import weakref
+from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 from mitmproxy import ctx, exceptions, http
@@ -20,7 +23,7 @@ from mitmproxy.net.http import url
 
 from ..config import opencode_config, resolution
 from ..config.config_watch import ConfigWatch
-from ..formats import errors
+from ..formats import errors, litellm_bridge
 from ..gemini import request_fields, thought_signatures, tool_schema
 from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
@@ -87,6 +90,7 @@ class Routing:
         self.originals: weakref.WeakKeyDictionary[http.HTTPFlow, http.Request] = weakref.WeakKeyDictionary()
 
     def load(self, loader) -> None:
+        litellm_bridge.warm()  # seconds of import, in a thread: the proxy listens and answers meanwhile
         env = os.environ
         loader.add_option(
             "translate_config",
@@ -170,11 +174,6 @@ class Routing:
                 ) from e
             logger.info(f"translation proxy: {self.watch.config.path}, {len(self.watch.config.model_names())} models")
 
-    def running(self) -> None:
-        # litellm takes seconds to import: pay that at start-up, not on the first request.
-        tool_schema.accepted_fields()
-        request_fields.repair_fields({}, "gemini-2.5-flash")
-
     def settings(self) -> resolution.Settings:
         return resolution.Settings(
             api_base=ctx.options.translate_api_base or None,
@@ -183,7 +182,7 @@ class Routing:
             proxy_port=ctx.options.listen_port or int(os.environ.get("PROXY_PORT") or 8000),
         )
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if flow.response or flow.error or not flow.live or self.watch is None:
             return
         self.watch.refresh()
@@ -196,11 +195,21 @@ class Routing:
             )
         if path in MODEL_PATHS and flow.request.method == "GET":
             return self.models(flow)
+        if not litellm_bridge.ready():  # resolution reads litellm's tables: wait for its import, not the loop
+            return self.when_warm(flow)
         if path in CHAT_PATHS:
             if flow.request.method != "POST":
                 return error_response(flow, 405, f"{path} takes POST.", "method_not_allowed")
             return self.chat(flow)
         self.passthrough(flow, path)
+
+    async def when_warm(self, flow: http.HTTPFlow) -> None:
+        """The request, once litellm_bridge.warm()'s import has finished; the loop serves others meanwhile."""
+        try:
+            await asyncio.wrap_future(litellm_bridge.warm())
+        except Exception as e:
+            return error_response(flow, 503, f"The proxy cannot route: importing litellm failed: {e}", "unavailable")
+        self.request(flow)
 
     def client_authorized(self, flow: http.HTTPFlow) -> bool:
         sent = flow.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
