@@ -8,6 +8,8 @@ The last user message's text is the script. Markers (any number, anywhere in the
   [error:CODE] [error:CODE:TIMES]  a list-wrapped error (429 carries Retry-After: 7); with TIMES, only the first
                            TIMES requests with this text fail.
   [cut] [stall:S] [slow:S] [chunks:N:MS] [big:N]   transport behaviour, applied by the server (see fake_gemini).
+  [linger:S]               a stream ends its body S seconds after [DONE] (a client that closes at [DONE] leaves
+                           before the upstream's end, as it may with a real upstream).
 Without markers the answer is "Hello from fake Gemini. You said: <text>".
 """
 
@@ -161,6 +163,7 @@ class Script:
     slow: float = 0.0
     chunks: tuple[int, int] | None = None  # (count, milliseconds apart)
     big: int = 0
+    linger: float = 0.0  # seconds between a stream's [DONE] and the end of its body
 
 
 @dataclass
@@ -209,6 +212,8 @@ def parse_script(text: str) -> Script:
         script.chunks = (int(m[1]), int(m[2]))
     if m := re.search(r"\[big:(\d+)\]", text):
         script.big = int(m[1])
+    if m := re.search(rf"\[linger:{_NUMBER}\]", text):
+        script.linger = float(m[1])
     return script
 
 
