@@ -29,8 +29,6 @@ CONFIG = {
 
 @pytest.fixture
 def addon_ctx(tmp_path, monkeypatch):
-    """Routing loaded and configured, litellm imported (else a chat request waits for it: see test_warm_up_*)."""
-    litellm_bridge.warm().result(timeout=120)
     monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-test-key-000000000000")
     path = tmp_path / "opencode.json"
     path.write_text(json.dumps(CONFIG))
@@ -178,7 +176,11 @@ def test_warm_up_failed_import_answers_503_instead_of_forwarding(addon_ctx, lite
     addon, _ = addon_ctx
     flow = chat_flow({"model": "local-model", "messages": []})
     litellm_importing.set_exception(ImportError("No module named 'litellm'"))
-    asyncio.run(addon.request(flow))
+
+    async def scenario():
+        await addon.request(flow)
+
+    asyncio.run(scenario())
     assert flow.response.status_code == 503
     assert b"importing litellm failed: No module named 'litellm'" in flow.response.content
     assert flow.request.host != "upstream.test"

@@ -66,6 +66,15 @@ def error_response(flow: http.HTTPFlow, status: int, message: str, code: str | N
     flow.metadata.setdefault("llm", {})["error"] = message
 
 
+def on_event_loop() -> bool:
+    """True in the proxy; False for a hook called directly (tests), where waiting for litellm blocks nothing."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def parse_temperature(text: str) -> float | None:
     """The translate_default_temperature option: empty is off, else a number from 0 to 2."""
     if not text.strip():
@@ -195,7 +204,7 @@ class Routing:
             )
         if path in MODEL_PATHS and flow.request.method == "GET":
             return self.models(flow)
-        if not litellm_bridge.ready():  # resolution reads litellm's tables: wait for its import, not the loop
+        if not litellm_bridge.ready() and on_event_loop():  # resolution reads litellm: wait for it, not the loop
             return self.when_warm(flow)
         if path in CHAT_PATHS:
             if flow.request.method != "POST":
