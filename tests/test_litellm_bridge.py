@@ -115,3 +115,27 @@ def test_gemini_schema_fields(litellm):
     fields = litellm_bridge.gemini_schema_fields()
     assert {"type", "properties", "required", "anyOf", "propertyOrdering", "nullable", "default"} <= fields
     assert not {"$schema", "additionalProperties", "const", "$ref"} & fields
+
+
+EXIT_WHILE_WARMING = """
+import sys, time
+from addon.formats import litellm_bridge
+future = litellm_bridge.warm()
+while (m := sys.modules.get("litellm")) is None or getattr(m.__spec__, "_initializing", True):
+    time.sleep(0.001)
+print("exiting while warming:", not future.done())
+"""
+
+
+def test_the_process_exits_while_the_import_thread_still_works():
+    """A SIGTERM in the first seconds: the interpreter exits with the import thread mid-way. litellm's HTTP client
+    finalizers then waited for an import lock that stopped thread held, and the process never exited."""
+    env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", EXIT_WHILE_WARMING], cwd=ADDON.parent, env=env, capture_output=True, timeout=90
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("the interpreter did not exit while litellm's import thread was still at work")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == b"exiting while warming: True"

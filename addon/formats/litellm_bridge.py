@@ -12,9 +12,11 @@ against the installed litellm, so an upgrade that moves one fails there.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
@@ -38,6 +40,7 @@ def warm() -> Future[ModuleType]:
         if _future is None:
             _future = Future()
             threading.Thread(target=_import_into, args=(_future,), name=_THREAD, daemon=True).start()
+            atexit.register(_skip_finalizers_if_importing)
         return _future
 
 
@@ -60,6 +63,25 @@ def _import_into(future: Future[ModuleType]) -> None:
         future.set_exception(e)
         return
     future.set_result(module)
+
+
+def _skip_finalizers_if_importing() -> None:
+    """At exit while the import still runs (a SIGTERM in the first seconds): Python stops the daemon import thread
+    wherever it is, possibly holding a module's import lock, and litellm's HTTP clients, finalized in the teardown
+    that follows, import a module in `__del__` and would wait for that lock forever: the process would never exit.
+    The proxy sends nothing through litellm's clients, so their finalizers have nothing to close: skip them."""
+    if _future is None or _future.done():
+        return
+    for name, module in list(sys.modules.items()):
+        if name != "litellm" and not name.startswith("litellm."):
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, type) and value.__module__ == name and "__del__" in vars(value):
+                value.__del__ = _no_finalizer  # type: ignore[method-assign]
+
+
+def _no_finalizer(self: object) -> None:
+    pass
 
 
 def _import() -> ModuleType:
