@@ -4,10 +4,10 @@ mitmproxy's per-request objects sit in reference cycles (a layer and its context
 finished flow — with its 1 MB opencode conversation — is freed only by the cyclic garbage collector, whose full
 runs come rarely: resident memory saw-tooths by hundreds of MB under long conversations. This addon collects
 once enough body bytes have passed. It freezes everything alive at start-up first, and again when litellm's
-import (a background thread, formats.litellm_bridge) lands: litellm alone is a heap of ~400,000 objects that one
-collection would take 0.2 s to walk. So a collection only walks what came after and takes a few milliseconds. After each collection it asks
-glibc to hand the freed heap pages back to the system (malloc_trim), so the freed bodies do not stay in a
-fragmented heap.
+import (a background thread, formats.litellm_bridge) lands: litellm alone is ~400,000 objects that a collection
+would take 0.2 s to walk. So a collection only walks what came after and takes a few milliseconds. After each
+collection it asks glibc to hand the freed heap pages back to the system (malloc_trim), so the freed bodies do
+not stay in a fragmented heap.
 
 An earlier version pinned glibc's mmap threshold at 128 KB instead, so every large block had its own mapping
 that free() returns at once. That made every socket read cost three system calls and fresh page faults
