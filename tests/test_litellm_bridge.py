@@ -8,6 +8,7 @@ import logging
 import os
 import subprocess
 import sys
+from concurrent.futures import Future
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,15 @@ def test_warm_returns_at_once_and_imports_in_a_thread():
     assert float(returned) < float(imported) / 5
     assert (was_ready, same, ready, threads, name) == ("False", "True", "True", "0", "litellm")
     assert "model cost map fetch" not in done.stderr  # LITELLM_LOCAL_MODEL_COST_MAP was set before the import
+
+
+def test_state_is_what_health_reports(litellm, monkeypatch):
+    assert litellm_bridge.state() == "ready"
+    pending = Future()
+    monkeypatch.setattr(litellm_bridge, "_future", pending)
+    assert litellm_bridge.state() == "loading" and not litellm_bridge.ready()
+    pending.set_exception(ImportError("broken"))
+    assert litellm_bridge.state() == "failed" and not litellm_bridge.ready()
 
 
 def test_the_import_is_prepared(litellm):

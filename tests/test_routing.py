@@ -148,10 +148,18 @@ def litellm_importing(monkeypatch):
 
 def test_warm_up_health_and_models_do_not_wait_for_litellm(addon_ctx, litellm_importing):
     addon, _ = addon_ctx
+    answers = {}
     for path in ("/health", "/v1/models"):
         flow = tflow.tflow(live=True)
         flow.request.method, flow.request.path = "GET", path
         assert addon.request(flow) is None and flow.response.status_code == 200
+        answers[path] = json.loads(flow.response.content)
+    assert answers["/health"]["litellm"] == "loading" and answers["/v1/models"]["data"]
+    litellm_importing.set_exception(ImportError("broken"))
+    flow = tflow.tflow(live=True)
+    flow.request.method, flow.request.path = "GET", "/health"
+    addon.request(flow)
+    assert json.loads(flow.response.content)["litellm"] == "failed"
 
 
 def test_warm_up_a_chat_request_waits_for_litellm_not_the_loop(addon_ctx, litellm_importing):

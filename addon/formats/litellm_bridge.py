@@ -49,6 +49,13 @@ def ready() -> bool:
     return _future is not None and _future.done() and _future.exception() is None
 
 
+def state() -> str:
+    """ "ready", "loading" (the import is under way, or not started) or "failed": what /health reports."""
+    if _future is None or not _future.done():
+        return "loading"
+    return "failed" if _future.exception() is not None else "ready"
+
+
 def _import_into(future: Future[ModuleType]) -> None:
     try:
         module = _import()

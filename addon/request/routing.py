@@ -231,6 +231,7 @@ class Routing:
             "config": config.path,
             "models": len(config.model_names()),
             "config_error": self.watch.error,
+            "litellm": litellm_bridge.state(),  # "loading" for the first seconds: chat requests wait for it
         }
         json_response(flow, 200, orjson.dumps(body))
 
