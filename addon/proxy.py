@@ -1,13 +1,10 @@
 """Entry script: `mitmdump -s addon/proxy.py` (mitm_run.sh does this). Loads the translation proxy's addons."""
 
-import logging
-import os
 import sys
 from pathlib import Path
 
 # mitmproxy loads this file as a script; the addon package lives beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing litellm fetches prices online
 
 from mitmproxy import contentviews  # noqa: E402
 
@@ -31,9 +28,6 @@ from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 
-# litellm is a library of facts here (providers, prices); its debug chatter would bury the proxy's log.
-for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
-    logging.getLogger(name).setLevel(logging.WARNING)
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 contentviews.add(native_view.NativeRequestView)
@@ -62,4 +56,4 @@ addons = [
     FlowRetention(),
     MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages
     MemoryGuard(),
-]  # last: its start-up freeze comes after routing has imported litellm
+]  # last: its start-up freeze comes after the other addons' start-up (litellm's import freezes when it lands)

@@ -187,6 +187,7 @@ class Handlers:
         await self._send(exchange, response, frames, script.chunks[1] / 1000 if script.chunks else 0.0, script.stall)
         if script.cut:
             return await self._cut(exchange, response)
+        await asyncio.sleep(script.linger)
         await response.write_eof()
         self.state.event("done", exchange.seq, "stream complete", chunks_sent=exchange.sent)
         return response

@@ -11,6 +11,8 @@ The last user message's text is the script. Markers (any number, anywhere in the
                            sends for MALFORMED_FUNCTION_CALL); with TIMES, only the first TIMES requests with this text.
   [cached:N]               usage reports N of the prompt tokens as cached (prompt_tokens_details.cached_tokens).
   [cut] [stall:S] [slow:S] [chunks:N:MS] [big:N]   transport behaviour, applied by the server (see fake_gemini).
+  [linger:S]               a stream ends its body S seconds after [DONE] (a client that closes at [DONE] leaves
+                           before the upstream's end, as it may with a real upstream).
 Without markers the answer is "Hello from fake Gemini. You said: <text>".
 """
 
@@ -166,6 +168,7 @@ class Script:
     big: int = 0
     empty: int | None = None  # answer empty (the first TIMES requests with this text; 0 = always)
     cached: int = 0
+    linger: float = 0.0  # seconds between a stream's [DONE] and the end of its body
 
 
 @dataclass
@@ -219,6 +222,8 @@ def parse_script(text: str) -> Script:
         script.empty = int(m[1] or 0)
     if m := re.search(r"\[cached:(\d+)\]", text):
         script.cached = int(m[1])
+    if m := re.search(rf"\[linger:{_NUMBER}\]", text):
+        script.linger = float(m[1])
     return script
 
 

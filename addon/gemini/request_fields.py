@@ -11,8 +11,6 @@ repair_fields for Gemini targets only.
 from __future__ import annotations
 
 import functools
-import os
-from types import ModuleType
 
 from ..formats import litellm_bridge
 
@@ -67,7 +65,7 @@ DENIED_FIELDS: frozenset[str] = frozenset(
 _EFFORT_ALIASES = {"xhigh": "high", "max": "high"}  # OpenAI/Anthropic levels Gemini does not have
 _GEMINI_3_OFF = frozenset({"none", "minimal", "disable"})  # efforts Gemini 3 models take as another level
 _STREAM_OPTIONS = frozenset({"include_usage"})
-_PROBE_MODEL = "gemini-unknown"  # litellm's answer for a Gemini model it has no entry for
+_PROBE_MODEL = litellm_bridge.PROBE_GEMINI_MODEL  # litellm's answer for a Gemini model it has no entry for
 
 
 def repair_fields(body: dict, upstream_model: str) -> list[str]:
@@ -196,22 +194,13 @@ def _unsupported_for(model: str) -> frozenset[str]:
     return frozenset(SUPPORTED_FIELDS & (_litellm_params(_PROBE_MODEL) - _litellm_params(model)))
 
 
-@functools.cache
 def _litellm_params(model: str) -> frozenset[str]:
-    try:
-        return frozenset(_litellm().get_supported_openai_params(model, custom_llm_provider="gemini") or ())
-    except Exception:  # litellm raises assorted errors for odd names; an unknown model narrows nothing
-        return _litellm_params(_PROBE_MODEL) if model != _PROBE_MODEL else frozenset()
+    """What litellm translates for this model; a model it cannot place narrows nothing (the probe's list)."""
+    found = litellm_bridge.gemini_supported_params(model)
+    if found is None:
+        found = litellm_bridge.gemini_supported_params(_PROBE_MODEL) if model != _PROBE_MODEL else None
+    return found or frozenset()
 
 
-@functools.cache
 def _openai_fields() -> frozenset[str]:
-    return frozenset(_litellm().OPENAI_CHAT_COMPLETION_PARAMS)
-
-
-def _litellm() -> ModuleType:
-    """litellm, imported on first use (about 6 s) with its bundled model list instead of a download."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    return litellm
+    return litellm_bridge.openai_chat_params()

@@ -7,12 +7,15 @@ decided is recorded in `flow.metadata["llm"]`, which mitmweb and saved flows kee
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import logging
 import os
 import time
 import weakref
+from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 from mitmproxy import ctx, exceptions, http
@@ -20,7 +23,7 @@ from mitmproxy.net.http import url
 
 from ..config import keys, opencode_config, resolution
 from ..config.config_watch import ConfigWatch
-from ..formats import errors
+from ..formats import errors, litellm_bridge
 from ..gemini import request_fields, thought_signatures, tool_schema
 from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
@@ -75,6 +78,15 @@ def answered_here(flow: http.HTTPFlow) -> None:
         flow.request.scheme, flow.request.host, flow.request.port = "http", host, port
 
 
+def on_event_loop() -> bool:
+    """True in the proxy; False for a hook called directly (tests), where waiting for litellm blocks nothing."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def parse_temperature(text: str) -> float | None:
     """The translate_default_temperature option: empty is off, else a number from 0 to 2."""
     if not text.strip():
@@ -101,6 +113,7 @@ class Routing:
         self.originals: weakref.WeakKeyDictionary[http.HTTPFlow, http.Request] = weakref.WeakKeyDictionary()
 
     def load(self, loader) -> None:
+        litellm_bridge.warm()  # seconds of import, in a thread: the proxy listens and answers meanwhile
         env = os.environ
         loader.add_option(
             "translate_config",
@@ -188,12 +201,10 @@ class Routing:
 
     def running(self) -> None:
         # Right after mitmproxy's "reverse proxy to ... listening at" line, which names only the reverse target.
+        # (litellm is warming in its thread since `load`: nothing here waits for it.)
         self.started = True
         if self.watch:
             self.watch.log_routes()
-        # litellm takes seconds to import: pay that at start-up, not on the first request.
-        tool_schema.accepted_fields()
-        request_fields.repair_fields({}, "gemini-2.5-flash")
 
     def settings(self) -> resolution.Settings:
         return resolution.Settings(
@@ -204,7 +215,7 @@ class Routing:
             listen_host=ctx.options.listen_host,
         )
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if flow.response or flow.error or not flow.live or self.watch is None:
             return
         self.watch.refresh()
@@ -221,11 +232,21 @@ class Routing:
             )
         if path in MODEL_PATHS and flow.request.method == "GET":
             return self.models(flow)
+        if not litellm_bridge.ready() and on_event_loop():  # resolution reads litellm: wait for it, not the loop
+            return self.when_warm(flow)
         if path in CHAT_PATHS:
             if flow.request.method != "POST":
                 return error_response(flow, 405, f"{path} takes POST.", "method_not_allowed")
             return self.chat(flow)
         self.passthrough(flow, path)
+
+    async def when_warm(self, flow: http.HTTPFlow) -> None:
+        """The request, once litellm_bridge.warm()'s import has finished; the loop serves others meanwhile."""
+        try:
+            await asyncio.wrap_future(litellm_bridge.warm())
+        except Exception as e:
+            return error_response(flow, 503, f"The proxy cannot route: importing litellm failed: {e}", "unavailable")
+        self.request(flow)
 
     def client_authorized(self, flow: http.HTTPFlow) -> bool:
         sent = flow.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -238,6 +259,7 @@ class Routing:
             "config": config.path,
             "models": len(config.model_names()),
             "config_error": self.watch.error,
+            "litellm": litellm_bridge.state(),  # "loading" for the first seconds: chat requests wait for it
         }
         json_response(flow, 200, orjson.dumps(body))
 

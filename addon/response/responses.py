@@ -43,6 +43,17 @@ def failure(meta: dict) -> tuple[int, str, str]:
     return 502, "upstream_unreachable", f"Upstream {meta.get('api_base')} failed: {meta['error']}"
 
 
+def client_message(body: bytes) -> str:
+    """An error body as the client reads it: the message of an OpenAI-shaped error, else the start of the body."""
+    try:
+        error = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        error = None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    return body[:300].decode("utf-8", "replace")
+
+
 class Responses:
     def load(self, loader) -> None:
         loader.add_option(
@@ -127,18 +138,26 @@ class Responses:
         if getattr(rewriter, "error", None):  # a native stream that ended in an error event
             meta["error"] = rewriter.error
 
+    def finish_whole_stream(self, flow: http.HTTPFlow, meta: dict, rewriter: StreamRewriter) -> None:
+        """The stream reached [DONE] (or the upstream's end) before the connection went: the client has the whole
+        answer, and a client that closes right after [DONE] (the openai SDK does) has cut nothing. mitmproxy
+        records that close as the flow's error when it comes before the upstream's end of body; the flow is a
+        complete answer, saved and shown as one."""
+        logger.debug(f"{flow.error.msg if flow.error else 'connection closed'} after the stream's end: not a failure")
+        flow.error = None
+        flow.response.timestamp_end = flow.response.timestamp_end or meta["t_end"]
+        self.finish_stream(flow, meta, rewriter)
+
     def reshape_error(self, flow: http.HTTPFlow, meta: dict) -> None:
-        body = flow.response.content or b""
-        meta["error"] = f"upstream {flow.response.status_code}: {body[:300].decode('utf-8', 'replace')}"
-        if not ctx.options.translate_repair_errors:
-            return
-        reshaped = errors.normalize_upstream_error(flow.response.status_code, body)
-        if reshaped is not None:
+        status = flow.response.status_code
+        reshaped = errors.normalize_upstream_error(status, flow.response.content or b"")
+        if ctx.options.translate_repair_errors and reshaped is not None:
             flow.response.content = reshaped
             flow.response.headers["content-type"] = "application/json"
             meta["repairs"] = meta.get("repairs", []) + ["error reshaped to OpenAI's shape"]
         if flow.response.status_code in (401, 403) and meta.get("key_hint"):  # which key went where (keys.py)
             flow.response.content = errors.with_hint(flow.response.content or b"", meta["key_hint"])
+        meta["error"] = f"upstream {status}: {client_message(flow.response.content or b'')}"
 
     def rewrite_completion(self, flow: http.HTTPFlow, meta: dict) -> None:
         try:
@@ -169,9 +188,11 @@ class Responses:
         if meta.get("answered_by"):  # a fallback attempt's answer goes to the client instead (fallbacks.py)
             return
         meta["t_end"] = time.time()
+        rewriter = flow.response.stream if flow.response else None
+        if isinstance(rewriter, StreamRewriter) and (rewriter.saw_done or rewriter.finished) and not meta.get("error"):
+            return self.finish_whole_stream(flow, meta, rewriter)
         meta["error"] = meta.get("error") or (flow.error.msg if flow.error else "unknown error")
         status, code, message = failure(meta)
-        rewriter = flow.response.stream if flow.response else None
         if isinstance(rewriter, StreamRewriter):
             # The client has the headers and part of the stream: its last event says what happened.
             event = errors.sse_error_event(message, status, code)
