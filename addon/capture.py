@@ -2,7 +2,8 @@
 
 A forward proxy that only watches: LLM exchanges to any provider are recognised and shown (the LLM chat view, the
 comment, marks, tool-call checks); nothing is rewritten, resolved or repaired, and credentials are masked in the
-flows while the real ones still reach the provider. The translation proxy's addons are not loaded.
+flows while the real ones still reach the provider (the one change to mitmproxy: patches.CAPTURE, checked at start).
+The translation proxy's addons are not loaded.
 """
 
 import logging
@@ -19,6 +20,7 @@ from mitmproxy import contentviews  # noqa: E402
 from addon.inspection.capture import Capture  # noqa: E402
 from addon.inspection.capture_view import CaptureChatView  # noqa: E402
 from addon.runtime.credentials import CredentialMask  # noqa: E402
+from addon.runtime.patches import CAPTURE, MitmproxyPatches  # noqa: E402
 
 for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
     logging.getLogger(name).setLevel(logging.WARNING)
@@ -27,4 +29,5 @@ contentviews.add(CaptureChatView)
 addons = [
     CredentialMask(),  # first: no other addon, and not mitmweb's view, sees a credential
     Capture(),
+    MitmproxyPatches(CAPTURE),  # puts the real credentials back where requests become bytes
 ]

@@ -137,7 +137,7 @@ def test_flow_file_holds_no_credential(capture, runs):
     llm = [f for f in flows if (f.metadata.get("llm") or {}).get("capture")]
     assert sorted({f.metadata["llm"]["capture"] for f in llm}) == ["anthropic", "gemini_native", "openai_responses"]
     masked = {f.request.headers.get("x-goog-api-key") for f in llm if f.metadata["llm"]["capture"] == "gemini_native"}
-    assert masked == {"AIza…89"}
+    assert masked == {"AIza...89"}
     others = [f for f in flows if "llm" not in f.metadata]
     assert all(not f.comment and not f.marked for f in others)  # other traffic (npm look-ups) left unannotated
 
