@@ -13,6 +13,7 @@ import orjson
 from mitmproxy.contentviews import Contentview, Metadata
 
 from .chatview import render_request
+from .client_body import client_body, client_body_cut
 
 CLIP = 300
 
@@ -27,8 +28,8 @@ class NativeRequestView(Contentview):
             raise ValueError("Not a Gemini generateContent request.")
         llm = (getattr(metadata.flow, "metadata", None) or {}).get("llm") or {}
         lines = []
-        client = llm.get("client_request")
-        if isinstance(client, (bytes, str)) and client:
+        client = client_body(llm)
+        if client:
             lines += ["== the client's request (OpenAI) ==", _client_text(client, llm), ""]
         lines += ["== what Gemini received (generateContent) ==", render_native(native)]
         return "\n".join(lines)
@@ -50,7 +51,7 @@ def _client_text(client: bytes | str, llm: dict) -> str:
         text = render_request(orjson.loads(client))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return "(the client's request cannot be shown: it was cut at the cap or is not a chat request)"
-    return text + ("\n(cut at 1 MB)" if llm.get("client_request_truncated") else "")
+    return text + ("\n(cut at its cap, translate_keep_client_request)" if client_body_cut(llm) else "")
 
 
 def render_native(body: dict) -> str:

@@ -14,6 +14,7 @@ from mitmproxy import ctx, http
 from ..formats.answer import is_empty
 from ..runtime.option_help import one_paragraph
 from . import media_placeholders, toolcheck, turn_text
+from .client_body import client_body
 from .summary import EMPTY_NOTE, comment_line, summarize_answer, summarize_request
 
 logger = logging.getLogger(__name__)
@@ -83,10 +84,10 @@ class Report:
             return
         answer = meta.get("answer") or {}
         if answer.get("tool_calls"):
-            meta["tool_checks"] = self.check_tools(flow, answer["tool_calls"], meta.get("client_request"))
+            meta["tool_checks"] = self.check_tools(flow, answer["tool_calls"], client_body(meta))
         ok = flow.response is not None and flow.response.status_code == 200 and not meta.get("error")
         meta["empty_answer"] = ok and "answer" in meta and is_empty(answer)
-        meta["media_placeholders"] = self.placeholders(flow, meta.get("client_request"))
+        meta["media_placeholders"] = self.placeholders(flow, client_body(meta))
         flow.comment = comment_line(meta)
         flow.marked = self.mark(meta)
 
