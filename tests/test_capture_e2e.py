@@ -131,7 +131,7 @@ def test_tool_using_turn_through_capture(capture, runs, model):
     assert len(comments) == 2 and all(turns), comments
     assert [t[2] for t in turns] == ["1", "2"] and turns[0][1] == turns[1][1], comments
     assert turns[0][1] == session_keys.tag(session_id, len(turns[0][1]) - 2)
-    assert comments[0].endswith("| 1 tool call") and " in / 30 out tokens" in comments[0]
+    assert comments[0].endswith("| 1 tool call") and re.search(r" in( \([\d,]+ cached\))? / 30 out tokens", comments[0])
     assert [f["marked"] for f in flows] == ["\N{WRENCH}", ""]
 
 

@@ -40,7 +40,7 @@ def _masked(headers: list[tuple[str, str]]) -> list[list[str]]:
     """Header pairs with any credential masked, whatever the flow holds."""
     out = []
     for name, value in headers:
-        if name.lower() in SECRET_HEADERS and "…" not in value:
+        if name.lower() in SECRET_HEADERS and not any(mark in value for mark in ("...", "…")):  # not masked yet
             scheme, _, secret = value.rpartition(" ")
             value = f"{scheme} {mask_key(secret)}".strip()
         out.append([name, value])
