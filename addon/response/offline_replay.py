@@ -62,6 +62,7 @@ class OfflineReplay:
         playback = ctx.master.addons.get("serverplayback")
         if not self.source or playback is None:
             return
+        answers = []
         for flow in [f for flows in playback.flowmap.values() for f in flows]:
             meta = flow.metadata.get("llm")
             if not isinstance(meta, dict) or "key" not in meta or flow.response is None:
@@ -70,7 +71,10 @@ class OfflineReplay:
             flow.request.headers[HEADER] = key
             self.recorded.setdefault(key, flow)
             self.forms.append((path, form))
-        playback.recompute_hashes()  # ServerPlayback hashes the recorded flows again, with their keys
+            answers.append(flow)
+        # Only upstream answers are played back: what the proxy answers itself (/health, /v1/models, the session
+        # page) it answers now, and a recorded /health ("litellm": "loading") would otherwise match every new one.
+        playback.load_flows(answers)  # ServerPlayback hashes them again, with their keys
         logger.info(f"server replay: {len(self.recorded)} recorded LLM answers from {self.source}")
 
     def request(self, flow: http.HTTPFlow) -> None:
