@@ -8,6 +8,7 @@ from mitmproxy import exceptions
 from mitmproxy.addonmanager import Loader
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.request import routing
 from addon.request.routing import Routing
 
@@ -58,7 +59,7 @@ def test_chat_is_rewritten_for_the_upstream(addon_ctx):
     assert flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
     assert body["model"] == "gemini-2.5-flash" and body["messages"][0]["content"] == "hi"
     assert flow.request.headers["authorization"] == "Bearer AIza...00"  # the flow only ever holds the mask
-    assert flow.metadata["llm"]["litellm_model"] == "openai/gemini-2.5-flash"
+    assert Exchange.of(flow).litellm_model == "openai/gemini-2.5-flash"
 
 
 def test_defaults_are_off_unless_set(addon_ctx):
@@ -194,7 +195,7 @@ def test_spaces_in_provider_ids(addon_ctx, tmp_path):
     addon.request(flow)
     assert flow.response is None and flow.request.url == "https://ktds.test/v1/chat/completions"
     assert json.loads(flow.request.content)["model"] == "gemini-3-flash-preview"
-    assert flow.metadata["llm"]["key"] == "ktds...00"
+    assert Exchange.of(flow).key == "ktds...00"
 
 
 def test_no_key_is_said_in_the_flow_and_the_log(addon_ctx, monkeypatch, caplog):
@@ -204,10 +205,10 @@ def test_no_key_is_said_in_the_flow_and_the_log(addon_ctx, monkeypatch, caplog):
     flow = chat_flow({"model": "local-model", "messages": HI})
     with caplog.at_level(logging.INFO):
         addon.request(flow)
-    meta = flow.metadata["llm"]
+    meta = Exchange.of(flow)
     assert "authorization" not in flow.request.headers
-    assert meta["key"] == "no key for gateway.test"
-    assert meta["key_hint"] == "The proxy sent no key to gateway.test: set GEMINI_API_KEY."
+    assert meta.key == "no key for gateway.test"
+    assert meta.key_hint == "The proxy sent no key to gateway.test: set GEMINI_API_KEY."
     assert "local-model: no key for gateway.test; set GEMINI_API_KEY." in caplog.text
 
 

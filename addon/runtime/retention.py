@@ -19,6 +19,7 @@ import time
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.flow import Flow
 
+from ..formats.exchange import Exchange
 from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
@@ -34,9 +35,9 @@ def flow_bytes(f: Flow) -> int:
     size = len(f.request.raw_content or b"")
     if f.response is not None:
         size += len(f.response.raw_content or b"")
-    meta = f.metadata.get("llm")
-    raw = meta.get("upstream_raw") if isinstance(meta, dict) else None
-    return size + (len(raw) if isinstance(raw, (bytes, str)) else 0)
+    ex = Exchange.find(f)
+    raw = ex.upstream_raw if ex is not None else None
+    return size + (len(raw) if raw else 0)
 
 
 def marker_text(dropped: int, keep_flows: int, keep_mb: int) -> tuple[str, str]:
