@@ -3,13 +3,14 @@
 #
 #   ./mitm_run.sh [ARGS...]        mitmdump in reverse-proxy mode with the addon (ARGS go to mitmdump)
 #   ./mitm_run.sh web [ARGS...]    the same under mitmweb
+#   ./mitm_run.sh capture [ARGS...] mitmweb as a forward proxy that only watches: any provider's LLM traffic, shown
 #   ./mitm_run.sh test [ARGS...]   the checks, then the whole test suite (ARGS go to pytest)
 #   ./mitm_run.sh check            lint (ruff), format check, types (mypy), import layering (import-linter)
 #   ./mitm_run.sh bench [ARGS...]  the side-by-side benchmark (ARGS go to the benchmark)
 #
 # The first run creates .venv from the lockfile (uv.lock) with uv, installing uv itself if it is missing.
 # Environment (all optional): OPENCODE_CONFIG, PROXY_HOST, PROXY_PORT, GEMINI_API_BASE, GEMINI_API_KEY,
-# GEMINI_MODEL, PROXY_API_KEY, WEB_HOST, WEB_PORT. See README.md.
+# GEMINI_MODEL, PROXY_API_KEY, WEB_HOST, WEB_PORT, CAPTURE_PORT. See README.md.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -72,6 +73,12 @@ set_proxy_args() {
         -s "$ROOT/addon/proxy.py")
 }
 
+set_web_args() {
+    # mitmweb's default columns without "tls", plus "comment": each chat flow's one-line summary.
+    WEB_ARGS=(--web-host "${WEB_HOST:-127.0.0.1}" --web-port "${WEB_PORT:-8081}" --set web_open_browser=false)
+    for column in icon path method status size time comment; do WEB_ARGS+=(--set "web_columns=$column"); done
+}
+
 # Debian packages some end-to-end tests need: headless Chromium (mitmweb, the session page) and nginx (replicas).
 test_packages() {
     local missing=()
@@ -112,12 +119,14 @@ case "$command" in
     web)
         shift; setup
         set_proxy_args
-        # mitmweb's default columns without "tls", plus "comment": each chat flow's one-line summary.
-        WEB_COLUMNS=()
-        for column in icon path method status size time comment; do WEB_COLUMNS+=(--set "web_columns=$column"); done
-        exec "$VENV/bin/mitmweb" "${PROXY_ARGS[@]}" \
-            --web-host "${WEB_HOST:-127.0.0.1}" --web-port "${WEB_PORT:-8081}" --set web_open_browser=false \
-            "${WEB_COLUMNS[@]}" "$@" ;;
+        set_web_args
+        exec "$VENV/bin/mitmweb" "${PROXY_ARGS[@]}" "${WEB_ARGS[@]}" "$@" ;;
+    capture)
+        # Passive: a forward proxy in mitmproxy's usual confdir (~/.mitmproxy, its CA reused or created there).
+        shift; setup
+        set_web_args
+        exec "$VENV/bin/mitmweb" --mode regular --listen-host 127.0.0.1 --listen-port "${CAPTURE_PORT:-8080}" \
+            -s "$ROOT/addon/capture.py" "${WEB_ARGS[@]}" "$@" ;;
     *)
         setup
         set_proxy_args

@@ -89,3 +89,34 @@ def supports_reasoning(model: str) -> bool:
 def _message(error: Exception) -> str:
     text = getattr(error, "message", None) or str(error) or type(error).__name__
     return str(text).removeprefix("litellm.BadRequestError: ").strip()
+
+
+# --- Provider hosts and prices (capture mode) ---
+# Read in a thread at start-up: the first call imports litellm.
+
+
+def provider_hosts() -> dict[str, str]:
+    """Host -> provider for the providers litellm knows by URL: its OpenAI-compatible endpoints (no provider name
+    given: the host stands in) and its JSON-configured providers (llms/openai_like/providers.json)."""
+    _litellm()
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    import orjson
+    from litellm import constants
+
+    hosts = {
+        entry.split("/")[0].lower(): entry.split("/")[0].lower() for entry in constants.openai_compatible_endpoints
+    }
+    table = Path(constants.__file__).parent / "llms" / "openai_like" / "providers.json"
+    if table.is_file():
+        for name, spec in orjson.loads(table.read_bytes()).items():
+            if isinstance(spec, dict) and isinstance(spec.get("base_url"), str):
+                hosts[(urlsplit(spec["base_url"]).hostname or "").lower()] = name
+    hosts.pop("", None)
+    return hosts
+
+
+def model_costs() -> dict[str, dict[str, Any]]:
+    """litellm's price table (model -> input_cost_per_token, output_cost_per_token, cache_read_input_token_cost)."""
+    return _litellm().model_cost

@@ -1,0 +1,212 @@
+"""Capture mode's addon: recognises LLM exchanges passing through the forward proxy and annotates them, passively.
+
+Nothing is changed on the way: requests go where the client sent them, answers stream on as they come. A request
+recognised by host and path (formats/recognise.py) whose body reads as its format gets `flow.metadata["llm"]`
+with the fields the reverse proxy's flows have (client_model, upstream_model, t_request, t_first_chunk, t_end,
+answer with its usage, chunk_times, body_truncated, error, tool_checks, price_in/price_out/price_cached), plus
+`capture` (the format), `provider` and `host` (as the client named it); so the comment, the marks, the LLM chat view and any addon that reads
+those fields (sessions) work on both. Everything else gets no metadata at all.
+
+litellm's provider hosts and prices are read in a thread at start-up (importing litellm takes seconds); until
+then only the built-in hosts are recognised and prices are unknown.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import orjson
+from mitmproxy import ctx, exceptions, http
+
+from ..formats import litellm_bridge
+from ..formats.answer import Answer
+from ..runtime.option_help import one_paragraph
+from . import toolcheck
+from .capture_stream import StreamTap
+from .formats import READERS
+from .formats.recognise import BUILTIN_HOSTS, parse_hosts, recognise
+from .report import Report
+from .summary import comment_line
+
+logger = logging.getLogger(__name__)
+
+
+def reader_request(flow: http.HTTPFlow, meta: dict) -> dict:
+    """The flow's request as an OpenAI chat body. Raises ValueError when it does not read as its format."""
+    try:
+        body = orjson.loads(flow.request.get_content(strict=False) or b"")
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"The request body is not JSON: {e}.") from None
+    if not isinstance(body, dict):
+        raise ValueError("The request body is not a JSON object.")
+    chat = READERS[meta["capture"]].chat_request(body)
+    return {"model": meta["path_model"], **chat} if meta.get("path_model") else chat
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.extra_hosts: dict[str, str] = {}
+        self.litellm_hosts: dict[str, str] = {}
+        self.costs: dict[str, dict[str, Any]] = {}
+
+    def load(self, loader) -> None:
+        loader.add_option(
+            "capture_hosts",
+            Sequence[str],
+            [],
+            one_paragraph("""
+            More hosts whose LLM requests capture mode reads, beside OpenAI's, Anthropic's, Google's, OpenRouter's
+            and those litellm knows: `host` or `host=provider` (provider as litellm names it, for prices), e.g.
+            llm.example.com=openai. Repeat the option for more.
+            """),
+        )
+        loader.add_option(
+            "capture_keep_stream_bytes",
+            int,
+            4 * 1024 * 1024,
+            one_paragraph("""
+            How much of each streamed answer the flow keeps. Beyond it the stored body is cut; the answer read
+            from the stream stays complete.
+            """),
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        if "capture_hosts" in updated:
+            try:
+                self.extra_hosts = parse_hosts(ctx.options.capture_hosts)
+            except ValueError as e:
+                raise exceptions.OptionsError(f"Cannot parse capture_hosts {ctx.options.capture_hosts}: {e}") from e
+
+    def running(self) -> None:
+        threading.Thread(target=self.load_litellm_tables, name="capture-litellm", daemon=True).start()
+        confdir = Path(ctx.options.confdir).expanduser()
+        logger.info(
+            "capture mode: run opencode (or any client) as\n"
+            f"  HTTPS_PROXY=http://{ctx.options.listen_host or '127.0.0.1'}:{ctx.options.listen_port} "
+            f"NODE_EXTRA_CA_CERTS={confdir / 'mitmproxy-ca-cert.pem'} opencode"
+        )
+
+    def load_litellm_tables(self) -> None:
+        try:
+            self.litellm_hosts = litellm_bridge.provider_hosts()
+            self.costs = litellm_bridge.model_costs()
+        except Exception as e:  # noqa: BLE001 - litellm's tables are a bonus; capture works without them
+            logger.warning(f"capture mode: litellm's provider hosts and prices are not available: {e}")
+
+    @property
+    def hosts(self) -> dict[str, str]:
+        return {**self.litellm_hosts, **BUILTIN_HOSTS, **self.extra_hosts}
+
+    def requestheaders(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        found = recognise(flow.request.method, flow.request.pretty_host, flow.request.path, self.hosts)
+        if found:
+            flow.metadata["llm"] = {"capture": found.format, "provider": found.provider, "t_request": time.time()}
+            flow.metadata["llm"].update(path_model=found.path_model, host=flow.request.pretty_host)
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        meta = self.meta(flow)
+        if meta is None or flow.response:
+            return
+        try:
+            chat = reader_request(flow, meta)
+        except (ValueError, KeyError, TypeError):
+            del flow.metadata["llm"]  # a recognised path, but not an LLM request: left unannotated
+            return
+        meta["client_model"] = str(chat.get("model") or meta.get("path_model") or "(no model)")
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        meta = self.meta(flow)
+        if meta is None or not flow.response or "client_model" not in meta:
+            return
+        if flow.response.headers.get("content-type", "").startswith("text/event-stream"):
+            reader = READERS[meta["capture"]].Stream()
+            encoding = flow.response.headers.get("content-encoding", "")
+            keep = ctx.options.capture_keep_stream_bytes
+            flow.response.stream = StreamTap(reader, keep, meta["t_request"], encoding)
+
+    def response(self, flow: http.HTTPFlow) -> None:
+        meta = self.meta(flow)
+        if meta is None or not flow.response or "client_model" not in meta:
+            return
+        meta["t_end"] = time.time()
+        if isinstance(flow.response.stream, StreamTap):
+            self.finish_stream(flow, meta, flow.response.stream)
+        else:
+            meta["t_first_chunk"] = meta["t_end"]
+            self.read_answer(flow, meta)
+        if flow.response.status_code >= 400:
+            body = flow.response.get_content(strict=False) or b""
+            meta["error"] = f"upstream {flow.response.status_code}: {body[:300].decode('utf-8', 'replace')}"
+        self.annotate(flow, meta)
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        meta = self.meta(flow)
+        if meta is None or "client_model" not in meta:
+            return
+        meta["t_end"] = time.time()
+        meta["error"] = flow.error.msg if flow.error else "unknown error"
+        tap = flow.response.stream if flow.response else None
+        if isinstance(tap, StreamTap):
+            self.finish_stream(flow, meta, tap)
+        self.annotate(flow, meta)
+
+    @staticmethod
+    def meta(flow: http.HTTPFlow) -> dict | None:
+        meta = flow.metadata.get("llm")
+        return meta if flow.live and isinstance(meta, dict) and "capture" in meta else None
+
+    def finish_stream(self, flow: http.HTTPFlow, meta: dict, tap: StreamTap) -> None:
+        assert flow.response is not None
+        flow.response.stream = False
+        flow.response.raw_content = bytes(tap.kept.data)  # what passed, as it passed (still encoded)
+        answer = tap.answer.to_dict()
+        meta.update(t_first_chunk=tap.t_first, chunk_times=tap.chunk_times, answer=answer)
+        meta.update(body_truncated=tap.kept.truncated, upstream_model=tap.reader.model or meta["client_model"])
+        if tap.errors:
+            meta["error"] = "; ".join(tap.errors)
+
+    def read_answer(self, flow: http.HTTPFlow, meta: dict) -> None:
+        assert flow.response is not None
+        reader = READERS[meta["capture"]]
+        try:
+            body = orjson.loads(flow.response.get_content(strict=False) or b"")
+            completion = reader.completion(body)
+        except (ValueError, TypeError, AttributeError):  # an error body, an HTML page: no answer
+            meta["upstream_model"] = meta["client_model"]
+            return
+        answer = Answer()
+        answer.add_completion(completion)
+        meta.update(answer=answer.to_dict(), upstream_model=reader.answer_model(body) or meta["client_model"])
+        if isinstance(completion.get("error"), dict):
+            meta["error"] = f"{completion['error'].get('code')}: {completion['error'].get('message')}"
+
+    def annotate(self, flow: http.HTTPFlow, meta: dict) -> None:
+        meta.setdefault("upstream_model", meta["client_model"])
+        self.add_prices(meta)
+        calls = (meta.get("answer") or {}).get("tool_calls")
+        if calls:
+            try:
+                offered = toolcheck.tool_schemas(reader_request(flow, meta))
+            except (ValueError, KeyError, TypeError):
+                offered = {}
+            meta["tool_checks"] = toolcheck.check_tool_calls(calls, offered)
+        flow.comment = comment_line(meta)
+        flow.marked = Report.mark(meta)
+        logger.info(f"{flow.request.method} {flow.request.pretty_url}\n  {flow.comment}")
+
+    def add_prices(self, meta: dict) -> None:
+        provider = meta.get("provider") or ""
+        for model in (meta.get("upstream_model"), meta.get("client_model")):
+            info = self.costs.get(f"{provider}/{model}") or self.costs.get(str(model))
+            if info and info.get("input_cost_per_token") is not None:
+                meta["price_in"] = info.get("input_cost_per_token")
+                meta["price_out"] = info.get("output_cost_per_token")
+                meta["price_cached"] = info.get("cache_read_input_token_cost")
+                return

@@ -1,0 +1,84 @@
+"""The "LLM chat" contentview of capture mode: every recognised format shown as the reverse proxy shows OpenAI chat.
+
+A request is read into an OpenAI chat body by its format's reader and shown as the conversation; an answer (JSON
+or stream) is read into chat.completion chunks and shown as the assembled answer, the tool-call check against the
+tools the request offered, and the table of what each event added. Flows that capture mode did not recognise are
+shown as the reverse proxy's "LLM chat" shows them. capture.py registers this view in place of that one (same name).
+"""
+
+from __future__ import annotations
+
+import orjson
+from mitmproxy import http
+from mitmproxy.contentviews import Metadata
+
+from ..formats.sse import encode_event
+from . import toolcheck
+from .capture import reader_request
+from .chat_assembly import assemble_json, assemble_sse, from_answer, split_events
+from .chatview import ChatView, render_request, render_response
+from .formats import READERS, TITLES
+
+DONE = b"data: [DONE]\n\n"
+
+
+class CaptureChatView(ChatView):
+    name = "LLM chat"
+
+    def prettify(self, data: bytes, metadata: Metadata) -> str:
+        meta = _capture_meta(metadata)
+        if meta is None:
+            return super().prettify(data, metadata)
+        title = f"{TITLES[meta['capture']]} via {meta.get('host')}"
+        if isinstance(metadata.http_message, http.Request):
+            return f"{title}, read as OpenAI chat\n\n" + render_request(reader_request(metadata.flow, meta))
+        offered = _offered(metadata.flow, meta)
+        if not data.strip():
+            if not isinstance(meta.get("answer"), dict):
+                raise ValueError("This response has no body and no answer in flow.metadata['llm'].")
+            return render_response(from_answer(meta["answer"]), meta, offered, f"{title}: answer (body not stored)")
+        if data.lstrip()[:1] == b"{":
+            return render_response(assemble_json(as_completion(data, meta)), meta, offered, f"{title} (JSON)")
+        return render_response(assemble_sse(as_chunks(data, meta)), meta, offered, f"{title}, stream read as chunks")
+
+    def render_priority(self, data: bytes, metadata: Metadata) -> float:
+        if _capture_meta(metadata) is None:
+            return super().render_priority(data, metadata)
+        return 3.0 if data.strip() or isinstance(metadata.http_message, http.Response) else -1.0
+
+
+def _capture_meta(metadata: Metadata) -> dict | None:
+    flow = metadata.flow
+    meta = flow.metadata.get("llm") if isinstance(flow, http.HTTPFlow) else None
+    return meta if isinstance(meta, dict) and meta.get("capture") in READERS and "client_model" in meta else None
+
+
+def _offered(flow: http.HTTPFlow, meta: dict) -> dict[str, dict] | None:
+    try:
+        return toolcheck.tool_schemas(reader_request(flow, meta))
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def as_completion(data: bytes, meta: dict) -> bytes:
+    """A whole answer of the flow's format as a chat.completion body. Raises ValueError when it is not one."""
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as e:
+        raise ValueError(f"The answer is not JSON: {e}.") from None
+    if not isinstance(body, dict):
+        raise ValueError("The answer is not a JSON object.")
+    return orjson.dumps(READERS[meta["capture"]].completion(body))
+
+
+def as_chunks(data: bytes, meta: dict) -> bytes:
+    """A stream of the flow's format as a stream of chat.completion.chunk events, ending in [DONE] when it ended."""
+    reader = READERS[meta["capture"]].Stream()
+    out, finished = [], False
+    for event in split_events(data):
+        for chunk in reader.chunks(event.data) if event.data is not None else ():
+            out.append(encode_event(orjson.dumps(chunk)))
+            finished = finished or any(
+                c.get("finish_reason") for c in chunk.get("choices") or () if isinstance(c, dict)
+            )
+    return b"".join(out) + (DONE if finished else b"")

@@ -1,0 +1,182 @@
+"""Capture mode's reading of each format, from real opencode 1.18.33 requests (tests/fixtures/capture_*.json,
+recorded by tests/record_capture_fixtures.py): the LLM chat view, the comment and the tool-call check.
+
+Each flow is played through the Capture addon's hooks as mitmproxy calls them, the stream in small pieces.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from mitmproxy import contentviews, http
+from mitmproxy.test import taddons, tflow
+
+from addon.inspection.capture import Capture
+from addon.inspection.capture_view import CaptureChatView
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+FORMATS = {
+    "gemini_native": ("gemini-2.5-flash", "gemini-2.5-flash", "Gemini generateContent"),
+    "anthropic": ("claude-sonnet-4-5", "claude-sonnet-4-5-20250929", "Anthropic Messages"),
+    "openai_responses": ("gpt-4o", "gpt-4o-2024-08-06", "OpenAI Responses"),
+}
+PATH_IN_FIXTURES = "/tmp/cap/run/project/notes.txt"
+
+
+def fixture(fmt: str) -> dict:
+    return json.loads((FIXTURES / f"capture_{fmt}.json").read_text())
+
+
+def make_flow(host: str, exchange: dict) -> http.HTTPFlow:
+    flow = tflow.tflow()
+    flow.request = http.Request.make(
+        "POST", f"https://{host}{exchange['path']}", json.dumps(exchange["request"]), exchange["request_headers"]
+    )
+    flow.response = None
+    return flow
+
+
+def play(capture: Capture, host: str, exchange: dict, piece: int = 7, status: int = 200) -> http.HTTPFlow:
+    """The exchange through the addon's hooks: request, response headers, the stream in pieces, the end."""
+    flow = make_flow(host, exchange)
+    capture.requestheaders(flow)
+    capture.request(flow)
+    flow.response = http.Response.make(status, b"", exchange["response_headers"])
+    capture.responseheaders(flow)
+    body = exchange["response"].encode()
+    if callable(flow.response.stream):
+        passed = b"".join(
+            b"".join(flow.response.stream(body[i : i + piece])) for i in range(0, len(body), piece)
+        ) + b"".join(flow.response.stream(b""))
+        assert passed == body  # unchanged, piece by piece
+    else:
+        flow.response.content = body
+    capture.response(flow)
+    return flow
+
+
+def view(flow: http.HTTPFlow, message: http.Message) -> str:
+    metadata = contentviews.Metadata(flow=flow, http_message=message, content_type=message.headers.get("content-type"))
+    return CaptureChatView().prettify(message.get_content(strict=False) or b"", metadata)
+
+
+@pytest.fixture
+def capture():
+    addon = Capture()
+    with taddons.context(addon):
+        yield addon
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_tool_call_turn(capture, fmt):
+    record = fixture(fmt)
+    client_model, upstream_model, title = FORMATS[fmt]
+    flow = play(capture, record["host"], record["exchanges"][0])
+    meta = flow.metadata["llm"]
+    assert meta["capture"] == fmt and meta["client_model"] == client_model and meta["upstream_model"] == upstream_model
+    [call] = meta["answer"]["tool_calls"]
+    assert call["name"] == "read" and json.loads(call["arguments"]) == {"filePath": PATH_IN_FIXTURES}
+    assert meta["answer"]["finish_reason"] == "tool_calls" and meta["answer"]["usage"]["completion_tokens"] == 30
+    assert meta["t_request"] <= meta["t_first_chunk"] <= meta["t_end"] and meta["tool_checks"] == []
+    assert flow.comment.startswith(f"{client_model} -> {upstream_model} | ")
+    assert " in / 30 out tokens | " in flow.comment and flow.comment.endswith("| 1 tool call")
+    assert flow.marked == ":wrench:"
+
+    request = view(flow, flow.request)
+    assert request.startswith(f"{title} via {record['host']}, read as OpenAI chat\n\nchat request: 2 messages, 3 tools")
+    assert "[1] user\n    Read the file " + PATH_IN_FIXTURES in request
+    assert "read(filePath: string*, offset?: " in request
+    answer = view(flow, flow.response)
+    assert answer.startswith(f"{title} via {record['host']}, stream read as chunks")
+    assert f'tool call [0] read ({call["id"]}):\n  {{\n    "filePath": "{PATH_IN_FIXTURES}"\n  }}' in answer
+    assert "tool-call check: the call fits the offered tools" in answer
+    assert "stream ended without [DONE]" not in answer
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_tool_result_turn(capture, fmt):
+    record = fixture(fmt)
+    flow = play(capture, record["host"], record["exchanges"][1])
+    meta = flow.metadata["llm"]
+    assert meta["answer"]["content"].startswith("Tool said: <path>" + PATH_IN_FIXTURES)
+    assert meta["answer"]["finish_reason"] == "stop" and flow.marked == ""
+    request = view(flow, flow.request)
+    assert "chat request: 4 messages, 3 tools" in request
+    assert "    tool call read (" in request and ": tool result for " in request and "(read)" in request
+    assert "PELICAN-7" in request
+    assert "text:\n  Tool said: <path>" in view(flow, flow.response)
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_tool_call_that_does_not_fit(capture, fmt):
+    record = fixture(fmt)
+    exchange = dict(record["exchanges"][0])
+    exchange["response"] = exchange["response"].replace("filePath", "fileName")  # the model misnamed the field
+    flow = play(capture, record["host"], exchange)
+    assert flow.metadata["llm"]["tool_checks"] == [
+        f"read ({flow.metadata['llm']['answer']['tool_calls'][0]['id']}): missing required field 'filePath'"
+    ]
+    assert flow.marked == ":warning:" and "| tool-call problem: read (" in flow.comment
+    assert "missing required field 'filePath'" in view(flow, flow.response)
+
+
+def test_price_from_litellms_table(capture):
+    capture.costs = {"gemini/gemini-2.5-flash": {"input_cost_per_token": 1e-6, "output_cost_per_token": 2e-6}}
+    record = fixture("gemini_native")
+    flow = play(capture, record["host"], record["exchanges"][0])
+    assert "| $0.0013 |" in flow.comment  # 1,200 in, 30 out
+
+
+def test_upstream_error_is_marked(capture):
+    record = fixture("anthropic")
+    exchange = {**record["exchanges"][0], "response_headers": {"content-type": "application/json"}}
+    exchange["response"] = '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+    flow = play(capture, record["host"], exchange, status=529)
+    assert flow.marked == ":x:" and "| error: upstream 529: " in flow.comment and "Overloaded" in flow.comment
+
+
+@pytest.mark.parametrize(
+    "host, path, body",
+    [
+        ("registry.npmjs.org", "/v1/messages", b'{"messages": []}'),  # not a provider's host
+        ("api.anthropic.com", "/v1/models", b"{}"),  # not an exchange's path
+        ("api.anthropic.com", "/v1/messages", b"not json"),  # the path, but not the format
+        ("api.openai.com", "/v1/responses", b'{"model": "gpt-4o"}'),
+    ],
+)
+def test_other_traffic_is_left_alone(capture, host, path, body):
+    flow = tflow.tflow()
+    flow.request = http.Request.make("POST", f"https://{host}{path}", body)
+    flow.response = None
+    capture.requestheaders(flow)
+    capture.request(flow)
+    flow.response = http.Response.make(200, b'{"ok": true}', {"content-type": "application/json"})
+    capture.responseheaders(flow)
+    capture.response(flow)
+    assert "llm" not in flow.metadata and not flow.comment and not flow.marked and flow.response.stream is False
+
+
+def test_json_answer_of_gemini(capture):
+    record = fixture("gemini_native")
+    events = [
+        json.loads(line[6:]) for line in record["exchanges"][1]["response"].splitlines() if line.startswith("data:")
+    ]
+    whole = {
+        **events[-1],
+        "candidates": [
+            {
+                **events[-1]["candidates"][0],
+                "content": {
+                    "role": "model",
+                    "parts": [p for e in events for p in e["candidates"][0]["content"]["parts"]],
+                },
+            }
+        ],
+    }
+    exchange = {**record["exchanges"][1], "path": "/v1beta/models/gemini-2.5-flash:generateContent"}
+    exchange |= {"response": json.dumps(whole), "response_headers": {"content-type": "application/json"}}
+    flow = play(capture, record["host"], exchange)
+    assert flow.metadata["llm"]["answer"]["content"].startswith("Tool said: ")
+    assert view(flow, flow.response).startswith("Gemini generateContent via generativelanguage.googleapis.com (JSON)")

@@ -1,0 +1,191 @@
+"""`./mitm_run.sh capture` end to end: the real opencode CLI (1.18.33) with its own `google`, `anthropic` and `openai`
+providers, through the capture proxy, to local stand-ins of the three APIs (tests/provider_standins.py) that
+mitmproxy's own map_remote option sends the providers' hosts to. Each provider's tool-using turn shows in mitmweb
+(its flow list, the LLM chat view in a real browser for Gemini), the saved flow file holds no credential, and the
+stand-ins got the real ones.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from mitmproxy import io
+from playwright.sync_api import sync_playwright
+
+from tests import opencode_cli
+from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port
+from tests.provider_standins import Standins
+from tests.test_mitmweb_browser import CHROMIUM, CHROMIUM_ARGS, screenshot
+
+KEYS = {
+    "GOOGLE_GENERATIVE_AI_API_KEY": "AIzaCaptureGoogleKey0123456789",
+    "ANTHROPIC_API_KEY": "sk-ant-captureAnthropicKey0123456789",
+    "OPENAI_API_KEY": "sk-proj-captureOpenaiKey0123456789",
+}
+PROVIDERS = {
+    "google/gemini-2.5-flash": ("/v1beta/models/gemini-2.5-flash:streamGenerateContent", "x-goog-api-key", "GOOGLE"),
+    "anthropic/claude-sonnet-4-5": ("/v1/messages", "x-api-key", "ANTHROPIC"),
+    "openai/gpt-4o": ("/v1/responses", "authorization", "OPENAI"),
+}
+HOSTS = ("https://generativelanguage.googleapis.com", "https://api.anthropic.com", "https://api.openai.com")
+NOTES_TEXT = "The secret word is PELICAN-7.\n"
+
+
+class Capture:
+    def __init__(self, proxy: ProxyProcess, confdir: Path, flows: Path, standins: Standins) -> None:
+        self.proxy, self.confdir, self.flows, self.standins = proxy, confdir, flows, standins
+
+    def web_flows(self) -> list[dict]:
+        url = f"http://127.0.0.1:{self.proxy.web_port}/flows?token={self.proxy.web_token()}"
+        with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(url, timeout=10) as response:
+            return json.loads(response.read())
+
+
+@pytest.fixture(scope="module")
+def opencode_bin() -> Path:
+    try:
+        return opencode_cli.install()
+    except opencode_cli.InstallError as e:
+        pytest.fail(f"These tests need the real opencode CLI, and it could not be installed: {e}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def capture(tmp_path_factory) -> Iterator[Capture]:
+    work = tmp_path_factory.mktemp("capture")
+    standins = Standins().start()
+    port, web_port = free_port(), free_port()
+    confdir, flows = work / "confdir", work / "flows.mitm"
+    # lazy: connect when the request is known, so map_remote decides where (not the CONNECT's host)
+    args = ["--set", f"confdir={confdir}", "--set", "connection_strategy=lazy", "-w", str(flows)]
+    for host in HOSTS:
+        args += ["--map-remote", f"|{host}|{standins.url}"]
+    env = {k: v for k, v in os.environ.items() if k not in ("CAPTURE_PORT", "WEB_PORT", "WEB_HOST")}
+    env.update(CAPTURE_PORT=str(port), WEB_PORT=str(web_port))
+    log_path = work / "capture.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(RUN_SH), "capture", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    proxy = ProxyProcess(process, port, log_path, work / "unused", web_port)
+    try:
+        deadline = 600
+        while not ("capture mode: run opencode" in proxy.log_text() and _listening(web_port)) and deadline:
+            assert proxy.alive(), proxy.log_text()[-3000:]
+            deadline -= 1
+            subprocess.run(["sleep", "0.1"], check=True)
+        yield Capture(proxy, confdir, flows, standins)
+    finally:
+        proxy.stop()
+        standins.stop()
+
+
+@pytest.fixture(scope="module")
+def runs(capture, opencode_bin, tmp_path_factory) -> dict[str, opencode_cli.OpencodeRun]:
+    """One tool-using opencode turn per provider, through the capture proxy."""
+    project = opencode_cli.make_project(tmp_path_factory.mktemp("project"), {}, {"notes.txt": NOTES_TEXT})
+    env = {
+        "HTTPS_PROXY": f"http://127.0.0.1:{capture.proxy.port}",
+        "NODE_EXTRA_CA_CERTS": str(capture.confdir / "mitmproxy-ca-cert.pem"),
+        **KEYS,
+    }
+    done = {}
+    for model in PROVIDERS:
+        home = project.parent / f"home-{model.split('/')[0]}"
+        prompt = f"Read the file {project / 'notes.txt'}"
+        done[model] = opencode_cli.run(opencode_bin, project, prompt, model, home, timeout=120, env=env)
+    return done
+
+
+def test_start_line_names_the_real_paths(capture):
+    line = f"HTTPS_PROXY=http://127.0.0.1:{capture.proxy.port} NODE_EXTRA_CA_CERTS={capture.confdir}/mitmproxy-ca-cert.pem opencode"
+    assert line in capture.proxy.log_text()
+    assert (capture.confdir / "mitmproxy-ca-cert.pem").is_file()  # created on the first run
+
+
+@pytest.mark.parametrize("model", PROVIDERS)
+def test_tool_using_turn_through_capture(capture, runs, model):
+    run = runs[model]
+    assert run.returncode == 0 and not run.errors and "PELICAN-7" in run.text, run.describe()
+    assert [(t["tool"], t["state"]["status"]) for t in run.tool_uses] == [("read", "completed")]
+    path, header, key = PROVIDERS[model]
+    got = [r for r in capture.standins.requests if r["path"] == path]
+    assert len(got) == 2
+    real = KEYS[f"{key}_API_KEY"] if key != "GOOGLE" else KEYS["GOOGLE_GENERATIVE_AI_API_KEY"]
+    assert all(real in {k.lower(): v for k, v in r["headers"].items()}[header] for r in got)  # the real key arrived
+    flows = [f for f in capture.web_flows() if f["request"]["path"].split("?")[0] == path]
+    comments = [f["comment"] for f in flows]
+    client_model = model.split("/")[1]
+    assert len(comments) == 2 and all(c.startswith(f"{client_model} -> ") for c in comments), comments
+    assert comments[0].endswith("| 1 tool call") and " in / 30 out tokens" in comments[0]
+    assert [f["marked"] for f in flows] == ["\N{WRENCH}", ""]
+
+
+def test_flow_file_holds_no_credential(capture, runs):
+    capture.proxy.stop()  # -w writes as flows end; stopping closes the file
+    data = capture.flows.read_bytes()
+    assert data and not [name for name, key in KEYS.items() if key.encode() in data]
+    flows = list(io.FlowReader(capture.flows.open("rb")).stream())
+    llm = [f for f in flows if (f.metadata.get("llm") or {}).get("capture")]
+    assert sorted({f.metadata["llm"]["capture"] for f in llm}) == ["anthropic", "gemini_native", "openai_responses"]
+    masked = {f.request.headers.get("x-goog-api-key") for f in llm if f.metadata["llm"]["capture"] == "gemini_native"}
+    assert masked == {"AIza…89"}
+    others = [f for f in flows if "llm" not in f.metadata]
+    assert all(not f.comment and not f.marked for f in others)  # other traffic (npm look-ups) left unannotated
+
+
+def test_gemini_flow_in_the_browser(capture, runs, tmp_path):
+    """A saved Gemini-native flow, opened in capture mode's mitmweb in Chromium: the LLM chat view by default."""
+    if not Path(CHROMIUM).exists() or not shutil.which("chromium"):
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's Chromium to run the browser test.")
+    web_port = free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("CAPTURE_PORT", "WEB_PORT")}
+    env.update(CAPTURE_PORT=str(free_port()), WEB_PORT=str(web_port))
+    log_path = tmp_path / "web.log"
+    confdir = capture.confdir
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(RUN_SH), "capture", "--set", f"confdir={confdir}", "--rfile", str(capture.flows)],
+            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    web = ProxyProcess(process, 0, log_path, tmp_path, web_port)
+    try:
+        for _ in range(600):
+            if _listening(web_port) and web.web_token():
+                break
+            subprocess.run(["sleep", "0.1"], check=True)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, chromium_sandbox=False)
+            page = browser.new_page(viewport={"width": 1600, "height": 1000})
+            page.set_default_timeout(15_000)
+            page.goto(f"http://127.0.0.1:{web_port}/?token={web.web_token()}")
+            rows = page.locator("tbody tr", has_text=":streamGenerateContent")
+            rows.first.wait_for()
+            assert rows.count() == 2
+            comment = rows.nth(0).locator("td.col-comment").inner_text()
+            assert comment.startswith("gemini-2.5-flash -> gemini-2.5-flash | 1,200 in / 30 out tokens")
+            rows.nth(0).click()
+            page.locator(".flow-detail nav a", has_text="Response").click()
+            page.locator(".contentview pre").wait_for()
+            assert page.locator(".contentview .controls h5").inner_text() == "LLM chat"
+            text = page.locator(".contentview pre").inner_text()
+            assert text.startswith("Gemini generateContent via generativelanguage.googleapis.com")
+            assert re.search(r'tool call \[0\] read \(call_0\):\n  \{\n    "filePath": ".*notes.txt"', text), text
+            assert "tool-call check: the call fits the offered tools" in text
+            page.locator(".flow-detail nav a", has_text="Request").click()
+            page.locator(".contentview pre").wait_for()
+            request = page.locator(".contentview pre").inner_text()
+            assert "chat request: 2 messages, 10 tools" in request or "chat request: 2 messages" in request
+            assert "x-goog-api-key" not in request
+            screenshot(page, "capture-gemini.png")
+            browser.close()
+    finally:
+        web.stop()
