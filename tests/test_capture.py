@@ -13,6 +13,7 @@ import pytest
 from mitmproxy import contentviews, http
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection.capture import Capture
 from addon.inspection.capture_view import CaptureChatView
 
@@ -74,12 +75,12 @@ def test_tool_call_turn(capture, fmt):
     record = fixture(fmt)
     client_model, upstream_model, title = FORMATS[fmt]
     flow = play(capture, record["host"], record["exchanges"][0])
-    meta = flow.metadata["llm"]
-    assert meta["capture"] == fmt and meta["client_model"] == client_model and meta["upstream_model"] == upstream_model
-    [call] = meta["answer"]["tool_calls"]
+    meta = Exchange.of(flow)
+    assert meta.capture == fmt and meta.client_model == client_model and meta.upstream_model == upstream_model
+    [call] = meta.answer["tool_calls"]
     assert call["name"] == "read" and json.loads(call["arguments"]) == {"filePath": PATH_IN_FIXTURES}
-    assert meta["answer"]["finish_reason"] == "tool_calls" and meta["answer"]["usage"]["completion_tokens"] == 30
-    assert meta["t_request"] <= meta["t_first_chunk"] <= meta["t_end"] and meta["tool_checks"] == []
+    assert meta.answer["finish_reason"] == "tool_calls" and meta.answer["usage"]["completion_tokens"] == 30
+    assert meta.t_request <= meta.t_first_chunk <= meta.t_end and meta.tool_checks == []
     assert flow.comment.startswith(f"{client_model} -> {upstream_model} | ")
     assert " in / 30 out tokens | " in flow.comment and flow.comment.endswith("| 1 tool call")
     assert flow.marked == ":wrench:"
@@ -99,9 +100,9 @@ def test_tool_call_turn(capture, fmt):
 def test_tool_result_turn(capture, fmt):
     record = fixture(fmt)
     flow = play(capture, record["host"], record["exchanges"][1])
-    meta = flow.metadata["llm"]
-    assert meta["answer"]["content"].startswith("Tool said: <path>" + PATH_IN_FIXTURES)
-    assert meta["answer"]["finish_reason"] == "stop" and flow.marked == ""
+    meta = Exchange.of(flow)
+    assert meta.answer["content"].startswith("Tool said: <path>" + PATH_IN_FIXTURES)
+    assert meta.answer["finish_reason"] == "stop" and flow.marked == ""
     request = view(flow, flow.request)
     assert "chat request: 4 messages, 3 tools" in request
     assert "    tool call read (" in request and ": tool result for " in request and "(read)" in request
@@ -115,8 +116,8 @@ def test_tool_call_that_does_not_fit(capture, fmt):
     exchange = dict(record["exchanges"][0])
     exchange["response"] = exchange["response"].replace("filePath", "fileName")  # the model misnamed the field
     flow = play(capture, record["host"], exchange)
-    assert flow.metadata["llm"]["tool_checks"] == [
-        f"read ({flow.metadata['llm']['answer']['tool_calls'][0]['id']}): missing required field 'filePath'"
+    assert Exchange.of(flow).tool_checks == [
+        f"read ({Exchange.of(flow).answer['tool_calls'][0]['id']}): missing required field 'filePath'"
     ]
     assert flow.marked == ":warning:" and "| tool-call problem: read (" in flow.comment
     assert "missing required field 'filePath'" in view(flow, flow.response)
@@ -178,5 +179,5 @@ def test_json_answer_of_gemini(capture):
     exchange = {**record["exchanges"][1], "path": "/v1beta/models/gemini-2.5-flash:generateContent"}
     exchange |= {"response": json.dumps(whole), "response_headers": {"content-type": "application/json"}}
     flow = play(capture, record["host"], exchange)
-    assert flow.metadata["llm"]["answer"]["content"].startswith("Tool said: ")
+    assert Exchange.of(flow).answer["content"].startswith("Tool said: ")
     assert view(flow, flow.response).startswith("Gemini generateContent via generativelanguage.googleapis.com (JSON)")

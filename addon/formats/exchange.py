@@ -54,6 +54,10 @@ fallbacks.py:
 report.py and toolcheck.py:
   tool_checks       what the tool-call check found wrong in the answer's calls (None: not checked)
   heading_logged    how many repairs the request's log block showed (verbosity full or chunks)
+inspection/capture.py (capture mode, `./mitm_run.sh capture`, where the reverse proxy's addons are not loaded:
+  it writes the fields routing and responses write above, as far as a watched exchange has them):
+  capture           the format recognised ("openai_chat", "anthropic", ...; formats/recognise.py)
+  host, path_model  the host as the client named it; the model named in the path (Gemini's), if any
 sessions_addon.py:
   session           the session turn, a dict documented in inspection/sessions_addon.py (id, parent_id, source,
                     tag, turn, diff)
@@ -120,6 +124,10 @@ class Exchange:
     # report.py, toolcheck.py
     tool_checks: list[str] | None = None
     heading_logged: int | None = None
+    # inspection/capture.py
+    capture: str | None = None
+    host: str | None = None
+    path_model: str | None = None
     # sessions_addon.py
     session: dict[str, Any] | None = None
     # what a saved flow held that this version does not know (or not in this type): written back as it came
