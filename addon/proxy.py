@@ -13,6 +13,7 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon.inspection import chatview, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
+from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
@@ -33,17 +34,20 @@ contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 contentviews.add(native_view.NativeRequestView)
 
+sessions = Sessions()
+routing = Routing()
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
 addons = [
     GracefulShutdown(),
     RequestReadTimeout(),
     Cors(),  # before routing: a preflight is answered before the proxy key is asked for
-    Routing(),
+    SessionPage(sessions.index, routing.instance),  # before routing: /_proxy/sessions never goes upstream
+    routing,
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),
-    Sessions(),  # before Report: the log and comment tell the flow's session turn
+    sessions,  # before Report: the log and comment tell the flow's session turn
     Report(),
     FlowRetention(),
     MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages

@@ -1,6 +1,8 @@
-"""End to end: two proxy processes behind nginx (round robin) carry multi-turn tool-call conversations with
-Gemini 3 thought signatures whose turns land on different replicas. Nothing of a conversation lives in a
-replica: the signatures travel inside the tool-call ids the client sends back.
+"""End to end: two proxy processes behind nginx, configured with the README's own nginx block. Clients without
+session headers (the openai SDK) are spread round robin: their multi-turn tool-call conversations with Gemini 3
+thought signatures land on both replicas and still work, since the signatures travel inside the tool-call ids the
+client sends back. An opencode-like client (x-session-affinity) has all the turns of a session on ONE replica, whose
+/_proxy/sessions.json holds the whole session and names itself as its replica.
 
 Both replicas read ONE opencode.json, the README's, whose alias provider names the balancer's address
 (shared_config); they still recognise it as themselves (its options.proxy.models mapping) and send nothing round.
@@ -15,6 +17,7 @@ import os
 import shutil
 import subprocess
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,42 +35,36 @@ TOOL = {
     },
 }
 
-NGINX_CONFIG = """
+# The test's own frame (files in a temp dir, a log line per request) around the README's upstream and server.
+NGINX_FRAME = """
 {user}
 worker_processes 1;
 pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections 1024; }}
 http {{
-    log_format replica '$upstream_addr|$status|$request_uri';
+    log_format replica '$upstream_addr|$status|$request_uri|$http_x_session_affinity';
     access_log {dir}/access.log replica;
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
     uwsgi_temp_path {dir}/uwsgi;
     scgi_temp_path {dir}/scgi;
-
-    upstream translation_proxies {{
-        server 127.0.0.1:{a};
-        server 127.0.0.1:{b};
-        keepalive 16;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        client_max_body_size 32m;
-        location / {{
-            proxy_pass http://translation_proxies;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffering off;          # stream SSE events as they come
-            proxy_request_buffering off;
-            proxy_read_timeout 600s;      # an LLM may think for minutes
-            proxy_send_timeout 600s;
-            proxy_next_upstream error;    # only a replica that is down, never a request already sent
-        }}
-    }}
+{readme}
 }}
 """
+
+
+def readme_nginx(port: int, a: int, b: int) -> str:
+    """The README's nginx block ("Several proxies behind a load balancer") on these ports."""
+    text = (ROOT / "README.md").read_text()
+    block = text[text.index("## Several proxies behind a load balancer") :]
+    block = block[block.index("```nginx") + len("```nginx") : block.index("```", block.index("```nginx") + 8)]
+    assert "hash $http_x_session_affinity consistent;" in block, "the README routes by session"
+    for old, new in (("127.0.0.1:8001", a), ("127.0.0.1:8002", b), ("127.0.0.1:8000", port)):
+        assert old in block, f"the README's nginx block names {old}"
+        block = block.replace(old, f"127.0.0.1:{new}")
+    return block
 
 
 def nginx_binary() -> str:
@@ -127,15 +124,8 @@ def balancer(replicas, tmp_path_factory, balancer_port) -> Iterator[tuple[str, P
     workdir = tmp_path_factory.mktemp("nginx")
     port = balancer_port
     config = workdir / "nginx.conf"
-    config.write_text(
-        NGINX_CONFIG.format(
-            user="user root;" if os.geteuid() == 0 else "",
-            dir=workdir,
-            port=port,
-            a=replicas[0].port,
-            b=replicas[1].port,
-        )
-    )
+    readme = readme_nginx(port, replicas[0].port, replicas[1].port)
+    config.write_text(NGINX_FRAME.format(user="user root;" if os.geteuid() == 0 else "", dir=workdir, readme=readme))
     log = (workdir / "nginx.out").open("wb")
     process = subprocess.Popen(
         [binary, "-c", str(config), "-p", str(workdir), "-g", "daemon off;"],
@@ -159,11 +149,14 @@ def balancer(replicas, tmp_path_factory, balancer_port) -> Iterator[tuple[str, P
         log.close()
 
 
-def replicas_used(access_log: Path, since: int) -> list[str]:
-    """The replica that answered each chat request (the last of $upstream_addr when nginx moved on)."""
+def replicas_used(access_log: Path, since: int, session: str = "-") -> list[str]:
+    """The replica that answered each chat request of `session` ("-": none sent), the last of $upstream_addr
+    when nginx moved on."""
     lines = [line.split("|") for line in access_log.read_text().splitlines()[since:]]
-    assert all(status == "200" for _, status, _ in lines), lines
-    return [addrs.split(",")[-1].strip() for addrs, _, uri in lines if "chat/completions" in uri]
+    assert all(status == "200" for _, status, _, _ in lines), lines
+    return [
+        addrs.split(",")[-1].strip() for addrs, _, uri, sent in lines if "chat/completions" in uri and sent == session
+    ]
 
 
 def collect_stream(stream) -> dict:
@@ -231,3 +224,45 @@ def test_tool_conversations_across_replicas(balancer, replicas, fake_gemini, str
     assert all(r["body"]["model"] == "gemini-3-pro-preview" for r in fake_requests)
     mine = [r for r in fake_requests if f"conv0-{stream}" in json.dumps(r["body"])]
     assert len(mine) == 4  # each of a conversation's 4 turns reached the upstream once: nothing went round
+
+
+def session_json(proxy: ProxyProcess) -> dict[str, dict]:
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        proxy.root_url + "/_proxy/sessions.json", timeout=10
+    ) as response:
+        data = json.loads(response.read())
+    return {s["id"]: s for s in data["sessions"]}
+
+
+def test_a_session_stays_on_one_replica(balancer, replicas):
+    base_url, access_log = balancer
+    since = len(access_log.read_text().splitlines()) if access_log.exists() else 0
+    homes: dict[str, str] = {}
+    for n in range(12):  # until both replicas hold a session (each new id lands on either, by its hash)
+        session = f"ses_affinity_{n}"
+        headers = {"x-session-affinity": session, "X-Session-Id": session}
+        client = openai.OpenAI(
+            base_url=base_url, api_key="anything", max_retries=0, timeout=60, default_headers=headers
+        )
+        assert converse(client, stream=True, steps=2, tag=session).startswith("Tool said:")
+        deadline = time.monotonic() + 5
+        while len(used := replicas_used(access_log, since, session)) < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(used) == 3 and len(set(used)) == 1, (session, used)  # its 3 turns: one replica
+        homes[session] = used[0]
+        if len(set(homes.values())) == 2 and n >= 3:
+            break
+    assert set(homes.values()) == {f"127.0.0.1:{p.port}" for p in replicas}, homes
+    indexes = {f"127.0.0.1:{p.port}": session_json(p) for p in replicas}
+    for session, home in homes.items():
+        kept = {replica: index[session] for replica, index in indexes.items() if session in index}
+        assert list(kept) == [home], (session, home, list(kept))  # the whole session, on its replica only
+        assert kept[home]["turns"] == 3 and kept[home]["replica"] == home
+    # Without the header, the same balancer still spreads requests over both replicas.
+    mark = len(access_log.read_text().splitlines())
+    plain = openai.OpenAI(base_url=base_url, api_key="anything", max_retries=0, timeout=60)
+    converse(plain, stream=False, steps=3, tag="plain")
+    deadline = time.monotonic() + 5
+    while len(used := replicas_used(access_log, mark)) < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(used) == 4 and all(a != b for a, b in zip(used, used[1:])), used  # round robin
