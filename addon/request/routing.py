@@ -289,7 +289,7 @@ class Routing:
             native_chat.rewrite(flow, chat, target, ex)
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_request")
-        hop = {hops.HEADER: hops.mark(self.instance, target.provider, ex.client_model)}
+        hop = {hops.HEADER: hops.mark(self.instance, target.provider, ex.client_model or chat.model)}
         self.point_at(flow, target.api_base, native_chat.path(target, chat.stream), None, {**target.headers, **hop})
         native_chat.attach_credentials(flow, target)
         flow.request.headers["accept-encoding"] = "identity"
