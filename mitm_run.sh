@@ -7,6 +7,7 @@
 #   ./mitm_run.sh test [ARGS...]   the checks, then the whole test suite (ARGS go to pytest)
 #   ./mitm_run.sh check            lint (ruff), format check, types (mypy), import layering (import-linter)
 #   ./mitm_run.sh bench [ARGS...]  the side-by-side benchmark (ARGS go to the benchmark)
+#   ./mitm_run.sh export FLOWS.mitm [--session ID] [--format jsonl|openai]   chat exchanges as JSON lines on stdout
 #
 # The first run creates .venv from the lockfile (uv.lock) with uv, installing uv itself if it is missing.
 # Environment (all optional): OPENCODE_CONFIG, PROXY_HOST, PROXY_PORT, GEMINI_API_BASE, GEMINI_API_KEY,
@@ -116,6 +117,11 @@ case "$command" in
     bench)
         shift; setup
         cd "$ROOT" && exec "$VENV/bin/python" -m tests.bench.run "$@" ;;
+    export)
+        shift; setup
+        # The flow file is named relative to where the user is; the module is found from ROOT.
+        PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" LITELLM_LOCAL_MODEL_COST_MAP=True \
+            exec "$VENV/bin/python" -m addon.inspection.export "$@" ;;
     web)
         shift; setup
         set_proxy_args

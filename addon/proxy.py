@@ -1,24 +1,25 @@
 """Entry script: `mitmdump -s addon/proxy.py` (mitm_run.sh does this). Loads the translation proxy's addons."""
 
-import logging
-import os
 import sys
 from pathlib import Path
 
 # mitmproxy loads this file as a script; the addon package lives beside it.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # else importing litellm fetches prices online
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon.inspection import chatview, native_view  # noqa: E402
+from addon.inspection import chatview, client_view, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
+from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
+from addon.request.replay import Replay  # noqa: E402
+from addon.request.resend import Resend  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.request.vertex_auth import VertexAuth  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
+from addon.response.offline_replay import OfflineReplay  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
 from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
@@ -27,25 +28,28 @@ from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 
-# litellm is a library of facts here (providers, prices); its debug chatter would bury the proxy's log.
-for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):
-    logging.getLogger(name).setLevel(logging.WARNING)
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 contentviews.add(native_view.NativeRequestView)
+contentviews.add(client_view.ClientRequestView)
 
 sessions = Sessions()
 routing = Routing()
 # The addons pass what they know about an exchange through its record (formats/exchange.py), never by looking
 # each other up; within one hook they run in this order, the order of the path a request takes.
-# GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere.
+# GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere. Replay turns a
+# replayed flow back into its client request, ClientRequest keeps that request, then Routing translates it once.
 addons = [
     GracefulShutdown(),
     RequestReadTimeout(),
     Cors(),  # before routing: a preflight is answered before the proxy key is asked for
     SessionPage(sessions.index, routing.instance),  # before routing: /_proxy/sessions never goes upstream
+    Replay(),
+    ClientRequest(),
     routing,
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
+    Resend(),
+    OfflineReplay(),  # after routing (it matches translated requests), before mitmproxy's ServerPlayback
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),
@@ -54,4 +58,4 @@ addons = [
     FlowRetention(),
     MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages
     MemoryGuard(),
-]  # last: its start-up freeze comes after routing has imported litellm
+]  # last: its start-up freeze comes after the other addons' start-up (litellm's import freezes when it lands)

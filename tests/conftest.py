@@ -191,10 +191,11 @@ def _wait_until_ready(proxy: ProxyProcess, timeout: float) -> None:
 
 
 def _health_ok(root_url: str) -> bool:
+    """/health answers 200 and litellm is loaded (before, chat requests wait for it, which would skew timings)."""
     try:
         with _DIRECT.open(root_url + "/health", timeout=2) as response:
-            return response.status == 200
-    except (urllib.error.URLError, OSError):
+            return response.status == 200 and json.loads(response.read()).get("litellm", "ready") == "ready"
+    except (urllib.error.URLError, OSError, ValueError):
         return False
 
 

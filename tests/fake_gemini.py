@@ -161,6 +161,10 @@ class Handlers:
                 headers = {"Retry-After": "7"} if code == 429 else {}
                 raise FakeError(code, ERROR_MESSAGES.get(code, f"Scripted error {code}."), headers)
         result = answer(body, script, self.state.signer)
+        if script.empty is not None:
+            self.state.error_counts[f"[empty] {script.text}"] += 1
+            if not script.empty or self.state.error_counts[f"[empty] {script.text}"] <= script.empty:
+                result = Answer([], [], script.cached)
         if body.get("stream"):
             return await self._stream(exchange, body, script, result)
         data = _dumps(completion(body, result, f"fake-{exchange.seq}"))
@@ -183,6 +187,7 @@ class Handlers:
         await self._send(exchange, response, frames, script.chunks[1] / 1000 if script.chunks else 0.0, script.stall)
         if script.cut:
             return await self._cut(exchange, response)
+        await asyncio.sleep(script.linger)
         await response.write_eof()
         self.state.event("done", exchange.seq, "stream complete", chunks_sent=exchange.sent)
         return response

@@ -7,7 +7,12 @@ The last user message's text is the script. Markers (any number, anywhere in the
   [empty-ids]              tool calls get id "" (as Gemini sometimes sends).
   [error:CODE] [error:CODE:TIMES]  a list-wrapped error (429 carries Retry-After: 7); with TIMES, only the first
                            TIMES requests with this text fail.
+  [empty] [empty:TIMES]    an empty answer: no text, no tool calls, finish_reason "stop" (what Gemini's endpoint
+                           sends for MALFORMED_FUNCTION_CALL); with TIMES, only the first TIMES requests with this text.
+  [cached:N]               usage reports N of the prompt tokens as cached (prompt_tokens_details.cached_tokens).
   [cut] [stall:S] [slow:S] [chunks:N:MS] [big:N]   transport behaviour, applied by the server (see fake_gemini).
+  [linger:S]               a stream ends its body S seconds after [DONE] (a client that closes at [DONE] leaves
+                           before the upstream's end, as it may with a real upstream).
 Without markers the answer is "Hello from fake Gemini. You said: <text>".
 """
 
@@ -161,6 +166,9 @@ class Script:
     slow: float = 0.0
     chunks: tuple[int, int] | None = None  # (count, milliseconds apart)
     big: int = 0
+    empty: int | None = None  # answer empty (the first TIMES requests with this text; 0 = always)
+    cached: int = 0
+    linger: float = 0.0  # seconds between a stream's [DONE] and the end of its body
 
 
 @dataclass
@@ -185,6 +193,7 @@ class ToolCall:
 class Answer:
     pieces: list[str]  # the text, as it is streamed
     tool_calls: list[ToolCall]
+    cached_tokens: int = 0
 
     @property
     def text(self) -> str:
@@ -209,6 +218,12 @@ def parse_script(text: str) -> Script:
         script.chunks = (int(m[1]), int(m[2]))
     if m := re.search(r"\[big:(\d+)\]", text):
         script.big = int(m[1])
+    if m := re.search(r"\[empty(?::(\d+))?\]", text):
+        script.empty = int(m[1] or 0)
+    if m := re.search(r"\[cached:(\d+)\]", text):
+        script.cached = int(m[1])
+    if m := re.search(rf"\[linger:{_NUMBER}\]", text):
+        script.linger = float(m[1])
     return script
 
 
@@ -310,6 +325,12 @@ def _check_history(messages: list[Any], model: str, signer: Signer, scope: str) 
 
 def answer(body: dict[str, Any], script: Script, signer: Signer) -> Answer:
     """The scripted answer to a checked request."""
+    result = _answer(body, script, signer)
+    result.cached_tokens = script.cached
+    return result
+
+
+def _answer(body: dict[str, Any], script: Script, signer: Signer) -> Answer:
     messages = body["messages"]
     last_user = max((i for i, m in enumerate(messages) if m.get("role") == "user"), default=-1)
     results = [message_text(m) for m in messages[last_user + 1 :] if m.get("role") == "tool"]
@@ -344,10 +365,17 @@ def _split(text: str, size: int = 16) -> list[str]:
     return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
-def usage(body: dict[str, Any], result: Answer) -> dict[str, int]:
-    prompt = len(json.dumps(body.get("messages", []))) // 4 + 1
+def usage(body: dict[str, Any], result: Answer) -> dict[str, Any]:
+    prompt = len(json.dumps(body.get("messages", []))) // 4 + 1 + result.cached_tokens
     completion = len(result.text) // 4 + sum(len(c.arguments) // 4 + 1 for c in result.tool_calls) + 1
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    counts: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
+    if result.cached_tokens:
+        counts["prompt_tokens_details"] = {"cached_tokens": result.cached_tokens}
+    return counts
 
 
 def completion(body: dict[str, Any], result: Answer, response_id: str) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from mitmproxy import http
 from mitmproxy.contentviews import Metadata
 from mitmproxy.test import taddons, tflow
 
-from addon.formats.answer import Answer
+from addon.formats.answer import Answer, is_empty
 from addon.formats.exchange import Exchange
 from addon.inspection.chat_assembly import assemble_json, assemble_sse
 from addon.inspection.chatview import ChatView
@@ -251,3 +251,24 @@ def test_a_completions_recorded_answer_is_what_the_view_shows(responses, message
     flow.response.content = orjson.dumps({"object": "chat.completion", "model": "g", "choices": [choice]})
     responses.response(flow)
     assert Exchange.of(flow).answer == assemble_json(flow.response.content).answer()
+
+
+@pytest.mark.parametrize(
+    ("answer", "empty"),
+    [
+        ({"content": "", "tool_calls": [], "finish_reason": "stop"}, True),  # Gemini's MALFORMED_FUNCTION_CALL
+        ({"content": "  \n", "tool_calls": [], "finish_reason": "stop"}, True),
+        ({"content": "", "reasoning": "I will call edit", "tool_calls": [], "finish_reason": "stop"}, True),
+        ({"content": "", "tool_calls": [], "finish_reason": "malformed_function_call"}, True),
+        ({"content": "", "tool_calls": [], "finish_reason": None}, True),
+        ({"content": "Done.", "tool_calls": [], "finish_reason": "stop"}, False),
+        (
+            {"content": "", "tool_calls": [{"id": "c", "name": "bash", "arguments": "{}"}], "finish_reason": "stop"},
+            False,
+        ),
+        ({"content": "", "tool_calls": [], "finish_reason": "length"}, False),  # thinking used up max_tokens
+        ({"content": "", "tool_calls": [], "finish_reason": "content_filter"}, False),
+    ],
+)
+def test_is_empty(answer: dict, empty: bool) -> None:
+    assert is_empty(answer) is empty

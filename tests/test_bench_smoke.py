@@ -20,6 +20,11 @@ NUMBERS = {
     "stream_100": ("ttfc_p50_ms", "delay_p99_ms"),
     "body_1mb": ("p50_ms",),
 }
+NATIVE_NUMBERS = {  # the native row measures the translation: plain requests at 1 connection and the streams
+    "plain_c1": ("p50_ms", "rps"),
+    "stream_1": ("ttfc_p50_ms", "delay_p50_ms"),
+    "stream_100": ("ttfc_p50_ms", "delay_p99_ms"),
+}
 
 
 def test_quick_benchmark_run(tmp_path: Path) -> None:
@@ -50,6 +55,19 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
     assert {t["verdict"] for t in result["targets"]} <= {"PASS", "MISS", "n/a"}
     header = result["table"].splitlines()[0]
     assert "this proxy" in header and "bare mitmdump" in header
+
+    native = result["rows"]["this_proxy_native"]
+    assert native["ok"] and native["correct"], native.get("error") or native["correct_detail"]
+    assert native["check"]["model"] == "local-model" and native["check"]["stream"]["done"]
+    assert native["check"]["upstream_saw"] == {"gemini-2.5-flash": 2}  # by streamGenerateContent / generateContent
+    for scenario, fields in NATIVE_NUMBERS.items():
+        assert native[scenario]["errors"] == 0, f"native {scenario}: {native[scenario]['error_samples']}"
+        for field in fields:
+            assert native[scenario][field] > 0, f"native {scenario} {field}: {native[scenario]}"
+    assert native["stream_100"]["incomplete"] == 0 and "body_1mb" not in native
+    assert "native path" in header and "native vs proxy" in header
+    delay_row = next(line for line in result["table"].splitlines() if line.startswith("| chunk delay p50, 1 stream"))
+    assert " ms |" in delay_row  # the native path's added delay, side by side with the compatible path
 
 
 def test_micro_benchmarks_run() -> None:

@@ -7,6 +7,7 @@ Each flow is played through the Capture addon's hooks as mitmproxy calls them, t
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,10 @@ from mitmproxy import contentviews, http
 from mitmproxy.test import taddons, tflow
 
 from addon.formats.exchange import Exchange
-from addon.inspection.capture import Capture
+from addon.inspection import session_keys
+from addon.inspection.capture import Capture, chat_body
 from addon.inspection.capture_view import CaptureChatView
+from addon.inspection.sessions_addon import Sessions
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FORMATS = {
@@ -39,13 +42,21 @@ def make_flow(host: str, exchange: dict) -> http.HTTPFlow:
     return flow
 
 
-def play(capture: Capture, host: str, exchange: dict, piece: int = 7, status: int = 200) -> http.HTTPFlow:
-    """The exchange through the addon's hooks: request, response headers, the stream in pieces, the end."""
+def play(addons: object, host: str, exchange: dict, piece: int = 7, status: int = 200) -> http.HTTPFlow:
+    """The exchange through the hooks of the addon (or list of addons, in chain order): request, response headers,
+    the stream in small pieces, the end."""
+    chain = addons if isinstance(addons, list) else [addons]
+
+    def hook(name: str) -> None:
+        for addon in chain:
+            if hasattr(addon, name):
+                getattr(addon, name)(flow)
+
     flow = make_flow(host, exchange)
-    capture.requestheaders(flow)
-    capture.request(flow)
+    hook("requestheaders")
+    hook("request")
     flow.response = http.Response.make(status, b"", exchange["response_headers"])
-    capture.responseheaders(flow)
+    hook("responseheaders")
     body = exchange["response"].encode()
     if callable(flow.response.stream):
         passed = b"".join(
@@ -54,7 +65,7 @@ def play(capture: Capture, host: str, exchange: dict, piece: int = 7, status: in
         assert passed == body  # unchanged, piece by piece
     else:
         flow.response.content = body
-    capture.response(flow)
+    hook("response")
     return flow
 
 
@@ -82,7 +93,9 @@ def test_tool_call_turn(capture, fmt):
     assert meta.answer["finish_reason"] == "tool_calls" and meta.answer["usage"]["completion_tokens"] == 30
     assert meta.t_request <= meta.t_first_chunk <= meta.t_end and meta.tool_checks == []
     assert flow.comment.startswith(f"{client_model} -> {upstream_model} | ")
-    assert " in / 30 out tokens | " in flow.comment and flow.comment.endswith("| 1 tool call")
+    # The fixtures' Anthropic and Responses answers report cached prompt tokens; the comment names them.
+    assert re.search(r" in( \([\d,]+ cached\))? / 30 out tokens \| ", flow.comment), flow.comment
+    assert flow.comment.endswith("| 1 tool call")
     assert flow.marked == ":wrench:"
 
     request = view(flow, flow.request)
@@ -181,3 +194,37 @@ def test_json_answer_of_gemini(capture):
     flow = play(capture, record["host"], exchange)
     assert Exchange.of(flow).answer["content"].startswith("Tool said: ")
     assert view(flow, flow.response).startswith("Gemini generateContent via generativelanguage.googleapis.com (JSON)")
+
+
+@pytest.mark.parametrize("fmt", FORMATS)
+def test_two_turns_of_one_session(fmt):
+    """opencode's two requests of one task, in any provider's format: turns 1 and 2 of the session its headers name,
+    the comment's prefix, and what is new in turn 2 (the model's tool call and the tool's result)."""
+    record = fixture(fmt)
+    capture, sessions = Capture(), Sessions(chat_body)
+    with taddons.context(capture, sessions):
+        first, second = (play([capture, sessions], record["host"], exchange) for exchange in record["exchanges"])
+    session_id = record["exchanges"][0]["request_headers"]["x-session-affinity"]
+    tag = session_keys.tag(session_id)
+    assert [Exchange.of(f).session["turn"] for f in (first, second)] == [1, 2]
+    assert {Exchange.of(f).session["id"] for f in (first, second)} == {session_id}
+    assert first.comment.startswith(f"{tag} #1 | {FORMATS[fmt][0]} -> ") and first.comment.endswith("| 1 tool call")
+    assert second.comment.startswith(f"{tag} #2 | {FORMATS[fmt][0]} -> ")
+    diff = Exchange.of(second).session["diff"]
+    assert diff["base_turn"] == 1 and diff["new_from"] == 2 and diff["new_count"] == 2
+    assert diff.get("rewritten_at") is None and not diff.get("system_changed") and not diff.get("tools_changed")
+    assert [(m["role"], m.get("calls"), m.get("tool")) for m in diff["new"]] == [
+        ("assistant", ["read"], None),
+        ("tool", None, "read"),
+    ]
+    request = view(second, second.request)
+    assert f"what is new in turn 2 (session {tag} = {session_id}):\n" in request
+    assert "  +2 messages (assistant with 1 tool call, 1 tool result) since turn 1\n" in request
+    assert "    [2] assistant, tool calls: read" in request and "    [3] tool result for " in request
+    assert request.index("what is new in turn 2") < request.index("chat request: 4 messages, 3 tools")
+    assert f"what is new in turn 1 (session {tag} = {session_id}):\n  first turn: 2 messages, 3 tools" in view(
+        first, first.request
+    )
+    session = sessions.index.get(session_id)
+    assert session is not None and [t.number for t in session.turns] == [1, 2]
+    assert [t.tool_calls for t in session.turns] == [1, 0] and session.tokens_out == 30 + session.turns[1].tokens_out

@@ -20,6 +20,7 @@ import pytest
 from mitmproxy import io
 from playwright.sync_api import sync_playwright
 
+from addon.inspection import session_keys
 from tests import opencode_cli
 from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port
 from tests.provider_standins import Standins
@@ -124,7 +125,12 @@ def test_tool_using_turn_through_capture(capture, runs, model):
     flows = [f for f in capture.web_flows() if f["request"]["path"].split("?")[0] == path]
     comments = [f["comment"] for f in flows]
     client_model = model.split("/")[1]
-    assert len(comments) == 2 and all(c.startswith(f"{client_model} -> ") for c in comments), comments
+    # Both requests are turns of the session opencode named in its headers: the comment starts with its tag.
+    [session_id] = {{k.lower(): v for k, v in r["headers"].items()}["x-session-affinity"] for r in got}
+    turns = [re.match(rf"(s:[0-9a-f]{{4,8}}) #(\d) \| {re.escape(client_model)} -> ", c) for c in comments]
+    assert len(comments) == 2 and all(turns), comments
+    assert [t[2] for t in turns] == ["1", "2"] and turns[0][1] == turns[1][1], comments
+    assert turns[0][1] == session_keys.tag(session_id, len(turns[0][1]) - 2)
     assert comments[0].endswith("| 1 tool call") and " in / 30 out tokens" in comments[0]
     assert [f["marked"] for f in flows] == ["\N{WRENCH}", ""]
 
@@ -136,8 +142,10 @@ def test_flow_file_holds_no_credential(capture, runs):
     flows = list(io.FlowReader(capture.flows.open("rb")).stream())
     llm = [f for f in flows if (f.metadata.get("llm") or {}).get("capture")]
     assert sorted({f.metadata["llm"]["capture"] for f in llm}) == ["anthropic", "gemini_native", "openai_responses"]
+    sessions = {(f.metadata["llm"]["capture"], f.metadata["llm"]["session"]["id"]) for f in llm}
+    assert len(sessions) == 3 and all(session_id.startswith("ses_") for _, session_id in sessions)  # opencode's
     masked = {f.request.headers.get("x-goog-api-key") for f in llm if f.metadata["llm"]["capture"] == "gemini_native"}
-    assert masked == {"AIza…89"}
+    assert masked == {"AIza...89"}
     others = [f for f in flows if "llm" not in f.metadata]
     assert all(not f.comment and not f.marked for f in others)  # other traffic (npm look-ups) left unannotated
 
@@ -171,7 +179,9 @@ def test_gemini_flow_in_the_browser(capture, runs, tmp_path):
             rows.first.wait_for()
             assert rows.count() == 2
             comment = rows.nth(0).locator("td.col-comment").inner_text()
-            assert comment.startswith("gemini-2.5-flash -> gemini-2.5-flash | 1,200 in / 30 out tokens")
+            assert re.match(
+                r"s:[0-9a-f]{4,8} #1 \| gemini-2.5-flash -> gemini-2.5-flash \| 1,200 in / 30 out tokens", comment
+            )
             rows.nth(0).click()
             page.locator(".flow-detail nav a", has_text="Response").click()
             page.locator(".contentview pre").wait_for()
@@ -183,6 +193,7 @@ def test_gemini_flow_in_the_browser(capture, runs, tmp_path):
             page.locator(".flow-detail nav a", has_text="Request").click()
             page.locator(".contentview pre").wait_for()
             request = page.locator(".contentview pre").inner_text()
+            assert "what is new in turn 1 (session s:" in request and "first turn: 2 messages" in request
             assert "chat request: 2 messages, 10 tools" in request or "chat request: 2 messages" in request
             assert "x-goog-api-key" not in request
             screenshot(page, "capture-gemini.png")

@@ -472,3 +472,16 @@ def test_mitmdump_flow_detail_3(registry):
     printed = out.getvalue()
     assert "tool call [0] edit (call_3):" in printed and "tool-call check: all 2 calls fit" in printed
     assert "read(filePath: string*, offset?: number, limit?: number)" in printed
+
+
+def test_a_request_with_an_attachment_opencode_sent_as_text_names_the_fix():
+    placeholder = "[Attached image/png: crash.png]"
+    messages = [*OPENCODE_REQUEST["messages"], {"role": "user", "content": f"See the screenshot.\n{placeholder}"}]
+    f = chat_flow(
+        request={**OPENCODE_REQUEST, "model": "gemini-2.5-flash", "messages": messages}, client_model="local-model"
+    )
+    text = view.prettify(f.request.content, request_meta(f))
+    head = text.split("messages:")[0]
+    assert "cannot read it" in head and "provider.<id>.models.local-model" in head and '"modalities"' in head
+    assert f"  {placeholder}" in head
+    assert "modalities" not in view.prettify(chat_flow().request.content, request_meta(chat_flow()))

@@ -8,7 +8,7 @@ import asyncio
 import json
 
 import pytest
-from mitmproxy import http
+from mitmproxy import ctx, http
 from mitmproxy.flow import Error
 from mitmproxy.test import taddons, tflow
 
@@ -17,6 +17,7 @@ from addon.inspection import summary
 from addon.request.routing import Routing
 from addon.response import fallbacks
 from addon.response.fallbacks import Fallbacks
+from addon.response.stream_rewrite import StreamOptions, StreamRewriter
 from addon.runtime import error_pages, wire
 
 PROXY_KEY = "client-proxy-key-0123456789"
@@ -339,3 +340,101 @@ def test_an_attempts_connections_are_its_replay_handlers():
         assert wire.client_writer(attempt) is None
     finally:
         del wire.replays[attempt.id]
+
+
+# Asking once more for an empty answer (translate_retry_empty_answer): the same machinery, the same name.
+
+EMPTY_COMPLETION = {
+    "id": "x",
+    "object": "chat.completion",
+    "model": "local-model",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": None}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 4211, "completion_tokens": 0, "total_tokens": 4211},
+}
+EMPTY_EVENTS = [
+    b'data: {"id":"x","object":"chat.completion.chunk","model":"gemini-2.5-flash","choices":[{"index":0,'
+    b'"delta":{"role":"assistant","content":""},"finish_reason":"stop"}]}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+@pytest.fixture
+def retry_ctx(routing_ctx, monkeypatch):
+    routing, addon = routing_ctx
+    monkeypatch.setattr(wire, "client_gone", lambda flow: False)
+    written: list[bytes] = []
+    monkeypatch.setattr(wire, "write_chunk", lambda flow, data: written.append(data) or True)
+    ctx.options.update(translate_retry_empty_answer=True)
+    return routing, written
+
+
+def empty_flow(stream: bool) -> http.HTTPFlow:
+    flow = routed_flow(200, ())
+    if not stream:
+        flow.response.content = json.dumps(EMPTY_COMPLETION).encode()
+        return flow
+    rewriter = StreamRewriter(StreamOptions("local-model", False, False, 1 << 20, hold_empty=True))
+    for piece in [*EMPTY_EVENTS, b""]:
+        rewriter(piece)
+    flow.response.stream = rewriter
+    return flow
+
+
+def test_routing_keeps_every_original_when_empty_answers_may_be_asked_again(routing_ctx):
+    routing, _ = routing_ctx
+    ctx.options.update(translate_retry_empty_answer=True)
+    flow = request_flow("local-b")  # no fallbacks
+    routing.request(flow)
+    assert json.loads(Exchange.of(flow).original.content)["model"] == "local-b"
+
+
+def test_an_empty_answer_is_asked_for_once_more_under_the_same_name(retry_ctx):
+    routing, _ = retry_ctx
+    flow, addon = empty_flow(stream=False), Scripted(200)
+    hook(addon, routing, flow)
+    meta = Exchange.of(flow)
+    assert addon.asked == ["local-model"]
+    assert flow.response.content == b"answer from local-model" and meta.answered_by == "local-model"
+    assert [(a.get("status"), a.get("empty")) for a in meta.attempts] == [(200, True), (200, None)]
+
+
+def test_an_answer_with_text_or_with_the_option_off_is_not_asked_again(retry_ctx):
+    routing, _ = retry_ctx
+    full, addon = empty_flow(stream=False), Scripted()
+    full.response.content = full.response.content.replace(b'"content": null', b'"content": "Done."')
+    hook(addon, routing, full)
+    ctx.options.update(translate_retry_empty_answer=False)
+    hook(addon, routing, empty_flow(stream=False))
+    assert addon.asked == [] and Exchange.of(full).attempts == []
+
+
+def test_a_held_empty_stream_gets_the_retrys_whole_stream_after_its_headers(retry_ctx):
+    routing, written = retry_ctx
+    flow, addon = empty_flow(stream=True), Scripted(200)
+    hook(addon, routing, flow)
+    assert written == [b"answer from local-model"]  # the first answer's events never went out
+    assert flow.response.stream is False and flow.response.content == b"answer from local-model"
+    assert Exchange.of(flow).answered_by == "local-model"
+
+
+def test_when_the_retry_fails_the_held_first_answer_goes_out(retry_ctx):
+    routing, written = retry_ctx
+    flow, addon = empty_flow(stream=True), Scripted(503)
+    hook(addon, routing, flow)
+    assert written == [b"".join(EMPTY_EVENTS).replace(b"gemini-2.5-flash", b"local-model")]
+    assert Exchange.of(flow).answered_by is None
+
+
+def test_only_live_compatible_streams_are_held_and_only_with_the_option(retry_ctx, monkeypatch):
+    monkeypatch.setattr(wire, "enabled", lambda: True)
+    compatible, native, attempt = routed_flow(200, ()), routed_flow(200, ()), routed_flow(200, ())
+    Exchange.of(native).api = "gemini"
+    Exchange.of(attempt).fallback_of = "some-flow-id"
+    for flow in (compatible, native, attempt):
+        Fallbacks().responseheaders(flow)
+    assert Exchange.of(compatible).hold_empty is True and Exchange.of(native).hold_empty is False
+    assert Exchange.of(attempt).hold_empty is False
+    ctx.options.update(translate_retry_empty_answer=False)
+    off = routed_flow(200, ())
+    Fallbacks().responseheaders(off)
+    assert Exchange.of(off).hold_empty is False

@@ -13,11 +13,11 @@ from mitmproxy import addonmanager, connection, hooks
 from mitmproxy.addons import script
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.net.http import http1
-from mitmproxy.proxy.layers.http import _http1
+from mitmproxy.proxy.layers.http import _http1, _http2
 from mitmproxy.test import taddons, tflow
 from mitmproxy.version import VERSION
 
-from addon.runtime import error_pages, hook_dispatch, internals, log_broadcast, patches, wire
+from addon.runtime import credentials, error_pages, hook_dispatch, internals, log_broadcast, patches, wire
 from addon.runtime.patches import MitmproxyPatches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -65,13 +65,24 @@ def test_running_installs_every_patch_and_done_restores_mitmproxys_originals():
         assert mitmproxy_as_is(tctx.master) == before
 
 
-def test_importing_the_entry_script_patches_nothing(monkeypatch):
-    monkeypatch.setattr("mitmproxy.contentviews.registry._by_name", {})  # proxy.py registers its views
+@pytest.mark.parametrize(("entry", "table"), [("proxy.py", patches.PATCHES), ("capture.py", patches.CAPTURE)])
+def test_importing_the_entry_script_patches_nothing(entry, table, monkeypatch):
+    monkeypatch.setattr("mitmproxy.contentviews.registry._by_name", {})  # the entry scripts register their views
     with taddons.context(Proxyserver()) as tctx:
-        before = mitmproxy_as_is(tctx.master)
-        module = script.load_script(str(ROOT / "addon" / "proxy.py"))
-        assert module is not None and mitmproxy_as_is(tctx.master) == before
-        assert sum(isinstance(a, MitmproxyPatches) for a in module.addons) == 1
+        before = {
+            **mitmproxy_as_is(tctx.master),
+            "h1": http1.assemble_request_head,
+            "h2": _http2.format_h2_request_headers,
+        }
+        module = script.load_script(str(ROOT / "addon" / entry))
+        assert module is not None
+        assert {
+            **mitmproxy_as_is(tctx.master),
+            "h1": http1.assemble_request_head,
+            "h2": _http2.format_h2_request_headers,
+        } == before
+        [loader] = [a for a in module.addons if isinstance(a, MitmproxyPatches)]
+        assert loader.patches == table
 
 
 def test_a_reloaded_script_patches_once_and_unloading_it_restores_everything(tmp_path):
@@ -207,3 +218,66 @@ def test_each_shape_says_what_differs(shape, value, problem):
 def test_an_internal_whose_module_is_gone_cannot_be_reached():
     gone = internals.at("mitmproxy.no_such_module.thing", internals.signature())
     assert gone.problem(None).startswith("cannot be reached")
+
+
+CAPTURE_INTERNALS = [
+    pytest.param(internal, id=f"{patch.name}: {internal.name}")
+    for patch in patches.CAPTURE
+    for internal in patch.internals
+]
+
+
+def test_capture_modes_internals_are_as_its_patch_was_written_for():
+    with taddons.context(Proxyserver()) as tctx:
+        assert [p.name for p in patches.CAPTURE] == ["credentials on the wire only"]
+        assert credentials.PATCH.written_for == internals.WRITTEN_FOR and credentials.PATCH.required
+        assert credentials.PATCH.problems(tctx.master) == []
+
+
+@pytest.mark.parametrize("how", ["changed", "missing"])
+@pytest.mark.parametrize("internal", CAPTURE_INTERNALS)
+def test_a_changed_credentials_internal_refuses_to_start_capture_mode(internal, how, monkeypatch, caplog):
+    """No safe fallback: a masked credential would fail at the provider, a real one would sit in every flow."""
+    originals = http1.assemble_request_head, _http2.format_h2_request_headers
+    addon = MitmproxyPatches(patches.CAPTURE)
+    with taddons.context(Proxyserver(), addon) as tctx:
+        owner = internal.owner(tctx.master)
+        if how == "missing":
+            monkeypatch.delattr(owner, internal.attr)
+        else:
+            monkeypatch.setattr(owner, internal.attr, Changed())
+        try:
+            addon.running()
+            monkeypatch.undo()
+            assert (http1.assemble_request_head, _http2.format_h2_request_headers) == originals  # not installed
+        finally:
+            monkeypatch.undo()
+            addon.done()
+        tctx.master.event_loop.run_until_complete(asyncio.sleep(0))
+        assert tctx.master.should_exit.is_set()
+    [error] = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]
+    assert error.startswith(f"mitmproxy internal {internal.name} ")
+    assert error.endswith(
+        f"the proxy's credentials on the wire only patch was written for mitmproxy 12.3.1, this is mitmproxy "
+        f"{VERSION}; the proxy refuses to start: the client's credentials would either reach the provider masked "
+        "(every request refused) or show in the flows, mitmweb and -w files."
+    )
+
+
+def test_a_head_writer_that_formats_headers_otherwise_refuses_to_start_capture_mode(monkeypatch, caplog):
+    def assemble_request_head(request):  # a mitmproxy that folds header names to title case
+        return original(request).replace(b"x-api-key:", b"X-Api-Key :")
+
+    original = http1.assemble_request_head
+    monkeypatch.setattr(http1, "assemble_request_head", assemble_request_head)
+    addon = MitmproxyPatches(patches.CAPTURE)
+    with taddons.context(Proxyserver(), addon) as tctx:
+        addon.running()
+        assert http1.assemble_request_head is assemble_request_head
+        addon.done()
+        tctx.master.event_loop.run_until_complete(asyncio.sleep(0))
+        assert tctx.master.should_exit.is_set()
+    assert (
+        "mitmproxy internal mitmproxy.net.http.http1.assemble_request_head no longer writes `name: value` lines "
+        "after the request line: the credentials would go out masked" in caplog.text
+    )

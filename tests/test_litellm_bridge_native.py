@@ -112,3 +112,21 @@ def test_is_gemini_3_or_newer(model: str, expected: bool) -> None:
 @pytest.mark.parametrize(("model", "expected"), [("gemini-2.5-flash", True), ("gemini-2.0-flash", False)])
 def test_supports_reasoning(model: str, expected: bool) -> None:
     assert litellm_bridge.supports_reasoning(model) is expected
+
+
+@pytest.mark.parametrize(
+    ("effort", "model", "level"),
+    [
+        ("none", "gemini-3-pro-preview", "low"),
+        ("none", "gemini-3-flash-preview", "minimal"),
+        ("minimal", "gemini-3-pro-preview", "low"),
+        ("medium", "gemini-3-pro-preview", "medium"),
+    ],
+)
+def test_gemini_3_thinking_level(effort: str, model: str, level: str) -> None:
+    assert litellm_bridge.gemini_3_thinking_level(effort, model) == level
+
+
+def test_gemini_3_thinking_level_refuses_an_unknown_effort() -> None:
+    with pytest.raises(ValueError, match="reasoning_effort"):
+        litellm_bridge.gemini_3_thinking_level("enormous", "gemini-3-pro-preview")

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 from mitmproxy.test import taddons, tflow
 
+from addon.formats import litellm_bridge
 from addon.runtime import memory
 
 GLIBC = platform.libc_ver()[0] == "glibc"
@@ -99,6 +100,26 @@ def test_running_freezes_the_start_up_heap():
         gc.unfreeze()
     gc.collect()
     assert frozen() is None
+
+
+def test_running_freezes_the_start_up_heap_and_litellm_once_its_import_lands():
+    """litellm is imported in a thread that may finish after `running`: its heap is frozen all the same, so a
+    collection never walks it. (Frozen objects are the ones gc.get_objects no longer lists.)"""
+
+    class StartUpObject:
+        pass
+
+    early = StartUpObject()
+    try:
+        guard = memory.MemoryGuard()
+        guard.running()
+        module = litellm_bridge.warm().result(timeout=120)
+        assert guard.litellm_frozen.wait(10)
+        assert not any(o is early for o in gc.get_objects())
+        assert not any(o is module.model_cost for o in gc.get_objects())
+        assert gc.get_freeze_count() > 100_000  # litellm alone is several hundred thousand objects
+    finally:
+        gc.unfreeze()
 
 
 # malloc_trim, seen in the resident size: blocks from glibc's heap (below its mmap threshold), touched so they are

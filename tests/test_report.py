@@ -1,6 +1,6 @@
 """addon/report.py and addon/summary.py: the flow's comment, its mark, the log, and the filters that find them.
 
-Hooks are called directly on flows whose exchange record is filled the way routing and responses fill it.
+Hooks are called directly on flows whose `flow.metadata["llm"]` is filled the way routing and responses fill it.
 """
 
 import io
@@ -428,3 +428,66 @@ def test_price():
     assert summary.price(Exchange(**FLASH_PRICES), {"prompt_tokens": 1_000_000}) == pytest.approx(0.3)
     assert summary.price(Exchange(**FLASH_PRICES), {"completion_tokens": 1_000_000}) == pytest.approx(2.5)
     assert summary.price(Exchange(price_in=1e-6), {"prompt_tokens": 10}) is None
+
+
+# --- an empty answer (Gemini's MALFORMED_FUNCTION_CALL on the OpenAI-compatible endpoint) -----------------
+
+EMPTY_STREAM = [
+    b'data: {"choices":[{"delta":{"content":"","role":"assistant"},"finish_reason":"stop","index":0}],'
+    b'"created":1,"id":"x","model":"local-model","object":"chat.completion.chunk",'
+    b'"usage":{"completion_tokens":0,"prompt_tokens":4211,"total_tokens":4211}}\n\n',
+    b"data: [DONE]\n\n",
+]
+
+
+def test_an_empty_answer_is_marked_failed_and_named_with_its_fix(report, caplog):
+    f = llm_flow(response=b"".join(EMPTY_STREAM), answer=answer(usage={**USAGE, "completion_tokens": 0}))
+    with caplog.at_level(logging.INFO):
+        finished(report, f)
+    assert f.marked == ":x:" and "empty answer (no text, no tool calls)" in f.comment
+    assert flowfilter.match("~marker :x:", f) and flowfilter.match('~comment "empty answer"', f)
+    warning = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("MALFORMED_FUNCTION_CALL" in w and "translate_retry_empty_answer=true" in w for w in warning)
+
+
+def test_an_empty_answer_that_was_asked_again_says_so(report, caplog):
+    attempts = [
+        {"upstream_model": "gemini-2.5-flash", "status": 200, "empty": True},
+        {"upstream_model": "gemini-2.5-flash", "status": 200},
+    ]
+    f = llm_flow(response=b"".join(EMPTY_STREAM), answer=answer(), attempts=attempts)
+    with caplog.at_level(logging.INFO):
+        finished(report, f)
+    assert "tried gemini-2.5-flash 200 (empty), gemini-2.5-flash 200" in f.comment
+    assert any("asked once more" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+
+
+@pytest.mark.parametrize("finish", ["length", "content_filter"])
+def test_answers_without_text_that_say_why_are_not_called_empty(report, finish):
+    f = finished(report, llm_flow(answer=answer(finish=finish)))
+    assert f.marked == "" and "empty answer" not in f.comment
+
+
+# --- an attachment opencode sent as text --------------------------------------------------------
+
+PLACEHOLDER = 'ERROR: Cannot read "shot.png" (this model does not support image input). Inform the user.'
+
+
+def test_an_attachment_sent_as_text_is_marked_and_its_fix_logged(report, caplog):
+    request = {
+        **OPENCODE_REQUEST,
+        "messages": [
+            *OPENCODE_REQUEST["messages"],
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "what is this?"}, {"type": "text", "text": PLACEHOLDER}],
+            },
+        ],
+    }
+    f = llm_flow(request, answer=answer("I cannot see an image."))
+    with caplog.at_level(logging.INFO):
+        finished(report, f)
+    assert f.marked == ":framed_picture:" and "set the model's modalities" in f.comment
+    assert Exchange.of(f).media_placeholders == [PLACEHOLDER]
+    warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
+    assert '"modalities": {"input": ["text", "image", "pdf"]' in warning and PLACEHOLDER in warning

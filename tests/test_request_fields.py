@@ -200,3 +200,29 @@ def test_messages_and_tools_are_left_alone() -> None:
     repair_fields(body, "gemini-2.5-flash")
     assert body["messages"][0]["cache_control"] == {"type": "ephemeral"}
     assert body["tools"] == OPENCODE_BODY["tools"]
+
+
+@pytest.mark.parametrize(
+    ("effort", "model", "sent", "notes"),
+    [
+        # Gemini 3 cannot stop thinking: "none" is litellm's lowest level for the model, as on the native path.
+        ("none", "gemini-3-pro-preview", "low", ["mapped reasoning_effort none -> low"]),
+        ("none", "gemini-3-flash-preview", "minimal", ["mapped reasoning_effort none -> minimal"]),
+        ("minimal", "gemini-3-pro-preview", "low", ["mapped reasoning_effort minimal -> low"]),
+        ("minimal", "gemini-3-flash-preview", "minimal", []),
+        ("disable", "gemini-3.1-pro-preview", "low", ["mapped reasoning_effort disable -> low"]),
+        ("high", "gemini-3-pro-preview", "high", []),
+        ("xhigh", "gemini-3-pro-preview", "high", ["mapped reasoning_effort xhigh -> high"]),
+        # Gemini 2.5 takes "none" (a zero budget) and "minimal" on this endpoint: unchanged.
+        ("none", "gemini-2.5-flash", "none", []),
+        ("minimal", "gemini-2.5-pro", "minimal", []),
+    ],
+)
+def test_gemini_3_reasoning_effort_becomes_a_level_it_takes(
+    effort: str, model: str, sent: str, notes: list[str]
+) -> None:
+    body = {**copy.deepcopy(OPENCODE_BODY), "model": model, "reasoning_effort": effort}
+    repairs = repair_fields(body, model)
+    assert body["reasoning_effort"] == sent
+    mapped = [note.split(" (")[0] for note in repairs if note.startswith("mapped")]
+    assert mapped == notes

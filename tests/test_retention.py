@@ -151,6 +151,8 @@ def test_flow_bytes_counts_bodies_and_the_raw_upstream_stream():
     f.request.content, f.response.content = b"q" * 10, b"r" * 20
     f.metadata["llm"] = Exchange(upstream_raw=b"u" * 30)
     assert flow_bytes(f) == 60
+    Exchange.of(f).client_request = {"method": "POST", "body": b"c" * 40}  # client_request.py
+    assert flow_bytes(f) == 100
 
 
 def test_marker_text_names_only_the_limits_in_force():

@@ -1,13 +1,16 @@
 """Routing's hooks called directly: local endpoints, validation, resolution, rewriting, options."""
 
+import asyncio
 import json
 import logging
+from concurrent.futures import Future
 
 import pytest
 from mitmproxy import exceptions
 from mitmproxy.addonmanager import Loader
 from mitmproxy.test import taddons, tflow
 
+from addon.formats import litellm_bridge
 from addon.formats.exchange import Exchange
 from addon.request import routing
 from addon.request.routing import Routing
@@ -235,3 +238,71 @@ def test_route_table_is_logged_when_running_and_on_reload(addon_ctx, caplog, tmp
     assert "m -> m @ p.test, key provider.p.options.apiKey (your...re)" in caplog.text
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert any("looks like a placeholder" in w for w in warnings), warnings
+
+
+def test_a_compatible_flow_records_the_cache_price_for_its_cached_tokens(addon_ctx):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
+    addon.request(flow)
+    meta = Exchange.of(flow)
+    # gemini-2.5-flash in litellm's table: cached prompt tokens cost a fraction of the others.
+    assert meta.price_cached is not None and 0 < meta.price_cached < meta.price_in
+
+
+# ---------------------------------------------------------------- litellm's import, off the event loop
+
+
+@pytest.fixture
+def litellm_importing(monkeypatch):
+    """litellm_bridge as it is while its import thread still runs: a future nobody has resolved yet."""
+    pending: Future = Future()
+    monkeypatch.setattr(litellm_bridge, "_future", pending)
+    return pending
+
+
+def test_warm_up_health_and_models_do_not_wait_for_litellm(addon_ctx, litellm_importing):
+    addon, _ = addon_ctx
+    answers = {}
+    for path in ("/health", "/v1/models"):
+        flow = tflow.tflow(live=True)
+        flow.request.method, flow.request.path = "GET", path
+        assert addon.request(flow) is None and flow.response.status_code == 200
+        answers[path] = json.loads(flow.response.content)
+    assert answers["/health"]["litellm"] == "loading" and answers["/v1/models"]["data"]
+    litellm_importing.set_exception(ImportError("broken"))
+    flow = tflow.tflow(live=True)
+    flow.request.method, flow.request.path = "GET", "/health"
+    addon.request(flow)
+    assert json.loads(flow.response.content)["litellm"] == "failed"
+
+
+def test_warm_up_a_chat_request_waits_for_litellm_not_the_loop(addon_ctx, litellm_importing):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
+
+    async def scenario():
+        waiting = asyncio.ensure_future(addon.request(flow))
+        await asyncio.sleep(0.05)
+        assert not waiting.done() and flow.request.host != "upstream.test"  # nothing resolved yet
+        import litellm
+
+        litellm_importing.set_result(litellm)
+        await asyncio.wait_for(waiting, 5)
+
+    asyncio.run(scenario())
+    assert flow.response is None and flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
+    assert json.loads(flow.request.content)["model"] == "gemini-2.5-flash"
+
+
+def test_warm_up_failed_import_answers_503_instead_of_forwarding(addon_ctx, litellm_importing):
+    addon, _ = addon_ctx
+    flow = chat_flow({"model": "local-model", "messages": []})
+    litellm_importing.set_exception(ImportError("No module named 'litellm'"))
+
+    async def scenario():
+        await addon.request(flow)
+
+    asyncio.run(scenario())
+    assert flow.response.status_code == 503
+    assert b"importing litellm failed: No module named 'litellm'" in flow.response.content
+    assert flow.request.host != "upstream.test"

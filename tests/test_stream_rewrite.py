@@ -76,3 +76,36 @@ def test_renamed_events_say_the_same_but_the_model(text, upstream_model):
     chunk = text_chunk(text, upstream_model)
     [out] = StreamRewriter(PLAIN)(event(chunk))
     assert orjson.loads(out[6:-2]) == chunk | {"model": "local-model"}
+
+
+# Holding an empty answer back (translate_retry_empty_answer): Gemini's empty "stop" for a malformed call.
+HOLDING = PLAIN._replace(hold_empty=True)
+ROLE_ONLY = {**text_chunk(""), "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
+EMPTY_STOP = {
+    **text_chunk(""),
+    "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": "stop"}],
+    "usage": {"prompt_tokens": 4211, "completion_tokens": 0, "total_tokens": 4211},
+}
+
+
+def test_events_wait_while_the_answer_is_empty_and_go_out_with_the_first_text():
+    rewriter = StreamRewriter(HOLDING)
+    assert rewriter(event(ROLE_ONLY)) == []
+    out = rewriter(event(text_chunk("Hello")))
+    assert len(out) == 1 and out[0].count(b"data: ") == 2 and b'"local-model"' in out[0]
+    assert rewriter.held is None and bytes(rewriter.sent.data) == out[0]
+    assert rewriter(event(text_chunk(" world"))) == [event(text_chunk(" world", "local-model"))]  # then as usual
+
+
+def test_an_empty_answer_is_held_to_the_end_and_released_on_demand():
+    rewriter = StreamRewriter(HOLDING)
+    assert rewriter(event(EMPTY_STOP)) == [] and rewriter(b"data: [DONE]\n\n") == [] and rewriter(b"") == []
+    assert rewriter.sent.data == b"" and rewriter.answer.finish_reason == "stop"
+    released = rewriter.release()
+    assert released.count(b"data: ") == 2 and released.endswith(b"data: [DONE]\n\n")
+    assert bytes(rewriter.sent.data) == released and rewriter.release() == b""
+
+
+def test_without_hold_empty_nothing_waits():
+    rewriter = StreamRewriter(PLAIN)
+    assert rewriter(event(EMPTY_STOP)) != [] and rewriter.held is None

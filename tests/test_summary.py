@@ -151,3 +151,17 @@ def test_tool_check_note_shortens_a_long_finding():
     note = summary.tool_check_note(["x" * 300])
     assert note == "tool-call problem: " + "x" * 119 + "…"
     assert summary.tool_check_note(["one"]) == "tool-call problem: one"
+
+
+def test_cached_tokens_are_named_and_priced_on_the_compatible_path():
+    # usage as Gemini's OpenAI-compatible endpoint reports implicit caching
+    usage = {
+        "prompt_tokens": 12_000,
+        "completion_tokens": 200,
+        "total_tokens": 12_200,
+        "prompt_tokens_details": {"cached_tokens": 10_000},
+    }
+    line = summary.comment_line(meta(answer={"usage": usage}, price_in=3e-7, price_out=2.5e-6, price_cached=3e-8))
+    assert "12,000 in (10,000 cached) / 200 out tokens" in line
+    assert "$0.0014" in line  # 2,000 x 3e-7 + 10,000 x 3e-8 + 200 x 2.5e-6 (uncached it would be $0.0041)
+    assert "cached" not in summary.comment_line(meta(answer={"usage": {"prompt_tokens": 5, "completion_tokens": 1}}))

@@ -1,16 +1,17 @@
 """Resolution: where a request for a model name goes, from opencode.json and the environment (a Target).
 
-Pure functions, no mitmproxy. litellm is imported lazily (it takes seconds): provider prefixes and token prices.
+Pure functions, no mitmproxy. litellm's facts (provider prefixes, token prices) come through formats.litellm_bridge,
+which waits for litellm's import: a caller on the event loop awaits litellm_bridge.warm() first.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, NamedTuple
 
+from ..formats import litellm_bridge
 from . import keys, native_route
 from .keys import Key, mask_key
 from .model_name import check_model_name
@@ -200,13 +201,12 @@ def _litellm_route(config: OpencodeConfig, model: str) -> _Route | None:
     prefix, _, rest = model.partition("/")
     if not rest:
         return None
-    litellm = _litellm()
-    if prefix not in {*litellm.openai_compatible_providers, *_KNOWN_BASES, "mistral"}:
+    if prefix not in {*litellm_bridge.openai_compatible_providers(), *_KNOWN_BASES, "mistral"}:
         return None
-    try:
-        upstream, provider, _, base = litellm.get_llm_provider(model)
-    except Exception:  # litellm raises several types for names it cannot place
+    placed = litellm_bridge.provider_route(model)
+    if placed is None:
         return None
+    upstream, provider, base = placed
     base = base or _KNOWN_BASES.get(provider)
     return _Route(upstream, base, env_key(config.env, provider), {}, litellm_model=model) if base else None
 
@@ -253,15 +253,5 @@ def _looks_gemini(base: str, upstream: str) -> bool:
     return keys.is_google(base) or upstream.removeprefix("models/").startswith("gemini")
 
 
-def _cost_info(upstream: str, litellm_model: str, gemini: bool) -> dict[str, Any]:
-    costs = _litellm().model_cost
-    names = [upstream, f"gemini/{upstream}" if gemini else None, litellm_model]
-    return next((costs[k] for k in names if k and isinstance(costs.get(k), dict)), {})
-
-
-def _litellm() -> Any:
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    litellm.suppress_debug_info = True
-    return litellm
+def _cost_info(upstream: str, litellm_model: str, gemini: bool) -> Mapping[str, Any]:
+    return litellm_bridge.model_info(upstream, f"gemini/{upstream}" if gemini else None, litellm_model)

@@ -1,1 +1,1 @@
-"""What OpenAI-format traffic looks like: error shapes, SSE events, the answer a stream folds into. Pure: no project imports above it."""
+"""What OpenAI-format traffic looks like: error shapes, SSE events, the answer a stream folds into; and litellm_bridge, the one place litellm is imported (off the event loop) and read. Pure: no project imports above it."""

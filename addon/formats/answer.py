@@ -144,6 +144,20 @@ class Answer:
         }
 
 
+# Finish reasons that explain an answer without text: cut at max_tokens, filtered, or calls made.
+_EXPLAINED_FINISHES = frozenset({"length", "content_filter", "tool_calls", "function_call"})
+
+
+def is_empty(answer: dict) -> bool:
+    """An answer (the to_dict shape) with no text and no tool calls that does not say why: what Gemini's
+    OpenAI-compatible endpoint sends for MALFORMED_FUNCTION_CALL / UNEXPECTED_TOOL_CALL (finish_reason "stop"),
+    and what makes opencode end its task. Thinking alone does not count as an answer."""
+    content = answer.get("content")
+    if answer.get("tool_calls") or isinstance(content, str) and content.strip():
+        return False
+    return str(answer.get("finish_reason") or "").lower() not in _EXPLAINED_FINISHES
+
+
 def first_choice(choices: list) -> dict:
     """Choice 0 of a `choices` list (the one with index 0, or without an index); {} when there is none."""
     for choice in choices:

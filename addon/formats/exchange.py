@@ -17,6 +17,11 @@ know, or a value of an unexpected type, is kept in `extra` and written out again
 
 Fields, by owner (the names are also the keys in saved flows):
 
+client_request.py (before routing):
+  client_request    the client's request as it came, plain data: method, path, headers (no credentials), body
+                    (chat requests, cut at translate_keep_client_request; `truncated`: the length it had)
+replay.py and resend.py:
+  replay            a replayed flow: {n, t, from}; resend_of: the flow id llm.resend / llm.client.copy started from
 routing.py (request side; a passthrough request sets only `passthrough` and `key`):
   endpoint          "POST /v1/chat/completions" as the client sent it
   client_model      the name the client asked for (a fallback attempt's is the client's, set by fallbacks.py)
@@ -29,10 +34,11 @@ routing.py (request side; a passthrough request sets only `passthrough` and `key
   context_window, price_in, price_out   litellm's facts for the model (None when unknown)
   repairs           what was repaired on the way, in words (responses.py appends the answer's repairs)
   passthrough       a non-chat path sent on to the default upstream
+  price_cached      the price of a cached prompt token
 native_chat.py (the native Gemini path):
   api               "openai" (default), "gemini" or "vertex"
-  client_request, client_request_truncated   the client's OpenAI body (the flow holds Gemini's), cut at 1 MB
-  price_cached      the price of a cached prompt token
+  client_body, client_body_truncated   the client's OpenAI body (the flow holds Gemini's), cut at 1 MB (files
+                    written before client_request.py existed hold it as `client_request` bytes: read as this)
   vertex_auth       vertex_auth.py attaches Vertex AI's token
 responses.py and native_responses.py (response side):
   answer            the assembled answer, formats.answer.Answer.to_dict(): content, reasoning, tool_calls
@@ -41,6 +47,7 @@ responses.py and native_responses.py (response side):
   chunk_times       per SSE event of the stream, seconds since t_request
   upstream_raw      the upstream's body before it was rewritten (bytes, cut at translate_keep_stream_bytes)
   body_truncated, stream_done, error_event_sent   the stored body was cut; [DONE] came; an SSE error event went out
+offline_replay.py: recorded (the answer came from a --server-replay file: {key, flow})
 upstream_timeouts.py: timed_out (the upstream took too long)
 shutdown.py: shutdown (the proxy stopped while the answer was in flight)
 error (several writers): why the exchange failed, in words: routing, cors and request_timeout when the proxy
@@ -50,10 +57,13 @@ fallbacks.py:
   fallback_of, attempt   on an attempt's own flow: the client's flow id, and the attempt's number (1, 2, ...)
   attempts          on the client's flow: [{model, upstream_model, api_base, t, status | error}] per try
   answered_by       the fallback name whose answer the client got
+  hold_empty        a stream's events are held while its answer is empty (translate_retry_empty_answer)
   original          (not saved) the client's request as it came, kept by routing for fallbacks.py
 report.py and toolcheck.py:
   tool_checks       what the tool-call check found wrong in the answer's calls (None: not checked)
   heading_logged    how many repairs the request's log block showed (verbosity full or chunks)
+  empty_answer      the answer had no text and no tool calls (report.py)
+  media_placeholders   attachments opencode sent as text, as found in the client's request (report.py)
 inspection/capture.py (capture mode, `./mitm_run.sh capture`, where the reverse proxy's addons are not loaded:
   it writes the fields routing and responses write above, as far as a watched exchange has them):
   capture           the format recognised ("openai_chat", "anthropic", ...; formats/recognise.py)
@@ -77,6 +87,10 @@ KEY = "llm"  # the flow.metadata key (the name earlier versions used: their file
 
 @dataclass(slots=True)
 class Exchange:
+    # client_request.py, replay.py, resend.py
+    client_request: dict[str, Any] | None = None
+    replay: dict[str, Any] | None = None
+    resend_of: str | None = None
     # routing.py
     endpoint: str | None = None
     client_model: str | None = None
@@ -94,13 +108,13 @@ class Exchange:
     context_window: int | None = None
     price_in: float | None = None
     price_out: float | None = None
+    price_cached: float | None = None
     repairs: list[str] = field(default_factory=list)
     passthrough: bool = False
     # native_chat.py
     api: str = "openai"
-    client_request: bytes | None = None
-    client_request_truncated: bool = False
-    price_cached: float | None = None
+    client_body: bytes | None = None
+    client_body_truncated: bool = False
     vertex_auth: bool = False
     # responses.py, native_responses.py
     answer: dict[str, Any] | None = None
@@ -111,6 +125,8 @@ class Exchange:
     body_truncated: bool = False
     stream_done: bool = False
     error_event_sent: bool = False
+    # offline_replay.py
+    recorded: dict[str, Any] | None = None
     # upstream_timeouts.py, shutdown.py
     timed_out: bool = False
     shutdown: bool = False
@@ -121,9 +137,12 @@ class Exchange:
     attempt: int | None = None
     attempts: list[dict[str, Any]] = field(default_factory=list)
     answered_by: str | None = None
+    hold_empty: bool = False
     # report.py, toolcheck.py
     tool_checks: list[str] | None = None
     heading_logged: int | None = None
+    empty_answer: bool = False
+    media_placeholders: list[str] = field(default_factory=list)
     # inspection/capture.py
     capture: str | None = None
     host: str | None = None
@@ -171,7 +190,12 @@ class Exchange:
     def from_state(cls, state: dict[str, Any]) -> Exchange:
         """The record a saved flow's dict describes (any version's: unknown keys and odd values go to `extra`)."""
         record = cls()
-        for name, value in copy.deepcopy(state).items():
+        state = copy.deepcopy(state)
+        if isinstance(state.get("client_request"), bytes):  # files from before client_request.py: the native body
+            state.setdefault("client_body", state.pop("client_request"))
+            if "client_request_truncated" in state:
+                state.setdefault("client_body_truncated", state.pop("client_request_truncated"))
+        for name, value in state.items():
             if name in _SAVED and _fits(value, _TYPES[name]):
                 setattr(record, name, value)
             else:

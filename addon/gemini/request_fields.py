@@ -11,8 +11,8 @@ repair_fields for Gemini targets only.
 from __future__ import annotations
 
 import functools
-import os
-from types import ModuleType
+
+from ..formats import litellm_bridge
 
 # What Google's compatibility guide and API reference list for the endpoint (audio and top_logprobs: not verified).
 SUPPORTED_FIELDS: frozenset[str] = frozenset(
@@ -63,8 +63,9 @@ DENIED_FIELDS: frozenset[str] = frozenset(
     }
 )
 _EFFORT_ALIASES = {"xhigh": "high", "max": "high"}  # OpenAI/Anthropic levels Gemini does not have
+_GEMINI_3_OFF = frozenset({"none", "minimal", "disable"})  # efforts Gemini 3 models take as another level
 _STREAM_OPTIONS = frozenset({"include_usage"})
-_PROBE_MODEL = "gemini-unknown"  # litellm's answer for a Gemini model it has no entry for
+_PROBE_MODEL = litellm_bridge.PROBE_GEMINI_MODEL  # litellm's answer for a Gemini model it has no entry for
 
 
 def repair_fields(body: dict, upstream_model: str) -> list[str]:
@@ -73,7 +74,7 @@ def repair_fields(body: dict, upstream_model: str) -> list[str]:
     _translate_reasoning(body, notes)
     _translate_thinking(body, upstream_model, notes)
     _translate_functions(body, notes)
-    _fix_reasoning_effort(body, notes)
+    _fix_reasoning_effort(body, upstream_model, notes)
     _clean_stream_options(body, notes)
     unsupported = _unsupported_for(upstream_model)
     for name in [n for n in body if n not in SUPPORTED_FIELDS or n in unsupported]:
@@ -133,7 +134,7 @@ def _translate_functions(body: dict, notes: list[str]) -> None:
         notes.append("translated function_call -> tool_choice")
 
 
-def _fix_reasoning_effort(body: dict, notes: list[str]) -> None:
+def _fix_reasoning_effort(body: dict, model: str, notes: list[str]) -> None:
     effort = body.get("reasoning_effort")
     if effort is None:
         return
@@ -141,9 +142,17 @@ def _fix_reasoning_effort(body: dict, notes: list[str]) -> None:
     if "thinking_budget" in config or "thinking_level" in config:
         del body["reasoning_effort"]
         notes.append("dropped field reasoning_effort (Gemini refuses it next to extra_body.google.thinking_config)")
-    elif effort in _EFFORT_ALIASES:
+        return
+    if effort in _EFFORT_ALIASES:
         body["reasoning_effort"] = _EFFORT_ALIASES[effort]
         notes.append(f"mapped reasoning_effort {effort} -> {_EFFORT_ALIASES[effort]}")
+    elif effort in _GEMINI_3_OFF and litellm_bridge.is_gemini_3_or_newer(model):
+        # Gemini 3 cannot stop thinking and Pro has no "minimal": litellm's level for the effort, as natively.
+        level = litellm_bridge.gemini_3_thinking_level(effort, model)
+        if level == effort:
+            return
+        body["reasoning_effort"] = level
+        notes.append(f"mapped reasoning_effort {effort} -> {level} (the nearest thinking level {model} takes)")
 
 
 def _thinking_config(body: dict) -> dict:
@@ -185,22 +194,13 @@ def _unsupported_for(model: str) -> frozenset[str]:
     return frozenset(SUPPORTED_FIELDS & (_litellm_params(_PROBE_MODEL) - _litellm_params(model)))
 
 
-@functools.cache
 def _litellm_params(model: str) -> frozenset[str]:
-    try:
-        return frozenset(_litellm().get_supported_openai_params(model, custom_llm_provider="gemini") or ())
-    except Exception:  # litellm raises assorted errors for odd names; an unknown model narrows nothing
-        return _litellm_params(_PROBE_MODEL) if model != _PROBE_MODEL else frozenset()
+    """What litellm translates for this model; a model it cannot place narrows nothing (the probe's list)."""
+    found = litellm_bridge.gemini_supported_params(model)
+    if found is None:
+        found = litellm_bridge.gemini_supported_params(_PROBE_MODEL) if model != _PROBE_MODEL else None
+    return found or frozenset()
 
 
-@functools.cache
 def _openai_fields() -> frozenset[str]:
-    return frozenset(_litellm().OPENAI_CHAT_COMPLETION_PARAMS)
-
-
-def _litellm() -> ModuleType:
-    """litellm, imported on first use (about 6 s) with its bundled model list instead of a download."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    import litellm
-
-    return litellm
+    return litellm_bridge.openai_chat_params()

@@ -14,10 +14,11 @@ from __future__ import annotations
 import copy
 import functools
 import json
-import os
-from typing import Any, get_type_hints
+from typing import Any
 
 import orjson
+
+from ..formats import litellm_bridge
 
 _STRING_FORMATS = frozenset({"enum", "date-time"})  # what litellm's filter_schema_fields keeps
 _TYPES = frozenset({"string", "number", "integer", "boolean", "array", "object", "null"})
@@ -41,13 +42,10 @@ _DROP = object()
 
 @functools.cache
 def accepted_fields() -> frozenset[str]:
-    """The schema keywords Gemini accepts, read once from litellm's Schema TypedDict (a ~6 s import)."""
-    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
-    from litellm.types.llms.vertex_ai import Schema
-
+    """The schema keywords Gemini accepts: the fields of litellm's Schema TypedDict (Gemini's Schema proto)."""
     # litellm's Schema lists `default` and `example`, but Gemini's OpenAI endpoint has refused `default` with
     # "Unknown name" (opencode's webfetch sends one): their values move into the description instead.
-    return frozenset(get_type_hints(Schema)) - _INTO_DESCRIPTION
+    return litellm_bridge.gemini_schema_fields() - _INTO_DESCRIPTION
 
 
 def clean_schema(schema: object) -> tuple[dict, list[str]]:

@@ -5,7 +5,12 @@ recognised by host and path (formats/recognise.py) whose body reads as its forma
 (formats/exchange.py) with the fields the reverse proxy's flows have (client_model, upstream_model, t_request, t_first_chunk, t_end,
 answer with its usage, chunk_times, body_truncated, error, tool_checks, price_in/price_out/price_cached), plus
 `capture` (the format), `provider` and `host` (as the client named it); so the comment, the marks, the LLM chat view and any addon that reads
-those fields (sessions) work on both. Everything else gets no metadata at all.
+those fields work on both. Everything else gets no metadata at all.
+
+Sessions (sessions_addon.py) run after this addon, reading each request through `chat_body`: every format as an
+OpenAI chat body, so a flow gets its session, turn and what is new (`session` in the metadata; opencode sends its
+session headers to every provider), and its comment starts with `s:3f2a #2 | `. The turn is begun soon after the
+request hook, before any answer can arrive, so the comment written in `response` has it.
 
 litellm's provider hosts and prices are read in a thread at start-up (importing litellm takes seconds); until
 then only the built-in hosts are recognised and prices are unknown.
@@ -27,7 +32,7 @@ from ..formats import litellm_bridge
 from ..formats.answer import Answer
 from ..formats.exchange import KEY, Exchange
 from ..runtime.option_help import one_paragraph
-from . import toolcheck
+from . import toolcheck, turn_text
 from .capture_stream import StreamTap
 from .formats import READERS
 from .formats.recognise import BUILTIN_HOSTS, parse_hosts, recognise
@@ -47,6 +52,18 @@ def reader_request(flow: http.HTTPFlow, ex: Exchange) -> dict:
         raise ValueError("The request body is not a JSON object.")
     chat = READERS[str(ex.capture)].chat_request(body)
     return {"model": ex.path_model, **chat} if ex.path_model else chat
+
+
+def chat_body(flow: http.HTTPFlow) -> bytes:
+    """What Sessions reads a turn from: a captured request as an OpenAI chat body (the request body as it is for a
+    flow capture mode did not read). Raises ValueError when it does not read as its format."""
+    ex = Exchange.find(flow)
+    if ex is None or ex.capture not in READERS:
+        return flow.request.raw_content or b""
+    try:
+        return orjson.dumps(reader_request(flow, ex))
+    except (KeyError, TypeError) as e:
+        raise ValueError(f"The request does not read as {ex.capture}: {e!r}") from None
 
 
 class Capture:
@@ -135,7 +152,7 @@ class Capture:
             reader = READERS[str(ex.capture)].Stream()
             encoding = flow.response.headers.get("content-encoding", "")
             keep = ctx.options.capture_keep_stream_bytes
-            flow.response.stream = StreamTap(reader, keep, ex.t_request or time.time(), encoding)
+            flow.response.stream = StreamTap(reader, keep, ex.t_request, encoding)
 
     def response(self, flow: http.HTTPFlow) -> None:
         ex = self.record(flow)
@@ -206,7 +223,8 @@ class Capture:
             ex.tool_checks = toolcheck.check_tool_calls(calls, offered)
         flow.comment = comment_line(ex)
         flow.marked = Report.mark(ex)
-        logger.info(f"{flow.request.method} {flow.request.pretty_url}\n  {flow.comment}")
+        lines = [f"{flow.request.method} {flow.request.pretty_url}", *turn_text.log_lines(ex), f"  {flow.comment}"]
+        logger.info("\n".join(lines))
 
     def add_prices(self, ex: Exchange) -> None:
         provider = ex.provider or ""

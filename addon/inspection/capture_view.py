@@ -1,6 +1,7 @@
 """The "LLM chat" contentview of capture mode: every recognised format shown as the reverse proxy shows OpenAI chat.
 
-A request is read into an OpenAI chat body by its format's reader and shown as the conversation; an answer (JSON
+A request is read into an OpenAI chat body by its format's reader and shown as the conversation, after what is new
+in its session's turn (as the reverse proxy's view shows it); an answer (JSON
 or stream) is read into chat.completion chunks and shown as the assembled answer, the tool-call check against the
 tools the request offered, and the table of what each event added. Flows that capture mode did not recognise are
 shown as the reverse proxy's "LLM chat" shows them. capture.py registers this view in place of that one (same name).
@@ -14,7 +15,7 @@ from mitmproxy.contentviews import Metadata
 
 from ..formats.exchange import Exchange
 from ..formats.sse import encode_event
-from . import toolcheck
+from . import toolcheck, turn_text
 from .capture import reader_request
 from .chat_assembly import assemble_json, assemble_sse, from_answer, split_events
 from .chatview import ChatView, render_request, render_response
@@ -32,7 +33,8 @@ class CaptureChatView(ChatView):
             return super().prettify(data, metadata)
         title = f"{TITLES[str(meta.capture)]} via {meta.host}"
         if isinstance(metadata.http_message, http.Request):
-            return f"{title}, read as OpenAI chat\n\n" + render_request(reader_request(metadata.flow, meta))
+            head = [f"{title}, read as OpenAI chat", "", *turn_text.view_lines(meta)]
+            return "\n".join([*head, render_request(reader_request(metadata.flow, meta))])
         offered = _offered(metadata.flow, meta)
         if not data.strip():
             if meta.answer is None:

@@ -16,7 +16,7 @@ from mitmproxy import http
 from mitmproxy.contentviews import Contentview, Metadata
 
 from ..formats.exchange import Exchange
-from . import toolcheck, turn_text
+from . import media_placeholders, toolcheck, turn_text
 from .chat_assembly import Assembly, assemble_json, assemble_sse, call_fields, from_answer
 
 TEXT_LIMIT, HEAD, TAIL = 2000, 1200, 600  # request strings longer than TEXT_LIMIT keep HEAD + TAIL
@@ -32,7 +32,7 @@ class ChatView(Contentview):
         kind = _kind(data, metadata)
         llm = _llm(metadata)
         if kind == "request":
-            return "\n".join([*turn_text.view_lines(llm), render_request(orjson.loads(data))])
+            return "\n".join([*turn_text.view_lines(llm), render_request(orjson.loads(data), llm.client_model)])
         if kind == "json":
             return render_response(assemble_json(data), llm, _offered(metadata), "chat completion (JSON)")
         if kind == "sse":
@@ -113,7 +113,7 @@ def _offered(metadata: Metadata) -> dict[str, dict] | None:
     request = getattr(metadata.flow, "request", None)
     if not isinstance(request, http.Request):
         return None
-    client = _llm(metadata).client_request  # the native path: the flow's request is Gemini's body
+    client = _llm(metadata).client_body  # the native path: the flow's request is Gemini's body
     try:
         return toolcheck.tool_schemas(orjson.loads(client or request.get_content(strict=False) or b""))
     except orjson.JSONDecodeError:
@@ -123,9 +123,16 @@ def _offered(metadata: Metadata) -> dict[str, dict] | None:
 # --- requests ---------------------------------------------------------------------------------
 
 
-def render_request(body: dict) -> str:
+def render_request(body: dict, client_model: object = None) -> str:
     messages, tools = body["messages"], body.get("tools") if isinstance(body.get("tools"), list) else []
-    lines = [f"chat request: {len(messages)} messages, {len(tools)} tools", "", "messages:"]
+    lines = [f"chat request: {len(messages)} messages, {len(tools)} tools", ""]
+    if found := media_placeholders.find(body):
+        lines += [
+            f"⚠ {media_placeholders.advice(client_model or body.get('model'))}",
+            *_indent("\n".join(found), 2),
+            "",
+        ]
+    lines.append("messages:")
     tool_names: dict[str, str] = {}  # call id -> tool name, to label the tool results
     for i, message in enumerate(messages):
         lines += _message_lines(i, message, tool_names) if isinstance(message, dict) else [f"[{i}] {message!r}"]

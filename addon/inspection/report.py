@@ -8,18 +8,21 @@ from __future__ import annotations
 
 import logging
 
+import orjson
 from mitmproxy import ctx, http
 
+from ..formats.answer import is_empty
 from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
-from . import toolcheck, turn_text
-from .summary import comment_line, summarize_answer, summarize_request
+from . import media_placeholders, toolcheck, turn_text
+from .summary import EMPTY_NOTE, comment_line, summarize_answer, summarize_request
 
 logger = logging.getLogger(__name__)
 
 MARK_ERROR = ":x:"
 MARK_TOOL_CALLS = ":wrench:"
 MARK_TOOL_FINDINGS = ":warning:"
+MARK_PLACEHOLDERS = ":framed_picture:"  # opencode sent an attachment as text (media_placeholders)
 
 
 class Report:
@@ -80,20 +83,35 @@ class Report:
             flow.comment, flow.marked = f"refused by the proxy: {str(ex.error)[:120]}", MARK_ERROR
             return
         toolcheck.checks_of(ex, flow.request.content)
+        ok = flow.response is not None and flow.response.status_code == 200 and not ex.error
+        ex.empty_answer = ok and ex.answer is not None and is_empty(ex.answer)
+        ex.media_placeholders = self.placeholders(flow, ex.client_body)
         flow.comment = comment_line(ex)
         flow.marked = self.mark(ex)
 
     @staticmethod
-    def check_tools(flow: http.HTTPFlow, calls: list[dict], client_request: bytes | None = None) -> list[str]:
+    def check_tools(flow: http.HTTPFlow, calls: list[dict], client_body: bytes | None = None) -> list[str]:
         # the native path's flow holds Gemini's body: the tools offered are in the client's request
-        return toolcheck.check_request(calls, client_request or flow.request.content or b"")
+        return toolcheck.check_request(calls, client_body or flow.request.content or b"")
+
+    @staticmethod
+    def placeholders(flow: http.HTTPFlow, client_body: bytes | None = None) -> list[str]:
+        raw = client_body or flow.request.content or b""
+        if not media_placeholders.may_have(raw):  # most requests: one look at the bytes
+            return []
+        try:
+            return media_placeholders.find(orjson.loads(raw))
+        except orjson.JSONDecodeError:
+            return []
 
     @staticmethod
     def mark(ex: Exchange) -> str:
-        if ex.error:
+        if ex.error or ex.empty_answer:
             return MARK_ERROR
         if ex.tool_checks:
             return MARK_TOOL_FINDINGS
+        if ex.media_placeholders:
+            return MARK_PLACEHOLDERS
         if (ex.answer or {}).get("tool_calls"):
             return MARK_TOOL_CALLS
         return ""
@@ -108,6 +126,10 @@ class Report:
         logger.info("\n".join(lines))
         if ex.error:
             logger.warning(f"{ex.client_model}: {ex.error}")
+        if ex.empty_answer:
+            logger.warning(empty_answer_warning(ex))
+        if found := ex.media_placeholders:
+            logger.warning(f"{media_placeholders.advice(ex.client_model)}; it sent: {'; '.join(found)}")
         for finding in ex.tool_checks or []:
             logger.warning(f"  tool call check (the model got it wrong): {finding}")
         if ctx.options.translate_verbosity == "chunks" and ex.upstream_raw is not None:
@@ -115,3 +137,16 @@ class Report:
             sent = flow.response.content if flow.response else b""
             logger.info(f"  upstream stream ({len(raw)} bytes):\n{raw.decode('utf-8', 'replace')}")
             logger.info(f"  sent to client ({len(sent or b'')} bytes):\n{(sent or b'').decode('utf-8', 'replace')}")
+
+
+def empty_answer_warning(ex: Exchange) -> str:
+    finish = (ex.answer or {}).get("finish_reason")
+    advice = (
+        "it was asked once more (translate_retry_empty_answer) and came back empty again"
+        if any(attempt.get("empty") for attempt in ex.attempts)
+        else "--set translate_retry_empty_answer=true asks once more before the client gets a byte"
+    )
+    return (
+        f"{ex.client_model}: {EMPTY_NOTE}, finish_reason {finish}: what Gemini's OpenAI-compatible endpoint "
+        f"sends for MALFORMED_FUNCTION_CALL, and opencode ends its task on it; {advice}"
+    )

@@ -8,6 +8,9 @@ price, errors, tool calls) is added to the index after the answer (`index`, a Se
 page reads). Flows read back from a file (`mitmdump -nr`, `mitmweb --rfile`) rebuild the index from what they
 stored. The session headers are left as they are: they go upstream unchanged.
 
+A turn is read from the request body as an OpenAI chat body; capture mode, whose flows hold each provider's own
+format, passes `chat_body` to give its reading of the request in that shape (capture.py).
+
 What this adds to the flow's exchange record (formats/exchange.py; kept in -w files), as `session`, a dict:
   id           the session id: opencode's x-session-affinity / X-Session-Id, or "fp-<16 hex>" (a fingerprint)
   parent_id    x-parent-session-id (the session whose `task` tool started this one), or None
@@ -33,6 +36,7 @@ import asyncio
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import ctx, http
@@ -49,8 +53,14 @@ logger = logging.getLogger(__name__)
 ANSWER_TEXT, CALL_ARGUMENTS, MAX_CALLS = 2000, 2000, 20
 
 
+def request_body(flow: http.HTTPFlow) -> bytes:
+    """The flow's request body, an OpenAI chat body in the translation proxy."""
+    return flow.request.raw_content or b""
+
+
 class Sessions:
-    def __init__(self) -> None:
+    def __init__(self, chat_body: Callable[[http.HTTPFlow], bytes] = request_body) -> None:
+        self.chat_body = chat_body  # the request as an OpenAI chat body; raises ValueError when it is none
         self.index = SessionIndex()
         self.shapes = ToolShapes()
         self.scheduled: weakref.WeakKeyDictionary[http.HTTPFlow, asyncio.Handle] = weakref.WeakKeyDictionary()
@@ -79,7 +89,7 @@ class Sessions:
         self.scheduled.pop(flow, None)
         ex = Exchange.of(flow)
         try:
-            snap, raws = read_request(flow.request.raw_content or b"", self.shapes)
+            snap, raws = read_request(self.chat_body(flow), self.shapes)
         except ValueError:
             return
         key = session_keys.from_headers(flow.request.headers) or session_keys.fingerprint(snap.system, snap.first_user)
@@ -132,7 +142,7 @@ class Sessions:
         turn.diff = info["diff"] if isinstance(info.get("diff"), dict) else {}
         turn.new, turn.rewritten_at = turn_text.headline(info), turn.diff.get("rewritten_at")
         try:
-            session.remember(turn.number, read_request(flow.request.raw_content or b"", self.shapes)[0])
+            session.remember(turn.number, read_request(self.chat_body(flow), self.shapes)[0])
         except ValueError:
             pass
         self.record_outcome(flow, session, turn)

@@ -8,6 +8,7 @@ from ..formats.exchange import Exchange
 from . import turn_text
 
 LONG_STRING = 10_000
+EMPTY_NOTE = "empty answer (no text, no tool calls)"
 MIN_RATE_SPAN = 0.1  # seconds of streaming below which tokens per second says nothing (the answer came at once)
 
 
@@ -62,14 +63,19 @@ def price(ex: Exchange, usage: dict) -> float | None:
     price_in, price_out = ex.price_in, ex.price_out
     if price_in is None or price_out is None:
         return None
-    # Cached prompt tokens at the cache price when litellm's table has one (the native path records it).
-    details = usage.get("prompt_tokens_details")
-    cached = (details.get("cached_tokens") or 0) if isinstance(details, dict) else 0
-    price_cached = ex.price_cached
-    if price_cached is None or not isinstance(cached, int):
+    # Cached prompt tokens (either path reports them when Gemini does) at the cache price when litellm has one.
+    cached, price_cached = cached_tokens(usage), ex.price_cached
+    if price_cached is None:
         cached, price_cached = 0, 0.0
     cost = (usage.get("prompt_tokens", 0) - cached) * price_in + cached * price_cached
     return cost + usage.get("completion_tokens", 0) * price_out
+
+
+def cached_tokens(usage: dict) -> int:
+    """usage.prompt_tokens_details.cached_tokens, 0 when absent or not a count."""
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else 0
+    return cached if isinstance(cached, int) and not isinstance(cached, bool) else 0
 
 
 def comment_line(ex: Exchange) -> str:
@@ -78,7 +84,9 @@ def comment_line(ex: Exchange) -> str:
     answer = ex.answer or {}
     usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
     if usage:
-        parts.append(f"{usage.get('prompt_tokens', 0):,} in / {usage.get('completion_tokens', 0):,} out tokens")
+        cached = cached_tokens(usage)
+        tokens_in = f"{usage.get('prompt_tokens', 0):,} in" + (f" ({cached:,} cached)" if cached else "")
+        parts.append(f"{tokens_in} / {usage.get('completion_tokens', 0):,} out tokens")
         cost = price(ex, usage)
         if cost is not None:
             parts.append(f"${cost:.4f}" if cost >= 0.0001 else f"${cost:.6f}")
@@ -92,15 +100,28 @@ def comment_line(ex: Exchange) -> str:
         parts.append(f"{len(calls)} tool call{'s' if len(calls) > 1 else ''}")
     if findings := ex.tool_checks:
         parts.append(tool_check_note(findings))
+    if ex.empty_answer:
+        parts.append(EMPTY_NOTE)
+    if ex.media_placeholders:
+        parts.append("attachment sent as text by opencode: set the model's modalities")
     if attempts := ex.attempts:  # fallbacks.py: e.g. "tried gemini-2.5-flash 503, gemini-2.0-flash 200"
-        parts.append("tried " + ", ".join(f"{a.get('upstream_model')} {a.get('status') or 'failed'}" for a in attempts))
+        parts.append("tried " + ", ".join(_attempt_note(a) for a in attempts))
     if ex.error:
         parts.append(f"error: {str(ex.error)[:120]}")
     if note := turn_text.comment_note(ex):
         parts.append(note)
     if ex.fallback_of:
         parts.insert(0, f"fallback attempt {ex.attempt} for {ex.fallback_of}")
+    if ex.recorded:  # offline_replay.py: the answer came from a --server-replay file
+        parts.insert(0, "recorded answer")
+    if replay := ex.replay:  # request/replay.py: mitmweb's Replay, mitmdump -C, llm.resend
+        parts.insert(0, f"replay {replay.get('n', 1)}")
     return turn_text.comment_prefix(ex) + " | ".join(parts)
+
+
+def _attempt_note(attempt: dict) -> str:
+    empty = " (empty)" if attempt.get("empty") else ""
+    return f"{attempt.get('upstream_model')} {attempt.get('status') or 'failed'}{empty}"
 
 
 def tool_check_note(findings: list[str]) -> str:

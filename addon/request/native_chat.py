@@ -2,7 +2,7 @@
 
 routing.py calls `rewrite` for targets whose `api` is "gemini" or "vertex". The flow then holds exactly what
 Gemini receives (the native body, its URL, `x-goog-api-key` masked); the client's OpenAI request is kept in
-the exchange record's `client_request` (up to CLIENT_REQUEST_CAP bytes) for the chat view and the tool check.
+the exchange record's `client_body` (up to CLIENT_REQUEST_CAP bytes) for the chat view and the tool check.
 Vertex AI's OAuth token is attached later, by vertex_auth.py (minting it must not block the event loop).
 """
 
@@ -23,10 +23,9 @@ CLIENT_REQUEST_CAP = 1024 * 1024
 def rewrite(flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, ex: Exchange) -> None:
     """Replace the body with the native one; ValueError (for the client) when it cannot be translated."""
     raw = flow.request.raw_content or b""
-    ex.client_request = raw[:CLIENT_REQUEST_CAP]
-    ex.client_request_truncated = len(raw) > CLIENT_REQUEST_CAP
+    ex.client_body = raw[:CLIENT_REQUEST_CAP]
+    ex.client_body_truncated = len(raw) > CLIENT_REQUEST_CAP
     ex.api = target.api
-    ex.price_cached = target.cache_read_cost_per_token
     native, notes = native_request.translate(load_messages(chat).body, target.upstream_model, target.api)
     ex.repairs = notes
     flow.request.content = orjson.dumps(native)

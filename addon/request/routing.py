@@ -7,11 +7,14 @@ decided is recorded in the flow's exchange record (formats/exchange.py), which m
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import hmac
 import logging
 import os
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import orjson
 from mitmproxy import ctx, exceptions, http
@@ -19,13 +22,14 @@ from mitmproxy.net.http import url
 
 from ..config import keys, opencode_config, resolution
 from ..config.config_watch import ConfigWatch
-from ..formats import errors
+from ..formats import errors, litellm_bridge
 from ..formats.exchange import Exchange
 from ..gemini import request_fields, thought_signatures, tool_schema
 from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
 from . import body_encoding, hops, native_chat
 from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
+from .replay import missing_key
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +78,15 @@ def answered_here(flow: http.HTTPFlow) -> None:
         flow.request.scheme, flow.request.host, flow.request.port = "http", host, port
 
 
+def on_event_loop() -> bool:
+    """True in the proxy; False for a hook called directly (tests), where waiting for litellm blocks nothing."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
+
+
 def parse_temperature(text: str) -> float | None:
     """The translate_default_temperature option: empty is off, else a number from 0 to 2."""
     if not text.strip():
@@ -97,6 +110,7 @@ class Routing:
         self.started = False
 
     def load(self, loader) -> None:
+        litellm_bridge.warm()  # seconds of import, in a thread: the proxy listens and answers meanwhile
         env = os.environ
         loader.add_option(
             "translate_config",
@@ -184,12 +198,10 @@ class Routing:
 
     def running(self) -> None:
         # Right after mitmproxy's "reverse proxy to ... listening at" line, which names only the reverse target.
+        # (litellm is warming in its thread since `load`: nothing here waits for it.)
         self.started = True
         if self.watch:
             self.watch.log_routes()
-        # litellm takes seconds to import: pay that at start-up, not on the first request.
-        tool_schema.accepted_fields()
-        request_fields.repair_fields({}, "gemini-2.5-flash")
 
     def settings(self) -> resolution.Settings:
         return resolution.Settings(
@@ -200,7 +212,7 @@ class Routing:
             listen_host=ctx.options.listen_host,
         )
 
-    def request(self, flow: http.HTTPFlow) -> None:
+    def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
         if flow.response or flow.error or not flow.live or self.watch is None:
             return
         self.watch.refresh()
@@ -210,17 +222,28 @@ class Routing:
         if hop := flow.request.headers.get(hops.HEADER):
             listen = "{}:{}".format(*flow.client_conn.sockname[:2])
             return error_response(flow, 508, hops.loop_message(hop, self.instance, listen), "loop_detected")
-        if self.proxy_key and not self.client_authorized(flow):
+        # A replay (mitmweb, console, -C) is the operator's, and the client's key was never stored.
+        if self.proxy_key and flow.is_replay != "request" and not self.client_authorized(flow):
             return error_response(
                 flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.", "invalid_api_key"
             )
         if path in MODEL_PATHS and flow.request.method == "GET":
             return self.models(flow)
+        if not litellm_bridge.ready() and on_event_loop():  # resolution reads litellm: wait for it, not the loop
+            return self.when_warm(flow)
         if path in CHAT_PATHS:
             if flow.request.method != "POST":
                 return error_response(flow, 405, f"{path} takes POST.", "method_not_allowed")
             return self.chat(flow)
         self.passthrough(flow, path)
+
+    async def when_warm(self, flow: http.HTTPFlow) -> None:
+        """The request, once litellm_bridge.warm()'s import has finished; the loop serves others meanwhile."""
+        try:
+            await asyncio.wrap_future(litellm_bridge.warm())
+        except Exception as e:
+            return error_response(flow, 503, f"The proxy cannot route: importing litellm failed: {e}", "unavailable")
+        self.request(flow)
 
     def client_authorized(self, flow: http.HTTPFlow) -> bool:
         sent = flow.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
@@ -233,6 +256,7 @@ class Routing:
             "config": config.path,
             "models": len(config.model_names()),
             "config_error": self.watch.error,
+            "litellm": litellm_bridge.state(),  # "loading" for the first seconds: chat requests wait for it
         }
         json_response(flow, 200, orjson.dumps(body))
 
@@ -251,9 +275,10 @@ class Routing:
             return error_response(flow, e.status, str(e), e.code)
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_model")
+        # Kept for fallbacks.py: another target, or once more after an empty answer (its option, when loaded).
         ex = Exchange.of(flow)
-        if target.fallbacks:
-            # The client's request as it came, for fallbacks.py. Not saved: it holds the client's proxy key.
+        if target.fallbacks or getattr(ctx.options, "translate_retry_empty_answer", False):
+            # Not saved with the flow: it holds the client's proxy key.
             ex.original = flow.request.copy()
         # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
         client_model = ex.client_model if ex.fallback_of is not None and ex.client_model else chat.model
@@ -274,6 +299,10 @@ class Routing:
         ex.context_window = target.context_window
         ex.price_in = target.input_cost_per_token
         ex.price_out = target.output_cost_per_token
+        ex.price_cached = target.cache_read_cost_per_token
+        # Vertex AI's token comes from google-auth (vertex_auth.py), not from a key.
+        if target.api != "vertex" and (message := missing_key(flow, target.api_key)):
+            return error_response(flow, 401, message, "upstream_key_missing")
         if target.api != "openai":
             return self.chat_native(flow, chat, target, ex)
         ex.repairs = self.rewrite_body(chat, target)
@@ -318,6 +347,8 @@ class Routing:
     def passthrough(self, flow: http.HTTPFlow, path: str) -> None:
         """Any other path goes to the default upstream with its key (embeddings and the like)."""
         target = self.watch.resolve(self.watch.settings.default_model)
+        if message := missing_key(flow, target.api_key):
+            return error_response(flow, 401, message, "upstream_key_missing")
         query = flow.request.path.partition("?")[2]
         rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, path)}

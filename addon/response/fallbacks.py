@@ -14,6 +14,11 @@ the last error that came (its status and headers, Retry-After included). The ans
 attempt has finished: a streaming client gets the complete SSE stream at once (mitmproxy cannot stream one flow's
 body into another's response), acceptable for this rare path. After the first byte went to the client there is
 no retry: error statuses are never streamed, and a stream that fails midway ends with an SSE error event.
+
+The same machinery asks once more, under the same name, for an empty answer (no text, no tool calls: what Gemini's
+OpenAI-compatible endpoint sends for MALFORMED_FUNCTION_CALL) when `translate_retry_empty_answer` is on. A stream's
+events are then held back while its answer is empty (stream_rewrite's `hold_empty`), so the client has only the
+headers when the retry starts; the retry's whole stream follows them, or, if the retry fails, the first answer.
 """
 
 from __future__ import annotations
@@ -26,8 +31,11 @@ import orjson
 from mitmproxy import connection, ctx, http
 from mitmproxy.addons.clientplayback import ReplayHandler
 
+from ..formats import answer
 from ..formats.exchange import KEY, Exchange
 from ..runtime import error_pages, wire
+from ..runtime.option_help import one_paragraph
+from .stream_rewrite import StreamRewriter
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +50,7 @@ RESULT_KEYS = (
     "context_window",
     "price_in",
     "price_out",
+    "price_cached",
     "repairs",
     "answer",
     "upstream_raw",
@@ -100,28 +109,70 @@ def make_attempt(flow: http.HTTPFlow, original: http.Request, model: str, n: int
 
 def take_answer(flow: http.HTTPFlow, ex: Exchange, model: str, attempt: http.HTTPFlow) -> None:
     """The attempt's answer becomes the client's flow's response, with what the attempt found out."""
-    flow.response = error_pages.whole_response(attempt.response)
+    if flow.response is not None and flow.response.stream:  # its headers went out: the attempt's body follows
+        flow.response.stream = False
+        flow.response.content = attempt.response.content
+    else:
+        flow.response = error_pages.whole_response(attempt.response)
     found = Exchange.of(attempt)
     for name in RESULT_KEYS:
         setattr(ex, name, getattr(found, name))
     ex.answered_by = model
 
 
+def empty_answer(response: http.Response) -> bool:
+    """Is this 200 answer empty, and has the client not had a byte of it (a stream's events all held)?"""
+    if isinstance(response.stream, StreamRewriter):
+        return response.stream.held is not None and answer.is_empty(response.stream.answer.to_dict())
+    if response.stream or response.status_code != 200:
+        return False
+    try:
+        body = orjson.loads(response.content or b"")
+        whole = answer.Answer()
+        whole.add_completion(body)
+    except (orjson.JSONDecodeError, TypeError, AttributeError, KeyError):
+        return False  # not a chat.completion: nothing to judge
+    return answer.is_empty(whole.to_dict())
+
+
 class Fallbacks:
-    def response(self, flow: http.HTTPFlow) -> Awaitable[bool] | None:
+    def load(self, loader) -> None:
+        loader.add_option(
+            "translate_retry_empty_answer",
+            bool,
+            False,
+            one_paragraph("""
+            Ask once more when the answer is empty (no text and no tool calls, finish_reason "stop": what
+            Gemini's OpenAI-compatible endpoint sends for MALFORMED_FUNCTION_CALL, and what makes opencode end its
+            task), before the client got a byte of it. A stream's events wait until its answer has something in
+            it. Off: the empty answer goes to the client, marked in the flow and the log.
+            """),
+        )
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Streams that may be asked again are held while empty (responses.py reads ex.hold_empty)."""
+        ex = Exchange.find(flow)
+        if not ctx.options.translate_retry_empty_answer or flow.response is None or flow.response.status_code != 200:
+            return
+        if flow.live and ex is not None and ex.key is not None and ex.fallback_of is None and wire.enabled():
+            ex.hold_empty = ex.api == "openai"  # the native path turns these into errors
+
+    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         # Not async: mitmproxy awaits what a hook returns, and most answers need no fallback, so no coroutine.
         original, ex = self.take(flow)
         response = flow.response
-        if original is None or ex is None or response is None or response.stream:
+        if original is None or ex is None or response is None:
             return None
-        if not retryable(response.status_code):
-            return None
-        ex.attempts = [attempt_record(ex, ex.client_model or "", response.status_code)]
-        return self.fall_back(flow, ex, original, str(response.status_code))
+        if ex.fallbacks and not response.stream and retryable(response.status_code):
+            ex.attempts = [attempt_record(ex, ex.client_model or "", response.status_code)]
+            return self.fall_back(flow, ex, original, str(response.status_code))
+        if ctx.options.translate_retry_empty_answer and empty_answer(response):
+            return self.retry_empty(flow, ex, original)
+        return None
 
     async def error(self, flow: http.HTTPFlow) -> None:
         original, ex = self.take(flow)
-        if original is None or ex is None or flow.response is not None or ex.shutdown:
+        if original is None or ex is None or not ex.fallbacks or flow.response is not None or ex.shutdown:
             return
         reason = str(ex.error or (flow.error.msg if flow.error else "no answer"))
         ex.attempts = [attempt_record(ex, ex.client_model or "", reason)]
@@ -159,6 +210,23 @@ class Fallbacks:
         if answer is not None:
             take_answer(flow, ex, *answer)
         return answer is not None
+
+    async def retry_empty(self, flow: http.HTTPFlow, ex: Exchange, original: http.Request) -> None:
+        """Ask once more for an empty answer; the retry's answer goes to the client unless it failed."""
+        model = ex.client_model or ""
+        logger.warning(f"{model}: empty answer from {ex.upstream_model} (no text, no tool calls): asking once more")
+        ex.attempts = [{**attempt_record(ex, model, 200), "empty": True}]
+        attempt = make_attempt(flow, original, model, 1)
+        await self.run(attempt, flow)
+        got = outcome(attempt)
+        ex.attempts.append(attempt_record(Exchange.of(attempt), model, got))
+        held = flow.response.stream if isinstance(flow.response.stream, StreamRewriter) else None
+        if got != 200:  # the first answer goes out after all
+            if held is not None:
+                wire.write_chunk(flow, held.release())
+            return
+        if held is None or wire.write_chunk(flow, attempt.response.content or b""):
+            take_answer(flow, ex, model, attempt)
 
     @staticmethod
     async def run(attempt: http.HTTPFlow, flow: http.HTTPFlow) -> None:

@@ -27,9 +27,10 @@ logger = logging.getLogger(__name__)
 
 
 def routed(flow: http.HTTPFlow) -> Exchange | None:
-    """The record of a flow this proxy sent upstream and carries now; None for flows read back from a file,
-    whose hooks run again on loading (mitmdump -nr, mitmweb --rfile) and must not be rewritten a second time."""
-    if not flow.live:
+    """The record of a flow this proxy sent upstream and carries now; None for flows read back from a file, whose hooks
+    run again on loading (mitmdump -nr, mitmweb --rfile) and must not be rewritten a second time, and for answers
+    played back from a recording (--server-replay), which were rewritten when they were recorded."""
+    if not flow.live or flow.is_replay == "response":
         return None
     ex = Exchange.find(flow)
     return ex if ex is not None and ex.key is not None else None
@@ -42,6 +43,17 @@ def failure(ex: Exchange) -> tuple[int, str, str]:
     if ex.timed_out:
         return 504, "upstream_timeout", f"Upstream {ex.api_base} timed out: {ex.error}"
     return 502, "upstream_unreachable", f"Upstream {ex.api_base} failed: {ex.error}"
+
+
+def client_message(body: bytes) -> str:
+    """An error body as the client reads it: the message of an OpenAI-shaped error, else the start of the body."""
+    try:
+        error = orjson.loads(body).get("error")
+    except (orjson.JSONDecodeError, AttributeError):
+        error = None
+    if isinstance(error, dict) and isinstance(error.get("message"), str):
+        return error["message"]
+    return body[:300].decode("utf-8", "replace")
 
 
 class Responses:
@@ -91,6 +103,7 @@ class Responses:
             pack_signatures=gemini and ctx.options.translate_repair_signatures,
             # A fallback attempt's client gets the stored body (fallbacks.py): it must be whole.
             keep_bytes=sys.maxsize if ex.fallback_of is not None else ctx.options.translate_keep_stream_bytes,
+            hold_empty=ex.hold_empty,  # fallbacks.py may ask again for an empty answer
         )
         flow.response.headers.pop("content-length", None)
         if flow.request.http_version == "HTTP/1.1":
@@ -126,18 +139,26 @@ class Responses:
         if getattr(rewriter, "error", None):  # a native stream that ended in an error event
             ex.error = rewriter.error
 
+    def finish_whole_stream(self, flow: http.HTTPFlow, ex: Exchange, rewriter: StreamRewriter) -> None:
+        """The stream reached [DONE] (or the upstream's end) before the connection went: the client has the whole
+        answer, and a client that closes right after [DONE] (the openai SDK does) has cut nothing. mitmproxy
+        records that close as the flow's error when it comes before the upstream's end of body; the flow is a
+        complete answer, saved and shown as one."""
+        logger.debug(f"{flow.error.msg if flow.error else 'connection closed'} after the stream's end: not a failure")
+        flow.error = None
+        flow.response.timestamp_end = flow.response.timestamp_end or ex.t_end
+        self.finish_stream(flow, ex, rewriter)
+
     def reshape_error(self, flow: http.HTTPFlow, ex: Exchange) -> None:
-        body = flow.response.content or b""
-        ex.error = f"upstream {flow.response.status_code}: {body[:300].decode('utf-8', 'replace')}"
-        if not ctx.options.translate_repair_errors:
-            return
-        reshaped = errors.normalize_upstream_error(flow.response.status_code, body)
-        if reshaped is not None:
+        status = flow.response.status_code
+        reshaped = errors.normalize_upstream_error(status, flow.response.content or b"")
+        if ctx.options.translate_repair_errors and reshaped is not None:
             flow.response.content = reshaped
             flow.response.headers["content-type"] = "application/json"
             ex.repairs = ex.repairs + ["error reshaped to OpenAI's shape"]
         if flow.response.status_code in (401, 403) and ex.key_hint:  # which key went where (keys.py)
             flow.response.content = errors.with_hint(flow.response.content or b"", ex.key_hint)
+        ex.error = f"upstream {status}: {client_message(flow.response.content or b'')}"
 
     def rewrite_completion(self, flow: http.HTTPFlow, ex: Exchange) -> None:
         try:
@@ -168,9 +189,11 @@ class Responses:
         if ex.answered_by:  # a fallback attempt's answer goes to the client instead (fallbacks.py)
             return
         ex.t_end = time.time()
+        rewriter = flow.response.stream if flow.response else None
+        if isinstance(rewriter, StreamRewriter) and (rewriter.saw_done or rewriter.finished) and not ex.error:
+            return self.finish_whole_stream(flow, ex, rewriter)
         ex.error = ex.error or (flow.error.msg if flow.error else "unknown error")
         status, code, message = failure(ex)
-        rewriter = flow.response.stream if flow.response else None
         if isinstance(rewriter, StreamRewriter):
             # The client has the headers and part of the stream: its last event says what happened.
             event = errors.sse_error_event(message, status, code)

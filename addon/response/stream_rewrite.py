@@ -4,6 +4,10 @@ Each complete event is rewritten as it passes (model name restored, Gemini's too
 signatures carried in tool-call ids) and sent on at once; nothing waits for the end of the stream. An event that
 needs no change goes out byte for byte. Both sides are kept, up to a cap, for the flow: what the client received
 and what the upstream sent.
+
+With `hold_empty` (translate_retry_empty_answer), the events before the answer has any text, reasoning or tool
+call wait in `held` instead: an answer that ends with nothing in it can then be asked for again before the client
+got a byte of it (fallbacks.py), and is sent as it came otherwise (`release`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ class StreamOptions(NamedTuple):
     repair_tool_calls: bool
     pack_signatures: bool
     keep_bytes: int  # per side; beyond this the stored body is cut (the answer stays complete)
+    hold_empty: bool = False  # hold the events back while the answer is empty (see the module docstring)
 
 
 class CappedBuffer:
@@ -56,6 +61,7 @@ class StreamRewriter:
         self.saw_done = False
         self.finished = False
         self.last_data = time.time()  # when the upstream last sent bytes (the idle timeout watches it)
+        self.held: bytearray | None = bytearray() if options.hold_empty else None
 
     def __call__(self, data: bytes) -> list[bytes]:
         # mitmproxy calls once more with b"" at the end; an empty chunk must never be sent (it would end the
@@ -77,8 +83,26 @@ class StreamRewriter:
         if self.t_first is None:
             self.t_first = now
         self.chunk_times.extend([round(now - self.t_start, 4)] * len(events))
+        if self.held is not None and not (out := self.hold(out)):
+            return []
         self.sent.add(out)
         return [out]
+
+    def hold(self, out: bytes) -> bytes:
+        """Keep events back while the answer has nothing in it; the held events and these once it has."""
+        answer, held = self.answer, self.held
+        assert held is not None
+        if not (answer.content_parts or answer.tool_calls or answer.reasoning_parts):
+            held += out
+            return b""
+        self.held = None
+        return bytes(held) + out if held else out
+
+    def release(self) -> bytes:
+        """The events still held (none once the answer had something in it), now counted as sent."""
+        held, self.held = bytes(self.held or b""), None
+        self.sent.add(held)
+        return held
 
     def rewrite(self, raw: bytes, data: bytes | None) -> bytes:
         if data is None:

@@ -1,6 +1,6 @@
 """Every change the proxy makes to mitmproxy, installed when the script starts running and removed when it stops.
 
-The table below lists them; each module owns its patch (what it relies on, how it is installed and removed, the
+The tables below list them (the translation proxy's, capture mode's); each module owns its patch (what it relies on, how it is installed and removed, the
 mitmproxy version it was written for). In `running`, after mitmproxy has loaded every script, the addon checks each
 patch's internals (internals.py) and installs the patch only when they all look as expected; otherwise the start-up
 log says which internal differs and which mitmproxy version the patch was written for, and mitmproxy's own
@@ -16,7 +16,7 @@ import logging
 
 from mitmproxy import ctx
 
-from . import error_pages, hook_dispatch, log_broadcast, upstream_key, wire
+from . import credentials, error_pages, hook_dispatch, log_broadcast, upstream_key, wire
 from .internals import Patch
 
 logger = logging.getLogger(__name__)
@@ -28,6 +28,8 @@ PATCHES: tuple[Patch, ...] = (
     wire.PATCH,
     upstream_key.PATCH,
 )
+# Capture mode (capture.py): a passive forward proxy changes nothing of mitmproxy's but where credentials are written.
+CAPTURE: tuple[Patch, ...] = (credentials.PATCH,)
 
 
 class MitmproxyPatches:

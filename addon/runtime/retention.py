@@ -29,15 +29,18 @@ LOG_EVERY = 60.0  # seconds between two "dropped" log lines
 
 
 def flow_bytes(f: Flow) -> int:
-    """The bytes a finished flow holds: request and response bodies, and the upstream's raw stream."""
+    """The bytes a finished flow holds: request and response bodies, the upstream's raw stream, and the client's
+    request body kept beside the rewritten one."""
     if not isinstance(f, http.HTTPFlow):
         return 0
     size = len(f.request.raw_content or b"")
     if f.response is not None:
         size += len(f.response.raw_content or b"")
     ex = Exchange.find(f)
-    raw = ex.upstream_raw if ex is not None else None
-    return size + (len(raw) if raw else 0)
+    if ex is None:
+        return size
+    kept = ex.client_request.get("body") if ex.client_request else None
+    return size + sum(len(b) for b in (ex.upstream_raw, kept, ex.client_body) if isinstance(b, (bytes, str)))
 
 
 def marker_text(dropped: int, keep_flows: int, keep_mb: int) -> tuple[str, str]:

@@ -10,7 +10,8 @@ StreamWriter, None while still connecting) and `.handler` (the task reading that
 Fallback attempts (fallbacks.py) run on mitmproxy's client-replay machinery instead of a client connection:
 their upstream connection is in their own ReplayHandler, and the client waiting for them is the original flow's.
 `replays` maps such a flow to both, so timeouts, "client gone" and shutdown treat attempts like any flow, and
-nothing is ever written to a client from an attempt.
+nothing is ever written to a client from an attempt. A user's client replay (mitmweb's Replay, mitmdump -C) runs on
+the same machinery with no client at all: `adopt_client_replay` finds its ReplayHandler, and its client never leaves.
 
 Everything here is a no-op when the connection is already gone, so callers need no checks of their own. The
 start-up check (internals.py) looks for each of these internals as mitmproxy 12.3.1 has them; patches.py turns
@@ -36,9 +37,36 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-# A fallback attempt's flow id -> (its ReplayHandler, the original flow whose client waits for its answer).
-replays: dict[str, tuple[ConnectionHandler, http.HTTPFlow]] = {}
+# A replayed flow's id -> (its ReplayHandler, the original flow whose client waits for its answer): fallback attempts;
+# None for a user's client replay, which has no client.
+replays: dict[str, tuple[ConnectionHandler, http.HTTPFlow | None]] = {}
 _state = {"enabled": False, "missed": False}  # installed (the start-up check passed); a failed lookup was logged
+
+
+def adopt_client_replay(flow: http.HTTPFlow) -> bool:
+    """Register a flow of mitmproxy's client replay; call from one of its hooks. True when it is registered.
+
+    mitmproxy 12 runs each hook in a task of the connection handler's `hook_task` coroutine, whose `self` is the
+    ReplayHandler that owns the flow's upstream connection (ClientPlayback keeps it in a local variable only).
+    Anything else found there (another mitmproxy) leaves the flow unregistered: it is then treated as any flow.
+    """
+    from mitmproxy.addons.clientplayback import ReplayHandler
+
+    for flow_id, (handler, original) in list(replays.items()):
+        if original is None and getattr(handler, "done", None) is not None and handler.done.is_set():
+            del replays[flow_id]  # finished replays, forgotten lazily: replays are rare
+    if flow.id in replays:
+        return True
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no event loop: not called from a hook
+        return False
+    frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
+    handler = frame.f_locals.get("self") if frame is not None else None
+    if not isinstance(handler, ReplayHandler) or handler.flow is not flow:
+        return False
+    replays[flow.id] = (handler, None)
+    return True
 
 
 def install(master: Any) -> None:
@@ -47,6 +75,11 @@ def install(master: Any) -> None:
 
 def uninstall() -> None:
     _state["enabled"] = False
+
+
+def enabled() -> bool:
+    """True while the helpers are installed: only then can anything be written to a client directly."""
+    return _state["enabled"]
 
 
 def _transports(flow: http.HTTPFlow) -> Mapping | None:
@@ -74,7 +107,7 @@ def client_gone(flow: http.HTTPFlow) -> bool:
     False while the helpers are off, and when the lookup failed for a connection mitmproxy still counts open.
     """
     if (replay := replays.get(flow.id)) is not None:
-        return client_gone(replay[1])
+        return replay[1] is not None and client_gone(replay[1])
     if not _state["enabled"]:
         return False
     conn = flow.client_conn
@@ -126,19 +159,41 @@ def write_sse_error_and_end(flow: http.HTTPFlow, event: bytes) -> bool:
     Called from the `error` hook, which runs before mitmproxy closes the client connection: the client reads a
     complete, well-formed stream whose last event is the error. True when it was written.
     """
-    if not _state["enabled"]:
+    writer = _chunked_client_writer(flow)
+    if writer is None:
         return False
+    writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
+    return True
+
+
+def write_chunk(flow: http.HTTPFlow, data: bytes) -> bool:
+    """Send more of the body to a client whose chunked stream has begun, without ending it.
+
+    Called from the `response` hook of a streamed flow (fallbacks.py: the retry of an empty answer), which runs
+    after the upstream's body and before mitmproxy ends the client's. True when it was written (or was empty).
+    """
+    writer = _chunked_client_writer(flow)
+    if writer is None:
+        return False
+    if data:
+        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+    return True
+
+
+def _chunked_client_writer(flow: http.HTTPFlow) -> asyncio.StreamWriter | None:
+    """The writer of a client still there whose HTTP/1.1 response is chunked; None otherwise."""
+    if not _state["enabled"]:
+        return None
     writer = client_writer(flow)
     if writer is None or writer.is_closing() or not flow.client_conn.state & connection.ConnectionState.CAN_READ:
-        return False  # the client left: nobody to tell
+        return None  # the client left: nobody to tell
     if (
         flow.response is None
         or flow.request.http_version != "HTTP/1.1"
         or "chunked" not in flow.response.headers.get("transfer-encoding", "")
     ):
-        return False
-    writer.write(b"%x\r\n%s\r\n0\r\n\r\n" % (len(event), event))
-    return True
+        return None
+    return writer
 
 
 SERVER = "mitmproxy.proxy.server"

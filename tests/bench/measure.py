@@ -40,7 +40,12 @@ def load(spec: dict[str, Any], client: str) -> dict[str, Any]:
     return result
 
 
-def scenarios(p: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+NATIVE_SCENARIOS = ("plain_c1", "stream_1", "stream_100")  # the native row: the translation's cost per chunk
+
+
+def scenarios(p: dict[str, Any], row: str = "") -> list[tuple[str, dict[str, Any]]]:
+    if row == "this_proxy_native":
+        return [(name, spec) for name, spec in scenarios(p) if name in NATIVE_SCENARIOS]
     stream = {"kind": "streams", "chunks": p["chunks"], "interval_ms": p["interval_ms"]}
     mb = {"kind": "requests", "body": "1mb", "connections": 1}
     return [
@@ -68,7 +73,7 @@ def correctness(row: str, got: dict[str, Any], seen: dict[str, int]) -> tuple[bo
         problems.append(f"answers named {got.get('model')!r} / {stream.get('model')!r}, not 'local-model'")
     if got.get("content") != "ok" or stream.get("chunks") != 5 or not stream.get("done"):
         problems.append(f"content {got.get('content')!r}, stream {stream}")
-    if row in ("this_proxy", "litellm_proxy") and set(seen) != {"gemini-2.5-flash"}:
+    if row in ("this_proxy", "litellm_proxy", "this_proxy_native") and set(seen) != {"gemini-2.5-flash"}:
         problems.append(f"the upstream saw models {seen}, not only 'gemini-2.5-flash'")
     return not problems, "; ".join(problems) or "ok"
 
@@ -84,10 +89,10 @@ def measure_row(
     result["correct"], result["correct_detail"] = correctness(row, got, seen)
     result["check"] = {**got, "upstream_saw": seen}
     log(f"{row}: answers {'correct' if result['correct'] else 'WRONG: ' + result['correct_detail']}")
-    for name, spec in scenarios(p):
+    for name, spec in scenarios(p, row):
         result[name] = load({**target, **spec}, client)
         log(f"{row}: {name}: {_summary(result[name])}")
-    if server is not None:
+    if server is not None and row != "this_proxy_native":
         result["memory"] = memory(server, target, p)
         log(f"{row}: memory: {_summary(result['memory'])}")
     return result

@@ -1,7 +1,8 @@
 """The benchmark's one table: each measure for each row, ratios to direct / bare mitmdump / LiteLLM, targets.
 
 The table is Markdown (readable in a terminal, pasteable into the README). Targets are checked on this proxy's
-row; a target whose reference row did not run is `n/a`.
+row; a target whose reference row did not run is `n/a`. The native path's column is compared with this proxy's
+(the OpenAI-compatible path): the delay it adds in ms, or a ratio for other units.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
-ROWS = ("direct", "bare_mitmdump", "this_proxy", "litellm_proxy")
+ROWS = ("direct", "bare_mitmdump", "this_proxy", "litellm_proxy", "this_proxy_native")
 TITLES = {
     "direct": "direct",
     "bare_mitmdump": "bare mitmdump",
     "this_proxy": "this proxy",
     "litellm_proxy": "LiteLLM Proxy",
+    "this_proxy_native": "native path",
 }
 
 
@@ -113,6 +115,13 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:.2f}x" if a is not None and b else "-"
 
 
+def _native_vs_proxy(native: float | None, proxy: float | None, unit: str) -> str:
+    """What the native path adds to the OpenAI-compatible one: ms for times, a ratio for the rest."""
+    if native is None or proxy is None:
+        return "-"
+    return f"{native - proxy:+.2f} ms" if unit == "ms" else _ratio(native, proxy)
+
+
 def _measured(target: Target, measured: float | None) -> str:
     if measured is None:
         return ""
@@ -122,7 +131,16 @@ def _measured(target: Target, measured: float | None) -> str:
 
 
 def table(rows: dict[str, Any], checks: list[dict[str, Any]]) -> str:
-    header = ["measure", *(TITLES[r] for r in ROWS), "proxy/direct", "proxy/bare", "proxy/LiteLLM", "target", "check"]
+    header = [
+        "measure",
+        *(TITLES[r] for r in ROWS),
+        "proxy/direct",
+        "proxy/bare",
+        "proxy/LiteLLM",
+        "native vs proxy",
+        "target",
+        "check",
+    ]
     lines = [header]
     for metric in METRICS:
         values = [value(rows, r, metric.key) for r in ROWS]
@@ -135,6 +153,7 @@ def table(rows: dict[str, Any], checks: list[dict[str, Any]]) -> str:
                 _ratio(mine, values[0]),
                 _ratio(mine, values[1]),
                 _ratio(mine, values[3]),
+                _native_vs_proxy(values[4], mine, metric.unit),
                 "; ".join(t.describe() for t, _ in targets),
                 "; ".join(c["verdict"] + _measured(t, c["measured"]) for t, c in targets),
             ]

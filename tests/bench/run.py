@@ -1,8 +1,9 @@
 """The side-by-side benchmark: `./mitm_run.sh bench [--quick] [--skip-litellm] [--only ROW] [--json PATH]`.
 
-One fake upstream (its own process) and, one after another, four ways to reach it: direct, bare mitmdump
+One fake upstream (its own process) and, one after another, five ways to reach it: direct, bare mitmdump
 (reverse mode, no addon, streaming on), this proxy (started by mitm_run.sh), LiteLLM Proxy (own venv under
-.bench/, installed on first use). Each row runs the same scenarios with the load client in its own process;
+.bench/, installed on first use), and this proxy on Gemini's native path (the same requests translated by litellm
+to streamGenerateContent and back: plain requests at 1 connection and the streams only). Each row runs the same scenarios with the load client in its own process;
 a row that cannot start is reported and the run goes on. Prints one Markdown table with ratios and target checks;
 writes JSON (default .bench/results.json); configs and servers' logs are in .bench/runs/<time>-<pid>/.
 
@@ -70,8 +71,9 @@ def start_row(row: str, upstream_port: int, args: argparse.Namespace) -> tuple[s
     port = servers.free_port()
     if row == "bare_mitmdump":
         server, health = servers.bare_mitmdump(port, upstream_port), "/health"
-    elif row == "this_proxy":
-        server, health = servers.this_proxy(port, upstream_port, args.proxy_arg), "/health"
+    elif row in ("this_proxy", "this_proxy_native"):
+        native = row == "this_proxy_native"
+        server, health = servers.this_proxy(port, upstream_port, args.proxy_arg, native), "/health"
     else:
         litellm, why = litellm_proxy.ensure_installed(log)
         if litellm is None:

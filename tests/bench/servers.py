@@ -186,9 +186,22 @@ def bare_mitmdump(port: int, upstream_port: int) -> Server:
     return start("bare_mitmdump", port, argv)
 
 
-def opencode_config(proxy_port: int) -> Path:
-    """The opencode.json this proxy reads: an alias provider `local` pointing at the proxy itself."""
-    config = run_dir() / "opencode.json"
+def opencode_config(proxy_port: int, native_base: str | None = None) -> Path:
+    """The opencode.json this proxy reads: an alias provider `local` pointing at the proxy itself; with
+    native_base, `local-model` is `gemini/gemini-2.5-flash` on Gemini's native API there (an @ai-sdk/google
+    provider)."""
+    config = run_dir() / ("opencode-native.json" if native_base else "opencode.json")
+    model = "gemini/gemini-2.5-flash" if native_base else "gemini-2.5-flash"
+    google = (
+        f""",
+    "google": {{
+      "npm": "@ai-sdk/google",
+      "options": {{"baseURL": "{native_base}", "apiKey": "bench-key"}},
+      "models": {{}}
+    }}"""
+        if native_base
+        else ""
+    )
     config.write_text(f"""{{
   "$schema": "https://opencode.ai/config.json",
   "provider": {{
@@ -197,22 +210,25 @@ def opencode_config(proxy_port: int) -> Path:
       "name": "translation proxy (benchmark)",
       "options": {{
         "baseURL": "http://127.0.0.1:{proxy_port}/v1",
-        "proxy": {{"models": {{"local-model": "gemini-2.5-flash"}}}}
+        "proxy": {{"models": {{"local-model": "{model}"}}}}
       }},
       "models": {{"local-model": {{"name": "local-model"}}}}
-    }}
+    }}{google}
   }}
 }}
 """)
     return config
 
 
-def this_proxy(port: int, upstream_port: int, extra_args: list[str]) -> Server:
+def this_proxy(port: int, upstream_port: int, extra_args: list[str], native: bool = False) -> Server:
+    """This proxy as mitm_run.sh starts it; `native`: its chat requests take Gemini's native API."""
+    native_base = f"http://127.0.0.1:{upstream_port}/v1beta" if native else None
     env = {
         "PROXY_HOST": "127.0.0.1",
         "PROXY_PORT": str(port),
         "GEMINI_API_BASE": f"http://127.0.0.1:{upstream_port}/v1beta/openai/",
         "GEMINI_API_KEY": "bench-key",
-        "OPENCODE_CONFIG": str(opencode_config(port)),
+        "OPENCODE_CONFIG": str(opencode_config(port, native_base)),
     }
-    return start("this_proxy", port, [str(ROOT / "mitm_run.sh"), *extra_args], env)
+    name = "this_proxy_native" if native else "this_proxy"
+    return start(name, port, [str(ROOT / "mitm_run.sh"), *extra_args], env)

@@ -7,6 +7,11 @@ then a finish chunk with usage and `data: [DONE]`. Answers name the model the re
 rewriting back to the client's name is visible. GET /__stats returns how many chat requests each model name
 reached the upstream with; any other GET answers 200 (health checks through a bare reverse proxy).
 
+It also speaks Gemini's native API, for the benchmark's native row: POST .../models/<model>:generateContent
+answers a small GenerateContentResponse, and ...:streamGenerateContent?alt=sse streams the same timed chunks as
+native events (`data: {"candidates": [...]}` and CRLF CRLF, as Google sends them), the last with finishReason and
+usageMetadata.
+
     python -m tests.bench.upstream --port 9000
 """
 
@@ -77,6 +82,39 @@ def _finish_events(model: bytes, chunks: int) -> bytes:
         % (int(time.time()), model, chunks, chunks + 10)
     )
     return _frame(finish) + _frame(b"data: [DONE]\n\n") + b"0\r\n\r\n"
+
+
+_NATIVE = re.compile(r"/models/([^/:]+):(generateContent|streamGenerateContent)")
+
+
+def _native_completion(model: str, prompt_tokens: int) -> bytes:
+    body = {
+        "candidates": [{"content": {"parts": [{"text": "ok"}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": 1,
+            "totalTokenCount": prompt_tokens + 1,
+        },
+        "modelVersion": model,
+        "responseId": "bench",
+    }
+    return _response("200 OK", orjson.dumps(body))
+
+
+def _native_chunk_event(model: bytes, first: bool) -> bytes:
+    return (
+        b'data: {"candidates":[{"content":{"parts":[{"text":"t=%d "}],"role":"model"},"index":0}],'
+        b'"modelVersion":"%b","responseId":"bench"}\r\n\r\n' % (time.time_ns(), model)
+    )
+
+
+def _native_finish_events(model: bytes, chunks: int) -> bytes:
+    finish = (
+        b'data: {"candidates":[{"content":{"parts":[{"text":""}],"role":"model"},"finishReason":"STOP","index":0}],'
+        b'"usageMetadata":{"promptTokenCount":10,"candidatesTokenCount":%d,"totalTokenCount":%d},'
+        b'"modelVersion":"%b","responseId":"bench"}\r\n\r\n' % (chunks, chunks + 10, model)
+    )
+    return _frame(finish) + b"0\r\n\r\n"
 
 
 class _Request:
@@ -153,6 +191,8 @@ class Upstream(asyncio.Protocol):
             self.transport.write(_response("200 OK", payload))
         elif request.path.rstrip("/").endswith("/chat/completions"):
             self._chat(body)
+        elif native := _NATIVE.search(request.path):
+            self._native(native[1], native[2] == "streamGenerateContent", body)
         else:
             self.transport.write(_response("404 Not Found", b'{"error":{"message":"not found"}}'))
         if request.close:
@@ -176,7 +216,25 @@ class Upstream(asyncio.Protocol):
         self.busy = True
         asyncio.ensure_future(self._stream(model.encode(), chunks, interval))
 
-    async def _stream(self, model: bytes, chunks: int, interval: float) -> None:
+    def _native(self, model: str, stream: bool, body: bytes) -> None:
+        """Gemini's generateContent / streamGenerateContent: the model is in the path, the text in contents."""
+        assert self.transport is not None
+        try:
+            parts = orjson.loads(body)["contents"][-1]["parts"]
+            last = " ".join(str(p.get("text", "")) for p in parts)
+        except (orjson.JSONDecodeError, KeyError, TypeError, IndexError, AttributeError):
+            self.transport.write(_response("400 Bad Request", b'{"error":{"message":"bad request"}}'))
+            return
+        STATS[model] += 1
+        if not stream:
+            self.transport.write(_native_completion(model, len(body) // 4))
+            return
+        found = _INSTRUCTION.search(last)
+        chunks, interval = (int(found[1]), float(found[2]) / 1000) if found else (20, 0.01)
+        self.busy = True
+        asyncio.ensure_future(self._stream(model.encode(), chunks, interval, native=True))
+
+    async def _stream(self, model: bytes, chunks: int, interval: float, native: bool = False) -> None:
         transport = self.transport
         assert transport is not None
         loop = asyncio.get_running_loop()
@@ -188,8 +246,8 @@ class Upstream(asyncio.Protocol):
                 await asyncio.sleep(delay)
             if transport.is_closing():
                 return
-            transport.write(_frame(_chunk_event(model, i == 0)))
-        transport.write(_finish_events(model, chunks))
+            transport.write(_frame((_native_chunk_event if native else _chunk_event)(model, i == 0)))
+        transport.write((_native_finish_events if native else _finish_events)(model, chunks))
         self.busy = False
         self._process()
 

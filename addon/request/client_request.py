@@ -1,0 +1,80 @@
+"""The client's request as it came, kept beside the rewritten one: what replay, resend, the view and export use.
+
+Routing rewrites a chat request in place (model, URL, key, Gemini repairs), so the flow's request is the upstream's.
+This addon, placed before routing, stores the client's own request in the exchange record's `client_request`:
+method, path and headers (the client's credentials removed: the proxy key never lands in a flow file) and, for chat
+requests, the body as the client sent it, cut at `translate_keep_client_request` bytes like stream bodies. Other
+paths keep no body: routing does not change it. Keeping the body costs nothing while the flow lives (the same bytes
+object routing read); a -w file holds it twice.
+"""
+
+from __future__ import annotations
+
+from mitmproxy import ctx, http
+
+from ..formats.exchange import Exchange
+from ..runtime.option_help import one_paragraph
+
+CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
+# Never stored: the client's credentials (PROXY_API_KEY travels as its Bearer token) and cookies.
+CREDENTIALS = frozenset(("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie"))
+
+
+def is_chat_path(path: str) -> bool:
+    return (path.split("?", 1)[0].rstrip("/") or "/") in CHAT_PATHS
+
+
+def snapshot(request: http.Request, keep_bytes: int) -> dict:
+    """The client's request as plain data for flow.metadata (saved in -w files): no credentials, body capped."""
+    stored: dict = {
+        "method": request.method,
+        "path": request.path,
+        "headers": [
+            [name, value] for name, value in request.headers.items(multi=True) if name.lower() not in CREDENTIALS
+        ],
+    }
+    if request.method == "POST" and is_chat_path(request.path):
+        body = request.raw_content or b""
+        stored["body"] = body if len(body) <= keep_bytes else body[:keep_bytes]
+        if len(body) > keep_bytes:
+            stored["truncated"] = len(body)
+    return stored
+
+
+def complete(stored: object) -> bool:
+    """Whether a stored client request can be sent again as it came (nothing cut)."""
+    return isinstance(stored, dict) and "truncated" not in stored and isinstance(stored.get("path"), str)
+
+
+def restore(request: http.Request, stored: dict) -> None:
+    """Make `request` the stored client request again (method, path, headers and, if stored, the body)."""
+    request.method = stored["method"]
+    request.path = stored["path"]
+    headers = http.Headers()
+    for name, value in stored.get("headers") or ():
+        headers.add(name, value)
+    if "body" in stored:
+        request.raw_content = stored["body"]
+        headers["content-length"] = str(len(stored["body"]))
+    elif "content-length" in request.headers:
+        headers["content-length"] = request.headers["content-length"]
+    request.headers = headers
+
+
+class ClientRequest:
+    def load(self, loader) -> None:
+        loader.add_option(
+            "translate_keep_client_request",
+            int,
+            4 * 1024 * 1024,
+            one_paragraph("""
+            How much of each chat request's body, as the client sent it, the flow keeps beside the rewritten one
+            (flow.metadata["llm"]["client_request"], the "LLM client request" view, replay, llm.resend, export).
+            A longer body is cut, and a replay then starts from the rewritten request instead. 0 keeps none.
+            """),
+        )
+
+    def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live:
+            return
+        Exchange.of(flow).client_request = snapshot(flow.request, ctx.options.translate_keep_client_request)
