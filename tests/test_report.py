@@ -15,6 +15,7 @@ from mitmproxy.test import taddons, tflow
 from addon.formats.exchange import Exchange
 from addon.inspection import summary
 from addon.inspection.report import Report
+from addon.request import client_request
 from tests.test_chatview import OPENCODE_REQUEST, SYSTEM_PROMPT, TOOL_STREAM
 
 T0 = 1_700_000_000.0
@@ -166,6 +167,15 @@ BAD_CALLS = [
     {"id": "call_2", "name": "bash", "arguments": '{"description": "list"}'},
     {"id": "call_3", "name": "frobnicate", "arguments": "{}"},
 ]
+
+
+def test_the_client_request_kept_for_replay_does_not_hide_the_check(report):
+    """client_request.py keeps the client's request (a dict) beside the rewritten one; the check still reads the
+    request's tools (the native path's client body is a field of its own, client_body)."""
+    f = llm_flow(answer=answer(tool_calls=BAD_CALLS, finish="tool_calls"))
+    Exchange.of(f).client_request = client_request.snapshot(f.request, 1 << 20)
+    finished(report, f)
+    assert len(Exchange.of(f).tool_checks) == 3 and f.marked == ":warning:"
 
 
 def test_invalid_tool_arguments_in_comment_mark_and_log(report, caplog):
