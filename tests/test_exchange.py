@@ -65,7 +65,6 @@ def full_record() -> Exchange:
         answer={"content": "Hi", "tool_calls": [{"id": "c1", "name": "read", "arguments": "{}"}], "usage": None},
         chunk_times=[0.412, 0.7],
         upstream_raw=b"data: [DONE]\n\n",
-        client_body=b'{"model": "local-model"}',
         client_request={"method": "POST", "path": "/v1/chat/completions", "headers": [["x", "1"]], "body": b"{}"},
         attempts=[{"model": "local-model", "status": 503, "t": 1.0}],
         tool_checks=["read (c1): missing required field 'filePath'"],
@@ -167,3 +166,12 @@ def test_find_creates_nothing():
     assert Exchange.find(flow) is None
     record = Exchange.of(flow)  # a writer replaces it, keeping what was there
     assert record.extra == {"value": "not a record"} and flow.metadata[KEY] is record
+
+
+def test_a_first_native_path_flow_keeps_its_client_body_as_it_was():
+    """That version saved the client's body itself (bytes) under client_request, now the kept request (a dict)."""
+    state = {"api": "gemini", "client_request": b'{"messages": []}', "client_request_truncated": False}
+    record = Exchange.from_state(state)
+    assert record.client_request is None and record.api == "gemini"
+    assert record.extra == {"client_request": b'{"messages": []}', "client_request_truncated": False}
+    assert record.to_state() == state

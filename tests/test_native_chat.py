@@ -34,19 +34,10 @@ def test_the_flow_holds_gemini_body_and_the_clients_request_and_the_key_only_on_
     native_chat.rewrite(flow, chat, target("gemini"), meta)
     native_chat.attach_credentials(flow, target("gemini"))
     assert orjson.loads(flow.request.content)["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
-    assert orjson.loads(meta.client_body) == BODY and meta.api == "gemini"
+    assert meta.api == "gemini" and meta.client_request is None  # client_request.py keeps the client's request
     assert native_chat.path(target("gemini"), True) == "models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     assert flow.request.headers["x-goog-api-key"] == resolution.mask_key(KEY)
     assert KEY.encode() in bytes(flow.request.headers) and b"authorization" not in bytes(flow.request.headers).lower()
-
-
-def test_the_client_request_kept_is_capped(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(native_chat, "CLIENT_REQUEST_CAP", 10)
-    flow = tflow.tflow()
-    flow.request.content = orjson.dumps(BODY)
-    meta = Exchange()
-    native_chat.rewrite(flow, parse_chat_request(flow.request.content, 1 << 20), target("gemini"), meta)
-    assert len(meta.client_body) == 10 and meta.client_body_truncated
 
 
 def test_vertex_without_credentials_is_an_openai_shaped_502(monkeypatch: pytest.MonkeyPatch) -> None:

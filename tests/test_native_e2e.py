@@ -228,8 +228,7 @@ def test_saved_flows_hold_the_native_exchange_and_the_client_request(
     for flow in flows:
         llm = flow.metadata["llm"]
         assert b"contents" in flow.request.content and b"messages" not in flow.request.content
-        assert json.loads(llm["client_body"])["messages"]  # the client's OpenAI body beside Gemini's (native_chat)
-        assert json.loads(llm["client_request"]["body"])["messages"]  # and as it came, for replay (client_request)
+        assert json.loads(llm["client_request"]["body"])["messages"]  # the client's OpenAI body (client_request.py)
         assert llm["answer"]["usage"]["prompt_tokens_details"]["cached_tokens"] == 100
         assert b"chat.completion" in flow.response.content
         wire = bytes(flow.request.headers).decode() + json.dumps(llm, default=str)

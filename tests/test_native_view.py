@@ -10,6 +10,7 @@ from mitmproxy.test import tflow
 
 from addon.formats.exchange import Exchange
 from addon.inspection import chatview, summary
+from addon.inspection.client_body import client_body
 from addon.inspection.native_view import NativeRequestView
 from addon.inspection.report import Report
 
@@ -40,7 +41,7 @@ NATIVE = {
 def native_flow():
     flow = tflow.tflow(resp=True)
     flow.request.content = orjson.dumps(NATIVE)
-    flow.metadata["llm"] = Exchange(client_body=orjson.dumps(CLIENT), api="gemini")
+    flow.metadata["llm"] = {"client_request": orjson.dumps(CLIENT), "api": "gemini"}  # as first native flows saved it
     return flow
 
 
@@ -65,7 +66,7 @@ def test_the_view_is_not_for_other_bodies() -> None:
 
 def test_tool_checks_and_the_chat_view_read_the_tools_from_the_clients_request() -> None:
     flow = native_flow()
-    findings = Report.check_tools(flow, [{"name": "write", "arguments": "{}"}], Exchange.of(flow).client_body)
+    findings = Report.check_tools(flow, [{"name": "write", "arguments": "{}"}], client_body(Exchange.of(flow)))
     assert findings and "write" in findings[0]
     assert "read" in chatview._offered(Metadata(flow=flow, http_message=flow.response))
 

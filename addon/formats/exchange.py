@@ -19,7 +19,9 @@ Fields, by owner (the names are also the keys in saved flows):
 
 client_request.py (before routing):
   client_request    the client's request as it came, plain data: method, path, headers (no credentials), body
-                    (chat requests, cut at translate_keep_client_request; `truncated`: the length it had)
+                    (chat requests, cut at translate_keep_client_request; `truncated`: the length it had).
+                    Files from the first native-path version hold the body alone (bytes): kept in `extra`, read by
+                    inspection/client_body.py
 replay.py and resend.py:
   replay            a replayed flow: {n, t, from}; resend_of: the flow id llm.resend / llm.client.copy started from
 routing.py (request side; a passthrough request sets only `passthrough` and `key`):
@@ -35,10 +37,8 @@ routing.py (request side; a passthrough request sets only `passthrough` and `key
   repairs           what was repaired on the way, in words (responses.py appends the answer's repairs)
   passthrough       a non-chat path sent on to the default upstream
   price_cached      the price of a cached prompt token
-native_chat.py (the native Gemini path):
+native_chat.py (the native Gemini path; the client's OpenAI body is in `client_request`):
   api               "openai" (default), "gemini" or "vertex"
-  client_body, client_body_truncated   the client's OpenAI body (the flow holds Gemini's), cut at 1 MB (files
-                    written before client_request.py existed hold it as `client_request` bytes: read as this)
   vertex_auth       vertex_auth.py attaches Vertex AI's token
 responses.py and native_responses.py (response side):
   answer            the assembled answer, formats.answer.Answer.to_dict(): content, reasoning, tool_calls
@@ -113,8 +113,6 @@ class Exchange:
     passthrough: bool = False
     # native_chat.py
     api: str = "openai"
-    client_body: bytes | None = None
-    client_body_truncated: bool = False
     vertex_auth: bool = False
     # responses.py, native_responses.py
     answer: dict[str, Any] | None = None
@@ -190,12 +188,7 @@ class Exchange:
     def from_state(cls, state: dict[str, Any]) -> Exchange:
         """The record a saved flow's dict describes (any version's: unknown keys and odd values go to `extra`)."""
         record = cls()
-        state = copy.deepcopy(state)
-        if isinstance(state.get("client_request"), bytes):  # files from before client_request.py: the native body
-            state.setdefault("client_body", state.pop("client_request"))
-            if "client_request_truncated" in state:
-                state.setdefault("client_body_truncated", state.pop("client_request_truncated"))
-        for name, value in state.items():
+        for name, value in copy.deepcopy(state).items():
             if name in _SAVED and _fits(value, _TYPES[name]):
                 setattr(record, name, value)
             else:

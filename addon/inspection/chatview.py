@@ -18,6 +18,7 @@ from mitmproxy.contentviews import Contentview, Metadata
 from ..formats.exchange import Exchange
 from . import media_placeholders, toolcheck, turn_text
 from .chat_assembly import Assembly, assemble_json, assemble_sse, call_fields, from_answer
+from .client_body import client_body
 
 TEXT_LIMIT, HEAD, TAIL = 2000, 1200, 600  # request strings longer than TEXT_LIMIT keep HEAD + TAIL
 CHUNK_ROWS = 2000  # rows of the chunk table before it is cut
@@ -113,7 +114,7 @@ def _offered(metadata: Metadata) -> dict[str, dict] | None:
     request = getattr(metadata.flow, "request", None)
     if not isinstance(request, http.Request):
         return None
-    client = _llm(metadata).client_body  # the native path: the flow's request is Gemini's body
+    client = client_body(_llm(metadata))  # the native path: the flow's request is Gemini's body
     try:
         return toolcheck.tool_schemas(orjson.loads(client or request.get_content(strict=False) or b""))
     except orjson.JSONDecodeError:

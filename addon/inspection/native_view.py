@@ -1,7 +1,7 @@
 """The contentview for native Gemini requests: what the client sent (OpenAI) beside what Gemini received.
 
 A flow of the native path holds Gemini's `generateContent` body as its request; the client's OpenAI request is
-in the exchange record's `client_body` (native_chat.py). "LLM native request" shows both: the client's
+in the exchange record's `client_request` (client_request.py). "LLM native request" shows both: the client's
 conversation as the LLM chat view shows it, then Gemini's contents part by part and its generationConfig.
 """
 
@@ -14,6 +14,7 @@ from mitmproxy.contentviews import Contentview, Metadata
 
 from ..formats.exchange import Exchange
 from .chatview import render_request
+from .client_body import client_body, client_body_cut
 
 CLIP = 300
 
@@ -28,8 +29,9 @@ class NativeRequestView(Contentview):
             raise ValueError("Not a Gemini generateContent request.")
         ex = _record(metadata)
         lines = []
-        if ex.client_body:
-            lines += ["== the client's request (OpenAI) ==", _client_text(ex.client_body, ex), ""]
+        client = client_body(ex)
+        if client:
+            lines += ["== the client's request (OpenAI) ==", _client_text(client, ex), ""]
         lines += ["== what Gemini received (generateContent) ==", render_native(native)]
         return "\n".join(lines)
 
@@ -55,7 +57,7 @@ def _client_text(client: bytes, ex: Exchange) -> str:
         text = render_request(orjson.loads(client))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return "(the client's request cannot be shown: it was cut at the cap or is not a chat request)"
-    return text + ("\n(cut at 1 MB)" if ex.client_body_truncated else "")
+    return text + ("\n(cut at its cap, translate_keep_client_request)" if client_body_cut(ex) else "")
 
 
 def render_native(body: dict) -> str:

@@ -15,6 +15,7 @@ from ..formats.answer import is_empty
 from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
 from . import media_placeholders, toolcheck, turn_text
+from .client_body import client_body
 from .summary import EMPTY_NOTE, comment_line, summarize_answer, summarize_request
 
 logger = logging.getLogger(__name__)
@@ -82,21 +83,21 @@ class Report:
         if ex.client_model is None:  # refused before routing: bad body, wrong proxy key
             flow.comment, flow.marked = f"refused by the proxy: {str(ex.error)[:120]}", MARK_ERROR
             return
-        toolcheck.checks_of(ex, flow.request.content)
+        toolcheck.checks_of(ex, client_body(ex) or flow.request.content)
         ok = flow.response is not None and flow.response.status_code == 200 and not ex.error
         ex.empty_answer = ok and ex.answer is not None and is_empty(ex.answer)
-        ex.media_placeholders = self.placeholders(flow, ex.client_body)
+        ex.media_placeholders = self.placeholders(flow, client_body(ex))
         flow.comment = comment_line(ex)
         flow.marked = self.mark(ex)
 
     @staticmethod
-    def check_tools(flow: http.HTTPFlow, calls: list[dict], client_body: bytes | None = None) -> list[str]:
+    def check_tools(flow: http.HTTPFlow, calls: list[dict], kept: bytes | None = None) -> list[str]:
         # the native path's flow holds Gemini's body: the tools offered are in the client's request
-        return toolcheck.check_request(calls, client_body or flow.request.content or b"")
+        return toolcheck.check_request(calls, kept or flow.request.content or b"")
 
     @staticmethod
-    def placeholders(flow: http.HTTPFlow, client_body: bytes | None = None) -> list[str]:
-        raw = client_body or flow.request.content or b""
+    def placeholders(flow: http.HTTPFlow, kept: bytes | None = None) -> list[str]:
+        raw = kept or flow.request.content or b""
         if not media_placeholders.may_have(raw):  # most requests: one look at the bytes
             return []
         try:

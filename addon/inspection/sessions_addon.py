@@ -43,6 +43,7 @@ from mitmproxy import ctx, http
 
 from ..formats.exchange import Exchange
 from . import session_keys, toolcheck, turn_text
+from .client_body import client_body
 from .session_index import Session, SessionIndex, Turn
 from .summary import price
 from .turn_diff import choose_base, diff
@@ -150,7 +151,9 @@ class Sessions:
     def record_outcome(self, flow: http.HTTPFlow, session: Session, turn: Turn) -> None:
         ex = Exchange.of(flow)
         # The tool-call check: made here when the report has not made it yet (a live flow), else as it was kept.
-        findings = toolcheck.checks_of(ex, flow.request.content) if flow.live else ex.tool_checks or []
+        findings = (
+            toolcheck.checks_of(ex, client_body(ex) or flow.request.content) if flow.live else ex.tool_checks or []
+        )
         answer = ex.answer or {}
         usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
         start, first = ex.t_request, ex.t_first_chunk

@@ -36,12 +36,11 @@ def check_request(tool_calls: list[dict], request: bytes) -> list[str]:
 
 
 def checks_of(ex: Exchange, request: bytes | None) -> list[str]:
-    """The check of the exchange's answered tool calls, made once and kept in `ex.tool_checks` (the report and
-    the session index both read it, whichever comes first). The native path's flow holds Gemini's body: the
-    tools offered are in the client's request, `ex.client_body`."""
+    """The check of the exchange's answered tool calls against the tools `request` (a chat body) offered, made
+    once and kept in `ex.tool_checks`: the report and the session index both read it, whichever comes first."""
     calls = (ex.answer or {}).get("tool_calls")
     if ex.tool_checks is None and calls:
-        ex.tool_checks = check_request(calls, ex.client_body or request or b"")
+        ex.tool_checks = check_request(calls, request or b"")
     return ex.tool_checks or []
 
 

@@ -1,8 +1,9 @@
 """The request side of the native Gemini path: the client's OpenAI body becomes a `generateContent` body.
 
 routing.py calls `rewrite` for targets whose `api` is "gemini" or "vertex". The flow then holds exactly what
-Gemini receives (the native body, its URL, `x-goog-api-key` masked); the client's OpenAI request is kept in
-the exchange record's `client_body` (up to CLIENT_REQUEST_CAP bytes) for the chat view and the tool check.
+Gemini receives (the native body, its URL, `x-goog-api-key` masked); the client's OpenAI request is what
+client_request.py keeps for every chat flow (the exchange record's `client_request`), which the chat view and the
+tool check read.
 Vertex AI's OAuth token is attached later, by vertex_auth.py (minting it must not block the event loop).
 """
 
@@ -17,14 +18,9 @@ from ..gemini import native_request
 from ..runtime import upstream_key
 from .chat_request import ChatRequest, load_messages
 
-CLIENT_REQUEST_CAP = 1024 * 1024
-
 
 def rewrite(flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, ex: Exchange) -> None:
     """Replace the body with the native one; ValueError (for the client) when it cannot be translated."""
-    raw = flow.request.raw_content or b""
-    ex.client_body = raw[:CLIENT_REQUEST_CAP]
-    ex.client_body_truncated = len(raw) > CLIENT_REQUEST_CAP
     ex.api = target.api
     native, notes = native_request.translate(load_messages(chat).body, target.upstream_model, target.api)
     ex.repairs = notes

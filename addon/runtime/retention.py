@@ -40,7 +40,7 @@ def flow_bytes(f: Flow) -> int:
     if ex is None:
         return size
     kept = ex.client_request.get("body") if ex.client_request else None
-    return size + sum(len(b) for b in (ex.upstream_raw, kept, ex.client_body) if isinstance(b, (bytes, str)))
+    return size + sum(len(b) for b in (ex.upstream_raw, kept) if isinstance(b, (bytes, str)))
 
 
 def marker_text(dropped: int, keep_flows: int, keep_mb: int) -> tuple[str, str]:

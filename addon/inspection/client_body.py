@@ -1,0 +1,33 @@
+"""The body of the request as the client sent it, from what a flow keeps of it.
+
+request/client_request.py keeps the client's request beside the rewritten one (the exchange record's
+`client_request`: method, path, headers, body, `truncated` when the body was cut). The views and the tool check read
+the offered tools from it, since a native flow's request is Gemini's body. Flows saved by the first native-path
+version kept the body itself (bytes) under the same key; the record keeps that in its `extra` (the type differs),
+and both read the same.
+"""
+
+from __future__ import annotations
+
+from ..formats.exchange import Exchange
+
+
+def client_body(ex: Exchange | None) -> bytes | None:
+    """The client's request body kept in the record, or None when none was kept."""
+    if ex is None:
+        return None
+    kept = ex.client_request if ex.client_request is not None else ex.extra.get("client_request")
+    if isinstance(kept, dict):
+        kept = kept.get("body")
+    if isinstance(kept, str):
+        kept = kept.encode()
+    return kept if isinstance(kept, bytes) and kept else None
+
+
+def client_body_cut(ex: Exchange | None) -> bool:
+    """True when the kept body was cut at its cap."""
+    if ex is None:
+        return False
+    if ex.client_request is not None:
+        return bool(ex.client_request.get("truncated"))
+    return bool(ex.extra.get("client_request_truncated"))
