@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -130,7 +131,7 @@ def start_proxy(
     port: int | None = None,
     config: dict[str, Any] | str | None = None,
     env: dict[str, str] | None = None,
-    timeout: float = 60.0,
+    timeout: float = 120.0,
 ) -> ProxyProcess:
     """Run mitm_run.sh (ARGS go to mitmdump/mitmweb) against the fake; return once GET /health answers 200.
 
@@ -174,8 +175,34 @@ def start_proxy(
     return proxy
 
 
+class Mitmweb:
+    """mitmweb's HTTP API as its UI uses it: the token, and an XSRF cookie echoed in a header (tornado's check)."""
+
+    XSRF = "test-xsrf"
+
+    def __init__(self, proxy: ProxyProcess) -> None:
+        token = proxy.web_token()
+        assert token, proxy.log_text()[-3000:]
+        self.http = httpx.Client(base_url=f"http://127.0.0.1:{proxy.web_port}", timeout=30, trust_env=False)
+        self.http.get("/", params={"token": token}).raise_for_status()
+        self.http.cookies.set("_mitmproxy_xsrf", self.XSRF)
+
+    def flows(self) -> list[dict]:
+        return self.http.get("/flows").raise_for_status().json()
+
+    def post(self, path: str, **kwargs) -> httpx.Response:
+        return self.http.post(path, headers={"X-XSRFToken": self.XSRF}, **kwargs)
+
+    def put(self, path: str, data: dict) -> httpx.Response:
+        return self.http.put(path, json=data, headers={"X-XSRFToken": self.XSRF})
+
+    def clear(self) -> None:
+        """Empty the flow list (the start-up's GET /health polls), so a test sees only its own flows."""
+        self.post("/clear").raise_for_status()
+
+
 def _wait_until_ready(proxy: ProxyProcess, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+    deadline, pause = time.monotonic() + timeout, 0.05
     while time.monotonic() < deadline:
         if not proxy.alive():
             raise RuntimeError(
@@ -184,7 +211,8 @@ def _wait_until_ready(proxy: ProxyProcess, timeout: float) -> None:
             )
         if _health_ok(proxy.root_url) and (proxy.web_port is None or _listening(proxy.web_port)):
             return
-        time.sleep(0.1)
+        time.sleep(pause)
+        pause = min(pause * 1.5, 1.0)  # litellm loads for seconds: each poll is a flow in mitmweb's list
     raise RuntimeError(
         f"The proxy did not answer GET /health with 200 within {timeout} s. Log tail:\n{proxy.log_text()[-4000:]}"
     )

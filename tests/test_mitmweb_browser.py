@@ -20,7 +20,7 @@ from mitmproxy.test import taddons
 from playwright.sync_api import expect, sync_playwright
 
 from addon.runtime import error_pages
-from tests.conftest import ROOT, ProxyProcess, start_proxy
+from tests.conftest import ROOT, Mitmweb, ProxyProcess, start_proxy
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -121,6 +121,7 @@ def mitmweb(fake_gemini, tmp_path_factory) -> Iterator[ProxyProcess]:
         )
     proxy = start_proxy(fake_gemini.reset(), tmp_path_factory.mktemp("mitmweb"), web=True)
     try:
+        Mitmweb(proxy).clear()
         send_traffic(proxy)
         yield proxy
     finally:

@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 from mitmproxy import io
 
-from tests.conftest import CONTRACT_ENV, RUN_SH, ProxyProcess, opencode_config
+from tests.conftest import CONTRACT_ENV, RUN_SH, Mitmweb, ProxyProcess, opencode_config
 from tests.fake_gemini import FakeGemini
 
 UPSTREAM_PATH = "/v1beta/openai/chat/completions"
@@ -31,6 +31,8 @@ READ_TOOL = {
     },
 }
 ASK = 'Read it [tool:read {"filePath": "/tmp/x.txt"}]'
+
+SESSION = r"(s:[0-9a-f]{4,8} #\d+ \| )?"  # a replay is a turn of its session (sessions_addon.py)
 
 
 def conversation(proxy: ProxyProcess) -> None:
@@ -111,7 +113,7 @@ def test_mitmdump_client_replay_translates_once_with_the_key_of_now(fake, record
     for flow in flows:
         meta = flow.metadata["llm"]
         assert flow.is_replay == "request" and meta["replay"]["n"] == 1 and flow.response.status_code == 200
-        assert flow.comment.startswith(f"replay 1 | {meta['client_model']} -> ")
+        assert re.match(rf"{SESSION}replay 1 \| {re.escape(meta['client_model'])} -> ", flow.comment), flow.comment
         assert flow.request.path == UPSTREAM_PATH
     plain, call, follow_up, slow = flows
     assert slow.metadata["llm"]["answer"]["content"].count("chunk ") == 8 and not slow.metadata["llm"].get("error")
@@ -145,28 +147,6 @@ def test_mitmdump_client_replay_without_a_key_sends_nothing(fake, recording, tmp
         assert "authorization" not in flow.request.headers
 
 
-class Mitmweb:
-    """mitmweb's HTTP API as its UI uses it: the token, and an XSRF cookie echoed in a header (tornado's check)."""
-
-    XSRF = "replay-test-xsrf"
-
-    def __init__(self, proxy: ProxyProcess) -> None:
-        token = proxy.web_token()
-        assert token, proxy.log_text()[-3000:]
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{proxy.web_port}", timeout=30, trust_env=False)
-        self.http.get("/", params={"token": token}).raise_for_status()
-        self.http.cookies.set("_mitmproxy_xsrf", self.XSRF)
-
-    def flows(self) -> list[dict]:
-        return self.http.get("/flows").raise_for_status().json()
-
-    def post(self, path: str, **kwargs) -> httpx.Response:
-        return self.http.post(path, headers={"X-XSRFToken": self.XSRF}, **kwargs)
-
-    def put(self, path: str, data: dict) -> httpx.Response:
-        return self.http.put(path, json=data, headers={"X-XSRFToken": self.XSRF})
-
-
 def wait_for(check, what: str, timeout: float = 30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -192,7 +172,7 @@ def test_mitmweb_replay_through_its_http_api(fake, proxy_factory, tmp_path):
 
     def replayed() -> list[dict]:
         now = [f for f in web.flows() if f["id"] in {c["id"] for c in chats}]
-        return now if all(f["comment"].startswith("replay 1 |") and f.get("response") for f in now) else []
+        return now if all(re.match(rf"{SESSION}replay 1 \|", f["comment"]) and f.get("response") for f in now) else []
 
     flows = wait_for(replayed, "the replayed flows")
     assert chat_bodies(fake) == sent
