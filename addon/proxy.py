@@ -35,6 +35,8 @@ contentviews.add(client_view.ClientRequestView)
 
 sessions = Sessions()
 routing = Routing()
+# The addons pass what they know about an exchange through its record (formats/exchange.py), never by looking
+# each other up; within one hook they run in this order, the order of the path a request takes.
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere. Replay turns a
 # replayed flow back into its client request, ClientRequest keeps that request, then Routing translates it once.
 addons = [

@@ -8,6 +8,7 @@ from mitmproxy.contentviews import Metadata
 from mitmproxy.test import taddons, tflow
 
 from addon.formats.answer import Answer, is_empty
+from addon.formats.exchange import Exchange
 from addon.inspection.chat_assembly import assemble_json, assemble_sse
 from addon.inspection.chatview import ChatView
 from addon.request.routing import Routing
@@ -140,7 +141,7 @@ def test_text_reasoning_usage_and_finish():
 
 @pytest.mark.parametrize("name", STREAMS)
 def test_streaming_path_and_view_agree_at_every_split_point(name):
-    """What the flow records while the stream passes (meta["answer"]) is what the LLM chat view assembles from the
+    """What the flow records while the stream passes (meta.answer) is what the LLM chat view assembles from the
     stored body, wherever the upstream's reads were cut, with and without Gemini's repairs."""
     body, expected_calls, content = STREAMS[name]
     for cut in range(len(body) + 1):
@@ -225,7 +226,7 @@ def responses():
 
 def answered_flow(content_type: str) -> http.HTTPFlow:
     flow = tflow.tflow(live=True)
-    flow.metadata["llm"] = {"key": "AIza…00", "client_model": "local-model", "upstream_model": "g", "is_gemini": True}
+    flow.metadata["llm"] = Exchange(key="AIza…00", client_model="local-model", upstream_model="g", is_gemini=True)
     flow.response = http.Response.make(200, b"", {"content-type": content_type})
     return flow
 
@@ -236,7 +237,7 @@ def test_the_flows_answer_is_what_the_view_shows(responses, name):
     responses.responseheaders(flow)
     stream(flow.response.stream, STREAMS[name][0])
     responses.response(flow)
-    recorded = flow.metadata["llm"]["answer"]
+    recorded = Exchange.of(flow).answer
     assert recorded == assemble_sse(flow.response.content).answer()
     shown = ChatView().prettify(flow.response.content, Metadata(flow=flow, http_message=flow.response))
     for i, (call_id, call_name, _) in enumerate(shape(recorded)):
@@ -249,7 +250,7 @@ def test_a_completions_recorded_answer_is_what_the_view_shows(responses, message
     choice = {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": "stop"}
     flow.response.content = orjson.dumps({"object": "chat.completion", "model": "g", "choices": [choice]})
     responses.response(flow)
-    assert flow.metadata["llm"]["answer"] == assemble_json(flow.response.content).answer()
+    assert Exchange.of(flow).answer == assemble_json(flow.response.content).answer()
 
 
 @pytest.mark.parametrize(

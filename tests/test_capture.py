@@ -14,6 +14,7 @@ import pytest
 from mitmproxy import contentviews, http
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection import session_keys
 from addon.inspection.capture import Capture, chat_body
 from addon.inspection.capture_view import CaptureChatView
@@ -85,12 +86,12 @@ def test_tool_call_turn(capture, fmt):
     record = fixture(fmt)
     client_model, upstream_model, title = FORMATS[fmt]
     flow = play(capture, record["host"], record["exchanges"][0])
-    meta = flow.metadata["llm"]
-    assert meta["capture"] == fmt and meta["client_model"] == client_model and meta["upstream_model"] == upstream_model
-    [call] = meta["answer"]["tool_calls"]
+    meta = Exchange.of(flow)
+    assert meta.capture == fmt and meta.client_model == client_model and meta.upstream_model == upstream_model
+    [call] = meta.answer["tool_calls"]
     assert call["name"] == "read" and json.loads(call["arguments"]) == {"filePath": PATH_IN_FIXTURES}
-    assert meta["answer"]["finish_reason"] == "tool_calls" and meta["answer"]["usage"]["completion_tokens"] == 30
-    assert meta["t_request"] <= meta["t_first_chunk"] <= meta["t_end"] and meta["tool_checks"] == []
+    assert meta.answer["finish_reason"] == "tool_calls" and meta.answer["usage"]["completion_tokens"] == 30
+    assert meta.t_request <= meta.t_first_chunk <= meta.t_end and meta.tool_checks == []
     assert flow.comment.startswith(f"{client_model} -> {upstream_model} | ")
     # The fixtures' Anthropic and Responses answers report cached prompt tokens; the comment names them.
     assert re.search(r" in( \([\d,]+ cached\))? / 30 out tokens \| ", flow.comment), flow.comment
@@ -112,9 +113,9 @@ def test_tool_call_turn(capture, fmt):
 def test_tool_result_turn(capture, fmt):
     record = fixture(fmt)
     flow = play(capture, record["host"], record["exchanges"][1])
-    meta = flow.metadata["llm"]
-    assert meta["answer"]["content"].startswith("Tool said: <path>" + PATH_IN_FIXTURES)
-    assert meta["answer"]["finish_reason"] == "stop" and flow.marked == ""
+    meta = Exchange.of(flow)
+    assert meta.answer["content"].startswith("Tool said: <path>" + PATH_IN_FIXTURES)
+    assert meta.answer["finish_reason"] == "stop" and flow.marked == ""
     request = view(flow, flow.request)
     assert "chat request: 4 messages, 3 tools" in request
     assert "    tool call read (" in request and ": tool result for " in request and "(read)" in request
@@ -128,8 +129,8 @@ def test_tool_call_that_does_not_fit(capture, fmt):
     exchange = dict(record["exchanges"][0])
     exchange["response"] = exchange["response"].replace("filePath", "fileName")  # the model misnamed the field
     flow = play(capture, record["host"], exchange)
-    assert flow.metadata["llm"]["tool_checks"] == [
-        f"read ({flow.metadata['llm']['answer']['tool_calls'][0]['id']}): missing required field 'filePath'"
+    assert Exchange.of(flow).tool_checks == [
+        f"read ({Exchange.of(flow).answer['tool_calls'][0]['id']}): missing required field 'filePath'"
     ]
     assert flow.marked == ":warning:" and "| tool-call problem: read (" in flow.comment
     assert "missing required field 'filePath'" in view(flow, flow.response)
@@ -191,7 +192,7 @@ def test_json_answer_of_gemini(capture):
     exchange = {**record["exchanges"][1], "path": "/v1beta/models/gemini-2.5-flash:generateContent"}
     exchange |= {"response": json.dumps(whole), "response_headers": {"content-type": "application/json"}}
     flow = play(capture, record["host"], exchange)
-    assert flow.metadata["llm"]["answer"]["content"].startswith("Tool said: ")
+    assert Exchange.of(flow).answer["content"].startswith("Tool said: ")
     assert view(flow, flow.response).startswith("Gemini generateContent via generativelanguage.googleapis.com (JSON)")
 
 
@@ -205,11 +206,11 @@ def test_two_turns_of_one_session(fmt):
         first, second = (play([capture, sessions], record["host"], exchange) for exchange in record["exchanges"])
     session_id = record["exchanges"][0]["request_headers"]["x-session-affinity"]
     tag = session_keys.tag(session_id)
-    assert [f.metadata["llm"]["session"]["turn"] for f in (first, second)] == [1, 2]
-    assert {f.metadata["llm"]["session"]["id"] for f in (first, second)} == {session_id}
+    assert [Exchange.of(f).session["turn"] for f in (first, second)] == [1, 2]
+    assert {Exchange.of(f).session["id"] for f in (first, second)} == {session_id}
     assert first.comment.startswith(f"{tag} #1 | {FORMATS[fmt][0]} -> ") and first.comment.endswith("| 1 tool call")
     assert second.comment.startswith(f"{tag} #2 | {FORMATS[fmt][0]} -> ")
-    diff = second.metadata["llm"]["session"]["diff"]
+    diff = Exchange.of(second).session["diff"]
     assert diff["base_turn"] == 1 and diff["new_from"] == 2 and diff["new_count"] == 2
     assert diff.get("rewritten_at") is None and not diff.get("system_changed") and not diff.get("tools_changed")
     assert [(m["role"], m.get("calls"), m.get("tool")) for m in diff["new"]] == [

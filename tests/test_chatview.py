@@ -7,6 +7,7 @@ from mitmproxy.addons import dumper
 from mitmproxy.contentviews import Metadata
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection.chatview import ChatView, LLMUpstreamRawView
 
 DRAFT7 = "http://json-schema.org/draft-07/schema#"
@@ -180,7 +181,7 @@ def chat_flow(response: bytes = b"".join(TOOL_STREAM), request: dict = OPENCODE_
     f.request.content = orjson.dumps(request)
     f.response.headers["content-type"] = "text/event-stream"
     f.response.content = response
-    f.metadata["llm"] = llm
+    f.metadata["llm"] = Exchange(**llm)
     return f
 
 

@@ -4,6 +4,7 @@ flows kept it, reads the same; the tool check of a native flow finds its tools t
 import orjson
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection.client_body import client_body, client_body_cut
 from addon.inspection.report import Report
 
@@ -29,13 +30,16 @@ BODY = orjson.dumps(
 
 
 def test_kept_request_dict_bytes_and_nothing():
-    assert client_body({"client_request": {"method": "POST", "path": "/v1/chat/completions", "body": BODY}}) == BODY
-    assert client_body({"client_request": BODY}) == BODY  # what the first native-path flows saved
-    assert client_body({"client_request": {"method": "GET", "path": "/v1/models"}}) is None
-    assert client_body({}) is None and client_body(None) is None
-    assert client_body_cut({"client_request": {"body": BODY[:10], "truncated": len(BODY)}})
-    assert not client_body_cut({"client_request": {"body": BODY}})
-    assert client_body_cut({"client_request": BODY[:10], "client_request_truncated": True})
+    stored = Exchange.from_state  # the record as a saved flow's plain data reads back
+    assert (
+        client_body(Exchange(client_request={"method": "POST", "path": "/v1/chat/completions", "body": BODY})) == BODY
+    )
+    assert client_body(stored({"client_request": BODY})) == BODY  # what the first native-path flows saved
+    assert client_body(Exchange(client_request={"method": "GET", "path": "/v1/models"})) is None
+    assert client_body(Exchange()) is None and client_body(None) is None
+    assert client_body_cut(Exchange(client_request={"body": BODY[:10], "truncated": len(BODY)}))
+    assert not client_body_cut(Exchange(client_request={"body": BODY}))
+    assert client_body_cut(stored({"client_request": BODY[:10], "client_request_truncated": True}))
 
 
 def test_a_native_flows_tool_calls_are_checked_against_the_clients_tools():
@@ -43,12 +47,12 @@ def test_a_native_flows_tool_calls_are_checked_against_the_clients_tools():
     with taddons.context(Report()):
         flow = tflow.tflow(resp=True)
         flow.request.content = orjson.dumps({"contents": [{"role": "user", "parts": [{"text": "write it"}]}]})
-        flow.metadata["llm"] = {
-            "client_model": "local-model",
-            "upstream_model": "gemini-2.5-flash",
-            "client_request": {"method": "POST", "path": "/v1/chat/completions", "body": BODY},
-            "answer": {"content": "", "tool_calls": [{"id": "c1", "name": "write", "arguments": '{"filePath": "a"}'}]},
-        }
-        Report().annotate(flow, flow.metadata["llm"])
-    assert flow.metadata["llm"]["tool_checks"] == ["write (c1): missing required field 'content'"]
+        flow.metadata["llm"] = Exchange(
+            client_model="local-model",
+            upstream_model="gemini-2.5-flash",
+            client_request={"method": "POST", "path": "/v1/chat/completions", "body": BODY},
+            answer={"content": "", "tool_calls": [{"id": "c1", "name": "write", "arguments": '{"filePath": "a"}'}]},
+        )
+        Report().annotate(flow, Exchange.of(flow))
+    assert Exchange.of(flow).tool_checks == ["write (c1): missing required field 'content'"]
     assert flow.marked == ":warning:"

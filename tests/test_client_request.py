@@ -6,6 +6,7 @@ import json
 
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.request.client_request import ClientRequest, complete, restore, snapshot
 
 BODY = json.dumps({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -25,7 +26,7 @@ def test_the_hook_keeps_the_request_without_credentials():
     with taddons.context(addon):
         flow = chat_flow()
         addon.request(flow)
-    stored = flow.metadata["llm"]["client_request"]
+    stored = Exchange.of(flow).client_request
     assert stored["method"] == "POST" and stored["path"] == "/v1/chat/completions" and stored["body"] == BODY
     names = [name.lower() for name, _ in stored["headers"]]
     assert "x-session-affinity" in names
@@ -40,7 +41,7 @@ def test_the_body_is_cut_at_the_option():
         tctx.configure(addon, translate_keep_client_request=10)
         flow = chat_flow()
         addon.request(flow)
-    stored = flow.metadata["llm"]["client_request"]
+    stored = Exchange.of(flow).client_request
     assert stored["body"] == BODY[:10] and stored["truncated"] == len(BODY) and not complete(stored)
 
 
@@ -52,7 +53,7 @@ def test_other_paths_keep_no_body_and_answered_flows_are_left_alone():
         done = chat_flow()
         done.response = tflow.tresp()
         addon.request(done)
-    assert "body" not in flow.metadata["llm"]["client_request"]
+    assert "body" not in Exchange.of(flow).client_request
     assert "llm" not in done.metadata
 
 

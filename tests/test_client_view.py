@@ -8,6 +8,7 @@ import pytest
 from mitmproxy.contentviews import Metadata
 from mitmproxy.test import tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection.client_view import ClientRequestView
 
 BODY = {"model": "local-3", "messages": [{"role": "user", "content": "read it"}], "temperature": 0.2}
@@ -16,7 +17,7 @@ BODY = {"model": "local-3", "messages": [{"role": "user", "content": "read it"}]
 def metadata(stored: dict | None) -> Metadata:
     flow = tflow.tflow()
     if stored is not None:
-        flow.metadata["llm"] = {"client_request": stored}
+        flow.metadata["llm"] = Exchange(client_request=stored)
     return Metadata(flow=flow, http_message=flow.request)
 
 

@@ -12,6 +12,7 @@ from mitmproxy import ctx, http
 from mitmproxy.flow import Error
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection import summary
 from addon.request.routing import Routing
 from addon.response import fallbacks
@@ -52,14 +53,14 @@ def routed_flow(status: int = 503, fallback_names: tuple[str, ...] = ("local-b",
     flow.response = http.Response.make(
         status, b'[{"error": {"code": %d}}]' % status, {"content-type": "application/json", "retry-after": "7"}
     )
-    flow.metadata["llm"] = {
-        "client_model": "local-model",
-        "upstream_model": "gemini-2.5-flash",
-        "api_base": "http://upstream.test/",
-        "key": "AIza…00",
-        "fallbacks": list(fallback_names),
-        "repairs": ["first target's repair"],
-    }
+    flow.metadata["llm"] = Exchange(
+        client_model="local-model",
+        upstream_model="gemini-2.5-flash",
+        api_base="http://upstream.test/",
+        key="AIza…00",
+        fallbacks=list(fallback_names),
+        repairs=["first target's repair"],
+    )
     return flow
 
 
@@ -82,7 +83,7 @@ def test_retryable(status, expected):
 
 
 def test_attempt_record_has_a_status_or_an_error():
-    meta = {"upstream_model": "gemini-2.5-flash", "api_base": "http://upstream.test/"}
+    meta = Exchange(upstream_model="gemini-2.5-flash", api_base="http://upstream.test/")
     ok = fallbacks.attempt_record(meta, "local-model", 503)
     assert ok["model"] == "local-model" and ok["upstream_model"] == "gemini-2.5-flash" and ok["status"] == 503
     assert "error" not in ok and isinstance(ok["t"], float)
@@ -104,7 +105,7 @@ def test_an_attempt_is_a_new_flow_that_answers_as_the_client_asked():
     flow = routed_flow()
     attempt = fallbacks.make_attempt(flow, client_request(), "local-c", 2)
     assert attempt.id != flow.id and attempt.client_conn.id != flow.client_conn.id  # never writes to the client
-    assert attempt.metadata["llm"] == {"fallback_of": flow.id, "attempt": 2, "client_model": "local-model"}
+    assert Exchange.of(attempt) == Exchange(fallback_of=flow.id, attempt=2, client_model="local-model")
     assert attempt.is_replay == "request" and attempt.response is None and not attempt.live
     assert json.loads(attempt.request.content)["model"] == "local-c"
 
@@ -121,16 +122,16 @@ def test_whole_response_has_a_length_instead_of_chunks():
 def test_outcome_of_an_attempt():
     attempt = fallbacks.make_attempt(routed_flow(), client_request(), "local-b", 1)
     attempt.response = http.Response.make(400, b"{}")
-    attempt.metadata["llm"]["error"] = "The model name 'local-b' is unknown."
+    Exchange.of(attempt).error = "The model name 'local-b' is unknown."
     assert fallbacks.outcome(attempt) == "not sent: The model name 'local-b' is unknown."  # routing refused it
-    attempt.metadata["llm"]["key"] = "AIza…00"
+    Exchange.of(attempt).key = "AIza…00"
     assert fallbacks.outcome(attempt) == 400
     attempt.error = Error("Connection closed")
-    attempt.metadata["llm"]["error"] = None
+    Exchange.of(attempt).error = None
     assert fallbacks.outcome(attempt) == "Connection closed"  # a cut answer is no answer
 
 
-# Routing's share: the original request, kept outside the flow, and the client's name for attempts.
+# Routing's share: the original request, kept in the record but never saved, and the client's name for attempts.
 
 
 @pytest.fixture
@@ -161,12 +162,13 @@ def test_routing_keeps_the_original_request_only_for_models_with_fallbacks(routi
     with_fallbacks, without = request_flow("local-model"), request_flow("local-b")
     routing.request(with_fallbacks)
     routing.request(without)
-    assert with_fallbacks.metadata["llm"]["fallbacks"] == ["local-b", "local-c"]
-    original = routing.originals[with_fallbacks]
+    assert Exchange.of(with_fallbacks).fallbacks == ["local-b", "local-c"]
+    original = Exchange.of(with_fallbacks).original
     assert json.loads(original.content)["model"] == "local-model"
     assert original.headers["authorization"] == f"Bearer {PROXY_KEY}"
-    assert PROXY_KEY not in json.dumps(with_fallbacks.metadata, default=str)
-    assert without not in routing.originals
+    saved = with_fallbacks.get_state()["metadata"]  # what -w files, flow.copy() and mitmweb's revert hold
+    assert PROXY_KEY not in json.dumps(saved, default=str) + repr(with_fallbacks.metadata)
+    assert Exchange.of(without).original is None
 
 
 def test_an_attempt_is_routed_for_the_fallback_and_named_as_the_client_asked(routing_ctx):
@@ -174,9 +176,9 @@ def test_an_attempt_is_routed_for_the_fallback_and_named_as_the_client_asked(rou
     attempt = fallbacks.make_attempt(routed_flow(), client_request(), "local-b", 1)
     attempt.live = True
     routing.request(attempt)
-    meta = attempt.metadata["llm"]
+    meta = Exchange.of(attempt)
     assert attempt.response is None  # the client's proxy key came along
-    assert meta["client_model"] == "local-model" and meta["upstream_model"] == "gemini-2.0-flash"
+    assert meta.client_model == "local-model" and meta.upstream_model == "gemini-2.0-flash"
     assert json.loads(attempt.request.content)["model"] == "gemini-2.0-flash"
 
 
@@ -192,18 +194,19 @@ class Scripted(Fallbacks):
     async def run(self, attempt: http.HTTPFlow, flow: http.HTTPFlow) -> None:
         model = json.loads(attempt.request.content)["model"]
         self.asked.append(model)
-        answer, meta = self.answers.pop(0), attempt.metadata["llm"]
+        answer, meta = self.answers.pop(0), Exchange.of(attempt)
         if answer is None:
             attempt.response = http.Response.make(400, b"{}")
-            meta["error"] = f"{model} is unknown"
+            meta.error = f"{model} is unknown"
             return
-        meta.update(key="AIza…00", upstream_model=f"upstream-{model}", api_base="http://b.test/", repairs=[])
+        meta.key, meta.api_base, meta.repairs = "AIza…00", "http://b.test/", []
+        meta.upstream_model = f"upstream-{model}"
         if isinstance(answer, str):
-            attempt.error, meta["error"] = Error(answer), answer
+            attempt.error, meta.error = Error(answer), answer
             return
         attempt.response = http.Response.make(answer, b"answer from %s" % model.encode(), {"retry-after": "9"})
-        meta["answer"] = {"content": f"answer from {model}"}
-        meta["error"] = None if answer < 400 else f"upstream {answer}"
+        meta.answer = {"content": f"answer from {model}"}
+        meta.error = None if answer < 400 else f"upstream {answer}"
 
 
 @pytest.fixture
@@ -214,7 +217,7 @@ def loop_ctx(routing_ctx, monkeypatch):
 
 def hook(addon: Fallbacks, routing: Routing, flow: http.HTTPFlow, name: str = "response") -> None:
     """Call the hook as mitmproxy does: await what it returns, if anything."""
-    routing.originals[flow] = client_request()
+    Exchange.of(flow).original = client_request()
     returned = getattr(addon, name)(flow)
     if returned is not None:
         asyncio.run(returned)
@@ -223,76 +226,76 @@ def hook(addon: Fallbacks, routing: Routing, flow: http.HTTPFlow, name: str = "r
 def test_the_first_answer_that_is_not_retryable_goes_to_the_client(loop_ctx):
     flow, addon = routed_flow(503), Scripted(200, 200)
     hook(addon, loop_ctx, flow)
-    meta = flow.metadata["llm"]
+    meta = Exchange.of(flow)
     assert addon.asked == ["local-b"]
     assert flow.response.status_code == 200 and flow.response.content == b"answer from local-b"
     assert flow.response.headers["content-length"] == str(len(b"answer from local-b"))
-    assert meta["answered_by"] == "local-b" and meta["upstream_model"] == "upstream-local-b"
-    assert meta["client_model"] == "local-model" and meta["error"] is None and meta["repairs"] == []
-    assert [(a["model"], a.get("status")) for a in meta["attempts"]] == [("local-model", 503), ("local-b", 200)]
-    assert flow not in loop_ctx.originals  # freed
+    assert meta.answered_by == "local-b" and meta.upstream_model == "upstream-local-b"
+    assert meta.client_model == "local-model" and meta.error is None and meta.repairs == []
+    assert [(a["model"], a.get("status")) for a in meta.attempts] == [("local-model", 503), ("local-b", 200)]
+    assert Exchange.of(flow).original is None  # freed
 
 
 def test_retryable_answers_move_on_and_the_last_error_wins(loop_ctx):
     flow, addon = routed_flow(429), Scripted(503, 429)
     hook(addon, loop_ctx, flow)
-    meta = flow.metadata["llm"]
+    meta = Exchange.of(flow)
     assert addon.asked == ["local-b", "local-c"]
     assert flow.response.status_code == 429 and flow.response.headers["retry-after"] == "9"
-    assert meta["answered_by"] == "local-c" and meta["error"] == "upstream 429"
-    assert [a.get("status") for a in meta["attempts"]] == [429, 503, 429]
+    assert meta.answered_by == "local-c" and meta.error == "upstream 429"
+    assert [a.get("status") for a in meta.attempts] == [429, 503, 429]
 
 
 def test_attempts_without_an_answer_leave_the_clients_own_error(loop_ctx):
     flow, addon = routed_flow(503), Scripted(None, "Connect call failed")
     hook(addon, loop_ctx, flow)
-    meta = flow.metadata["llm"]
-    assert flow.response.status_code == 503 and "answered_by" not in meta  # responses reshapes it as usual
-    assert [a.get("error") for a in meta["attempts"]] == [None, "not sent: local-b is unknown", "Connect call failed"]
+    meta = Exchange.of(flow)
+    assert flow.response.status_code == 503 and meta.answered_by is None  # responses reshapes it as usual
+    assert [a.get("error") for a in meta.attempts] == [None, "not sent: local-b is unknown", "Connect call failed"]
 
 
 @pytest.mark.parametrize("status", [200, 400, 404])
 def test_answers_that_are_not_retryable_are_left_alone(loop_ctx, status):
     flow, addon = routed_flow(status), Scripted()
     hook(addon, loop_ctx, flow)
-    assert flow.response.status_code == status and "attempts" not in flow.metadata["llm"]
+    assert flow.response.status_code == status and Exchange.of(flow).attempts == []
 
 
 def test_no_fallback_for_attempts_streams_or_flows_without_fallbacks(loop_ctx):
     attempt, streamed, plain = routed_flow(503), routed_flow(503), routed_flow(503, ())
-    attempt.metadata["llm"]["fallback_of"] = "some-flow-id"
+    Exchange.of(attempt).fallback_of = "some-flow-id"
     streamed.response.stream = True
     addon = Scripted()
     for flow in (attempt, streamed, plain):
         hook(addon, loop_ctx, flow)
-        assert flow not in loop_ctx.originals  # freed all the same
+        assert Exchange.of(flow).original is None  # freed all the same
         assert flow.response.status_code == 503 and flow.response.content == b'[{"error": {"code": 503}}]'
-        assert "answered_by" not in flow.metadata["llm"]  # its own answer stays
-    assert "attempts" not in attempt.metadata["llm"] and "attempts" not in streamed.metadata["llm"]
+        assert Exchange.of(flow).answered_by is None  # its own answer stays
+    assert Exchange.of(attempt).attempts == [] and Exchange.of(streamed).attempts == []
     assert addon.asked == []
 
 
 def test_a_connect_failure_is_answered_through_the_error_page(loop_ctx):
     flow, addon = routed_flow(), Scripted(200)
     flow.response, flow.error = None, Error("Connect call failed")
-    loop_ctx.originals[flow] = client_request()
+    Exchange.of(flow).original = client_request()
 
     async def error_hook_then_page() -> bytes:  # as in mitmproxy: one task runs the hook, then builds the page
         await addon.error(flow)
         return error_pages.make_error_response(502, "Connect call failed")
 
     page = asyncio.run(error_hook_then_page())
-    assert flow.metadata["llm"]["attempts"][0]["error"] == "Connect call failed"
+    assert Exchange.of(flow).attempts[0]["error"] == "Connect call failed"
     assert page.startswith(b"HTTP/1.1 200 OK\r\n") and page.endswith(b"\r\n\r\nanswer from local-b")
-    assert flow.response.status_code == 200 and flow.metadata["llm"]["answered_by"] == "local-b"
+    assert flow.response.status_code == 200 and Exchange.of(flow).answered_by == "local-b"
 
 
 def test_no_fallback_while_shutting_down(loop_ctx):
     flow, addon = routed_flow(), Scripted()
     flow.response, flow.error = None, Error("killed")
-    flow.metadata["llm"]["shutdown"] = True
+    Exchange.of(flow).shutdown = True
     hook(addon, loop_ctx, flow, "error")
-    assert addon.asked == [] and "attempts" not in flow.metadata["llm"]
+    assert addon.asked == [] and Exchange.of(flow).attempts == []
 
 
 # The error page and the comment line.
@@ -310,18 +313,18 @@ def test_error_page_override_may_be_a_whole_response():
 
 
 def test_comment_line_tells_attempts():
-    original = {
-        "client_model": "local-model",
-        "upstream_model": "gemini-2.0-flash",
-        "attempts": [
+    original = Exchange(
+        client_model="local-model",
+        upstream_model="gemini-2.0-flash",
+        attempts=[
             {"upstream_model": "gemini-2.5-flash", "status": 503},
             {"upstream_model": "gemini-2.0-flash", "status": 200},
         ],
-    }
+    )
     assert summary.comment_line(original) == (
         "local-model -> gemini-2.0-flash | tried gemini-2.5-flash 503, gemini-2.0-flash 200"
     )
-    attempt = {"client_model": "local-model", "upstream_model": "gemini-2.0-flash", "fallback_of": "abc", "attempt": 1}
+    attempt = Exchange(client_model="local-model", upstream_model="gemini-2.0-flash", fallback_of="abc", attempt=1)
     assert summary.comment_line(attempt) == "fallback attempt 1 for abc | local-model -> gemini-2.0-flash"
 
 
@@ -382,17 +385,17 @@ def test_routing_keeps_every_original_when_empty_answers_may_be_asked_again(rout
     ctx.options.update(translate_retry_empty_answer=True)
     flow = request_flow("local-b")  # no fallbacks
     routing.request(flow)
-    assert json.loads(routing.originals[flow].content)["model"] == "local-b"
+    assert json.loads(Exchange.of(flow).original.content)["model"] == "local-b"
 
 
 def test_an_empty_answer_is_asked_for_once_more_under_the_same_name(retry_ctx):
     routing, _ = retry_ctx
     flow, addon = empty_flow(stream=False), Scripted(200)
     hook(addon, routing, flow)
-    meta = flow.metadata["llm"]
+    meta = Exchange.of(flow)
     assert addon.asked == ["local-model"]
-    assert flow.response.content == b"answer from local-model" and meta["answered_by"] == "local-model"
-    assert [(a.get("status"), a.get("empty")) for a in meta["attempts"]] == [(200, True), (200, None)]
+    assert flow.response.content == b"answer from local-model" and meta.answered_by == "local-model"
+    assert [(a.get("status"), a.get("empty")) for a in meta.attempts] == [(200, True), (200, None)]
 
 
 def test_an_answer_with_text_or_with_the_option_off_is_not_asked_again(retry_ctx):
@@ -402,7 +405,7 @@ def test_an_answer_with_text_or_with_the_option_off_is_not_asked_again(retry_ctx
     hook(addon, routing, full)
     ctx.options.update(translate_retry_empty_answer=False)
     hook(addon, routing, empty_flow(stream=False))
-    assert addon.asked == [] and "attempts" not in full.metadata["llm"]
+    assert addon.asked == [] and Exchange.of(full).attempts == []
 
 
 def test_a_held_empty_stream_gets_the_retrys_whole_stream_after_its_headers(retry_ctx):
@@ -411,7 +414,7 @@ def test_a_held_empty_stream_gets_the_retrys_whole_stream_after_its_headers(retr
     hook(addon, routing, flow)
     assert written == [b"answer from local-model"]  # the first answer's events never went out
     assert flow.response.stream is False and flow.response.content == b"answer from local-model"
-    assert flow.metadata["llm"]["answered_by"] == "local-model"
+    assert Exchange.of(flow).answered_by == "local-model"
 
 
 def test_when_the_retry_fails_the_held_first_answer_goes_out(retry_ctx):
@@ -419,19 +422,19 @@ def test_when_the_retry_fails_the_held_first_answer_goes_out(retry_ctx):
     flow, addon = empty_flow(stream=True), Scripted(503)
     hook(addon, routing, flow)
     assert written == [b"".join(EMPTY_EVENTS).replace(b"gemini-2.5-flash", b"local-model")]
-    assert "answered_by" not in flow.metadata["llm"]
+    assert Exchange.of(flow).answered_by is None
 
 
 def test_only_live_compatible_streams_are_held_and_only_with_the_option(retry_ctx, monkeypatch):
     monkeypatch.setattr(wire, "enabled", lambda: True)
     compatible, native, attempt = routed_flow(200, ()), routed_flow(200, ()), routed_flow(200, ())
-    native.metadata["llm"]["api"] = "gemini"
-    attempt.metadata["llm"]["fallback_of"] = "some-flow-id"
+    Exchange.of(native).api = "gemini"
+    Exchange.of(attempt).fallback_of = "some-flow-id"
     for flow in (compatible, native, attempt):
         Fallbacks().responseheaders(flow)
-    assert compatible.metadata["llm"]["hold_empty"] is True and native.metadata["llm"]["hold_empty"] is False
-    assert "hold_empty" not in attempt.metadata["llm"]
+    assert Exchange.of(compatible).hold_empty is True and Exchange.of(native).hold_empty is False
+    assert Exchange.of(attempt).hold_empty is False
     ctx.options.update(translate_retry_empty_answer=False)
     off = routed_flow(200, ())
     Fallbacks().responseheaders(off)
-    assert "hold_empty" not in off.metadata["llm"]
+    assert Exchange.of(off).hold_empty is False

@@ -9,6 +9,7 @@ import pytest
 from mitmproxy.test import tflow
 
 from addon.config import opencode_config, resolution
+from addon.formats.exchange import Exchange
 from addon.request import native_chat
 from addon.request.chat_request import parse_chat_request
 from addon.request.vertex_auth import VertexAuth
@@ -29,12 +30,11 @@ def test_the_flow_holds_gemini_body_and_the_clients_request_and_the_key_only_on_
     flow = tflow.tflow()
     flow.request.content = orjson.dumps(BODY)
     chat = parse_chat_request(flow.request.content, 1 << 20)
-    meta: dict = {}
-    flow.metadata["llm"] = meta
+    meta = Exchange.of(flow)
     native_chat.rewrite(flow, chat, target("gemini"), meta)
     native_chat.attach_credentials(flow, target("gemini"))
     assert orjson.loads(flow.request.content)["contents"] == [{"role": "user", "parts": [{"text": "hi"}]}]
-    assert meta["api"] == "gemini" and "client_request" not in meta  # client_request.py keeps the client's request
+    assert meta.api == "gemini" and meta.client_request is None  # client_request.py keeps the client's request
     assert native_chat.path(target("gemini"), True) == "models/gemini-2.5-flash:streamGenerateContent?alt=sse"
     assert flow.request.headers["x-goog-api-key"] == resolution.mask_key(KEY)
     assert KEY.encode() in bytes(flow.request.headers) and b"authorization" not in bytes(flow.request.headers).lower()
@@ -46,7 +46,7 @@ def test_vertex_without_credentials_is_an_openai_shaped_502(monkeypatch: pytest.
 
     monkeypatch.setattr(google_token, "load_credentials", no_credentials)
     flow = tflow.tflow()
-    flow.metadata["llm"] = {"vertex_auth": True}
+    flow.metadata["llm"] = Exchange(vertex_auth=True)
     asyncio.run(VertexAuth().request(flow))
     assert flow.response.status_code == 502
     assert orjson.loads(flow.response.content)["error"]["code"] == "upstream_credentials"
@@ -67,7 +67,7 @@ def test_vertex_token_is_refreshed_once_and_masked(monkeypatch: pytest.MonkeyPat
     auth = VertexAuth()
     flows = [tflow.tflow() for _ in range(3)]
     for flow in flows:
-        flow.metadata["llm"] = {"vertex_auth": True}
+        flow.metadata["llm"] = Exchange(vertex_auth=True)
 
     async def all_at_once() -> None:
         await asyncio.gather(*(auth.request(f) for f in flows))

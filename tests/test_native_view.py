@@ -8,7 +8,9 @@ import pytest
 from mitmproxy.contentviews import Metadata
 from mitmproxy.test import tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection import chatview, summary
+from addon.inspection.client_body import client_body
 from addon.inspection.native_view import NativeRequestView
 from addon.inspection.report import Report
 
@@ -39,7 +41,7 @@ NATIVE = {
 def native_flow():
     flow = tflow.tflow(resp=True)
     flow.request.content = orjson.dumps(NATIVE)
-    flow.metadata["llm"] = {"client_request": orjson.dumps(CLIENT), "api": "gemini"}
+    flow.metadata["llm"] = {"client_request": orjson.dumps(CLIENT), "api": "gemini"}  # as first native flows saved it
     return flow
 
 
@@ -64,14 +66,14 @@ def test_the_view_is_not_for_other_bodies() -> None:
 
 def test_tool_checks_and_the_chat_view_read_the_tools_from_the_clients_request() -> None:
     flow = native_flow()
-    findings = Report.check_tools(flow, [{"name": "write", "arguments": "{}"}], flow.metadata["llm"]["client_request"])
+    findings = Report.check_tools(flow, [{"name": "write", "arguments": "{}"}], client_body(Exchange.of(flow)))
     assert findings and "write" in findings[0]
     assert "read" in chatview._offered(Metadata(flow=flow, http_message=flow.response))
 
 
 def test_cached_tokens_are_priced_at_the_cache_price() -> None:
-    meta = {"price_in": 1e-6, "price_out": 2e-6, "price_cached": 1e-7}
+    meta = Exchange(price_in=1e-6, price_out=2e-6, price_cached=1e-7)
     usage = {"prompt_tokens": 1000, "completion_tokens": 10, "prompt_tokens_details": {"cached_tokens": 800}}
     assert summary.price(meta, usage) == pytest.approx(200 * 1e-6 + 800 * 1e-7 + 10 * 2e-6)
-    del meta["price_cached"]
+    meta.price_cached = None
     assert summary.price(meta, usage) == pytest.approx(1000 * 1e-6 + 10 * 2e-6)

@@ -8,6 +8,7 @@ import json
 import pytest
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.request.client_request import ClientRequest
 from addon.request.replay import Replay
 from addon.request.routing import Routing
@@ -94,7 +95,8 @@ def as_replayed(flow):
 
 def answered(flow):
     flow.response = tflow.tresp()
-    flow.metadata["llm"].update(answer={"content": "old answer", "usage": {"prompt_tokens": 9}}, t_end=1.0)
+    record = Exchange.of(flow)
+    record.answer, record.t_end = {"content": "old answer", "usage": {"prompt_tokens": 9}}, 1.0
     flow.live = False
     return flow
 
@@ -107,18 +109,18 @@ def test_a_replayed_chat_is_translated_once_with_its_signatures_restored_once(pr
     assert first_url == "http://upstream.test/v1beta/openai/chat/completions"
     answered(flow)
     hooks(as_replayed(flow))
-    meta = flow.metadata["llm"]
+    meta = Exchange.of(flow)
     assert flow.response is None and flow.request.url == first_url  # not .../openai/beta/openai/...
     assert flow.request.content == first_body  # same model and body as the original upstream request
     body = json.loads(flow.request.content)
     call = body["messages"][1]["tool_calls"][0]
     assert call["id"] == "call_1" and call["extra_content"]["google"]["thought_signature"] == "SIG1"
-    assert meta["repairs"].count("restored thought signature for call call_1") == 1
-    assert meta["replay"]["n"] == 1 and meta["replay"]["from"] == "client request"
-    assert "answer" not in meta and "t_end" not in meta  # the old answer is not reported again
+    assert meta.repairs.count("restored thought signature for call call_1") == 1
+    assert meta.replay["n"] == 1 and meta.replay["from"] == "client request"
+    assert meta.answer is None and meta.t_end is None  # the old answer is not reported again
     assert flow.request.headers["authorization"] == "Bearer AIza...00"  # the mask in the flow, the key on the wire
     assert bytes(flow.request.headers).count(f"Bearer {KEY}".encode()) == 1
-    assert "client-secret" not in json.dumps(meta["client_request"]["headers"])
+    assert "client-secret" not in json.dumps(meta.client_request["headers"])
 
 
 def test_each_replay_counts_and_uses_the_key_of_now(proxy):
@@ -129,7 +131,7 @@ def test_each_replay_counts_and_uses_the_key_of_now(proxy):
     hooks(as_replayed(flow))
     answered(flow)
     hooks(as_replayed(flow))
-    assert flow.metadata["llm"]["replay"]["n"] == 2
+    assert Exchange.of(flow).replay["n"] == 2
     assert b"Bearer AIzaSy-rotated-key-11111111" in bytes(flow.request.headers)
     assert flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
 
@@ -142,11 +144,11 @@ def test_an_already_restored_upstream_request_is_not_repaired_again(proxy):
     hooks(flow)
     sent = flow.request.content
     answered(flow)
-    del flow.metadata["llm"]["client_request"]
+    Exchange.of(flow).client_request = None
     hooks(as_replayed(flow))
     assert json.loads(flow.request.content) == json.loads(sent)
-    assert flow.metadata["llm"]["repairs"] == [] and flow.metadata["llm"]["replay"]["from"] == "upstream request"
-    assert flow.metadata["llm"]["client_model"] == "local-3"  # the answer is named for the client again
+    assert Exchange.of(flow).repairs == [] and Exchange.of(flow).replay["from"] == "upstream request"
+    assert Exchange.of(flow).client_model == "local-3"  # the answer is named for the client again
 
 
 def test_an_edited_request_is_sent_with_the_edit(proxy):
@@ -161,7 +163,7 @@ def test_an_edited_request_is_sent_with_the_edit(proxy):
     body = json.loads(flow.request.content)
     assert body["temperature"] == 0.1 and body["model"] == "gemini-2.5-flash"
     assert flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
-    assert flow.metadata["llm"]["replay"]["from"] == "edited request"
+    assert Exchange.of(flow).replay["from"] == "edited request"
 
 
 def test_no_key_now_fails_the_replay_and_sends_nothing(proxy):
@@ -172,7 +174,7 @@ def test_no_key_now_fails_the_replay_and_sends_nothing(proxy):
     assert flow.response is not None and flow.response.status_code == 401
     error = json.loads(flow.response.content)["error"]
     assert error["code"] == "upstream_key_missing" and "GEMINI_API_KEY" in error["message"]
-    assert flow.metadata["llm"]["error"] == error["message"]
+    assert Exchange.of(flow).error == error["message"]
 
 
 def test_a_live_request_without_a_key_is_still_forwarded(proxy):
@@ -191,7 +193,7 @@ def test_a_replay_passes_the_proxy_key_check(proxy):
     assert flow.response is None
     answered(flow)
     hooks(as_replayed(flow))
-    assert flow.response is None and flow.metadata["llm"]["replay"]["n"] == 1
+    assert flow.response is None and Exchange.of(flow).replay["n"] == 1
     stranger = live_chat({"model": "local-model", "messages": []})
     hooks(stranger)
     assert stranger.response.status_code == 401
@@ -211,26 +213,22 @@ def test_a_fallback_attempt_in_flight_is_left_to_routing(proxy):
     hooks = proxy()
     attempt = live_chat({"model": "local-3", "messages": [{"role": "user", "content": "hi"}]})
     attempt.is_replay = "request"
-    attempt.metadata["llm"] = {"fallback_of": "abc", "attempt": 1, "client_model": "local-model"}
+    attempt.metadata["llm"] = Exchange(fallback_of="abc", attempt=1, client_model="local-model")
     hooks(attempt)
-    meta = attempt.metadata["llm"]
-    assert (
-        "replay" not in meta
-        and meta["client_model"] == "local-model"
-        and meta["upstream_model"] == "gemini-3-pro-preview"
-    )
+    meta = Exchange.of(attempt)
+    assert meta.replay is None and meta.client_model == "local-model" and meta.upstream_model == "gemini-3-pro-preview"
 
 
 def test_a_saved_fallback_attempt_replays_under_the_fallbacks_name(proxy):
     hooks = proxy()
     attempt = live_chat({"model": "local-3", "messages": [{"role": "user", "content": "hi"}]})
     attempt.is_replay = "request"
-    attempt.metadata["llm"] = {"fallback_of": "abc", "attempt": 1, "client_model": "local-model"}
+    attempt.metadata["llm"] = Exchange(fallback_of="abc", attempt=1, client_model="local-model")
     hooks(attempt)
     sent = attempt.request.content
     answered(attempt)
     hooks(as_replayed(attempt))
-    meta = attempt.metadata["llm"]
-    assert meta["replay"]["n"] == 1 and meta["fallback_of"] == "abc" and meta["client_model"] == "local-model"
-    assert meta["upstream_model"] == "gemini-3-pro-preview" and attempt.request.content == sent
+    meta = Exchange.of(attempt)
+    assert meta.replay["n"] == 1 and meta.fallback_of == "abc" and meta.client_model == "local-model"
+    assert meta.upstream_model == "gemini-3-pro-preview" and attempt.request.content == sent
     assert attempt.request.url == "http://upstream.test/v1beta/openai/chat/completions"

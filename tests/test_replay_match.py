@@ -9,6 +9,7 @@ from mitmproxy import io
 from mitmproxy.addons.serverplayback import ServerPlayback
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.response import replay_match
 from addon.response.offline_replay import HEADER, OfflineReplay
 
@@ -90,9 +91,9 @@ def test_playback_matches_by_key_and_refuses_the_rest(tmp_path):
         live.response, live.live = None, True
         addon.request(live)
         playback.request(live)
-        assert live.is_replay == "response" and live.metadata["llm"]["recorded"]["key"] == live.request.headers[HEADER]
+        assert live.is_replay == "response" and Exchange.of(live).recorded["key"] == live.request.headers[HEADER]
         addon.response(live)
-        assert live.metadata["llm"]["answer"] == {"content": "recorded"}
+        assert Exchange.of(live).answer == {"content": "recorded"}
         unknown = recorded_flow(body(temperature=0.1))
         unknown.response, unknown.live = None, True
         addon.request(unknown)

@@ -12,8 +12,10 @@ from mitmproxy import flowfilter
 from mitmproxy import io as mitmio
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection import summary
 from addon.inspection.report import Report
+from addon.request import client_request
 from tests.test_chatview import OPENCODE_REQUEST, SYSTEM_PROMPT, TOOL_STREAM
 
 T0 = 1_700_000_000.0
@@ -41,8 +43,8 @@ def answer(
     }
 
 
-def llm_meta(**changes) -> dict:
-    """flow.metadata["llm"] after routing and the stream rewriter: a streamed answer that took 0.72 s."""
+def llm_meta(**changes) -> Exchange:
+    """The exchange record after routing and the stream rewriter: a streamed answer that took 0.72 s."""
     meta = {
         "endpoint": "POST /v1/chat/completions",
         "client_model": "local-model",
@@ -63,7 +65,7 @@ def llm_meta(**changes) -> dict:
         **FLASH_PRICES,
     }
     meta.update(changes)
-    return meta
+    return Exchange(**meta)
 
 
 def llm_flow(request: dict = OPENCODE_REQUEST, response: bytes = b"".join(TOOL_STREAM), **changes):
@@ -101,7 +103,7 @@ def test_streamed_tool_calls(report, caplog):
         "first chunk 412 ms | 204 tok/s | 2 tool calls"
     )
     assert f.marked == ":wrench:"
-    assert f.metadata["llm"]["tool_checks"] == []
+    assert Exchange.of(f).tool_checks == []
     assert '  tool call edit (call_3): {"filePath"' in caplog.text
     assert f"  {f.comment}" in caplog.text
 
@@ -119,7 +121,7 @@ def test_no_price_when_litellm_has_none(report, prices):
     meta = llm_meta(**prices)
     for name in ("price_in", "price_out"):
         if name not in prices:
-            del meta[name]
+            setattr(meta, name, None)
     f = llm_flow()
     f.metadata["llm"] = meta
     finished(report, f)
@@ -167,6 +169,15 @@ BAD_CALLS = [
 ]
 
 
+def test_the_client_request_kept_for_replay_does_not_hide_the_check(report):
+    """client_request.py keeps the client's request (a dict) beside the rewritten one; the check still reads the
+    request's tools (the native path's client body is a field of its own, client_body)."""
+    f = llm_flow(answer=answer(tool_calls=BAD_CALLS, finish="tool_calls"))
+    Exchange.of(f).client_request = client_request.snapshot(f.request, 1 << 20)
+    finished(report, f)
+    assert len(Exchange.of(f).tool_checks) == 3 and f.marked == ":warning:"
+
+
 def test_invalid_tool_arguments_in_comment_mark_and_log(report, caplog):
     caplog.set_level(logging.INFO)
     f = finished(report, llm_flow(answer=answer(tool_calls=BAD_CALLS, finish="tool_calls")))
@@ -175,7 +186,7 @@ def test_invalid_tool_arguments_in_comment_mark_and_log(report, caplog):
         "bash (call_2): missing required field 'command'",
         "frobnicate (call_3): unknown tool (not offered in the request)",
     ]
-    assert f.metadata["llm"]["tool_checks"] == findings
+    assert Exchange.of(f).tool_checks == findings
     assert f.comment.endswith(f"| 3 tool calls | tool-call problem: {findings[0]} (+2 more)")
     assert f.marked == ":warning:"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -211,7 +222,7 @@ def test_check_needs_the_request(report):
     f = llm_flow(answer=answer(tool_calls=BAD_CALLS, finish="tool_calls"))
     f.request.content = b"not json"
     finished(report, f)
-    assert f.metadata["llm"]["tool_checks"] == [] and f.marked == ":wrench:"
+    assert Exchange.of(f).tool_checks == [] and f.marked == ":wrench:"
 
 
 # --- errors -----------------------------------------------------------------------------------
@@ -246,7 +257,7 @@ def test_refused_before_routing(report, caplog):
     """Bad bodies, too-long model names and wrong proxy keys are answered by the proxy itself: errors too."""
     f = tflow.tflow(resp=True)
     f.request.path = "/v1/chat/completions"
-    f.metadata["llm"] = {"error": "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token."}
+    f.metadata["llm"] = Exchange(error="Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.")
     finished(report, f)
     assert f.marked == ":x:"
     assert f.comment == "refused by the proxy: Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token."
@@ -303,7 +314,7 @@ def test_saved_flows_keep_comment_mark_and_metadata(four_flows):
     buffer.seek(0)
     read = list(mitmio.FlowReader(buffer).stream())
     assert [(f.comment, f.marked) for f in read] == [(f.comment, f.marked) for f in four_flows.values()]
-    meta = read[1].metadata["llm"]
+    meta = read[1].metadata["llm"]  # plain data in the file, as earlier versions wrote it
     assert meta["tool_checks"] == [] and meta["upstream_raw"] == b"".join(TOOL_STREAM)
     assert meta["answer"]["tool_calls"] == CALLS and meta["chunk_times"][0] == 0.412
 
@@ -319,7 +330,7 @@ def log_of(report, caplog, verbosity: str) -> str:
     f.response = None
     addon.request(f)
     f.response = tflow.tresp(content=b"".join(TOOL_STREAM))
-    f.metadata["llm"]["repairs"].append("tool call 0 got index 0")
+    Exchange.of(f).repairs.append("tool call 0 got index 0")
     addon.response(f)
     return caplog.text
 
@@ -405,15 +416,15 @@ def test_summarize_odd_requests(content, said):
 
 
 def test_summarize_answer():
-    meta = {
-        "answer": {
+    meta = Exchange(
+        answer={
             "reasoning": "r" * 3000,
             "content": "Done.",
             "tool_calls": CALLS[:1],
             "finish_reason": "tool_calls",
             "usage": {"total_tokens": 9},
         }
-    }
+    )
     lines = summary.summarize_answer(meta).split("\n")
     assert lines[0] == "  reasoning: " + "r" * 200 + "... (3,000 chars)"
     assert lines[1:] == [
@@ -424,9 +435,9 @@ def test_summarize_answer():
 
 
 def test_price():
-    assert summary.price(FLASH_PRICES, {"prompt_tokens": 1_000_000}) == pytest.approx(0.3)
-    assert summary.price(FLASH_PRICES, {"completion_tokens": 1_000_000}) == pytest.approx(2.5)
-    assert summary.price({"price_in": 1e-6}, {"prompt_tokens": 10}) is None
+    assert summary.price(Exchange(**FLASH_PRICES), {"prompt_tokens": 1_000_000}) == pytest.approx(0.3)
+    assert summary.price(Exchange(**FLASH_PRICES), {"completion_tokens": 1_000_000}) == pytest.approx(2.5)
+    assert summary.price(Exchange(price_in=1e-6), {"prompt_tokens": 10}) is None
 
 
 # --- an empty answer (Gemini's MALFORMED_FUNCTION_CALL on the OpenAI-compatible endpoint) -----------------
@@ -487,6 +498,6 @@ def test_an_attachment_sent_as_text_is_marked_and_its_fix_logged(report, caplog)
     with caplog.at_level(logging.INFO):
         finished(report, f)
     assert f.marked == ":framed_picture:" and "set the model's modalities" in f.comment
-    assert f.metadata["llm"]["media_placeholders"] == [PLACEHOLDER]
+    assert Exchange.of(f).media_placeholders == [PLACEHOLDER]
     warning = " ".join(r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     assert '"modalities": {"input": ["text", "image", "pdf"]' in warning and PLACEHOLDER in warning

@@ -8,6 +8,7 @@ import orjson
 from mitmproxy.test import taddons, tflow
 
 from addon.formats import errors
+from addon.formats.exchange import Exchange
 from addon.runtime import request_timeout
 from addon.runtime.request_timeout import RequestReadTimeout, answer_and_close, stalled, timeout_message
 
@@ -72,7 +73,7 @@ def test_expiry_fires_and_records_why():
             return flow, done
 
     flow, done = asyncio.run(scenario())
-    assert flow.metadata["llm"]["error"] == timeout_message(7) and "7 s" in timeout_message(7)
+    assert Exchange.of(flow).error == timeout_message(7) and "7 s" in timeout_message(7)
     assert "llm" not in done.metadata
 
 

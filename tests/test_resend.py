@@ -6,6 +6,7 @@ import json
 
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.request.resend import Resend, client_flow
 
 BODY = json.dumps({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]}).encode()
@@ -15,7 +16,9 @@ def routed_flow(**extra):
     flow = tflow.tflow(resp=True)
     flow.request.path = "/v1beta/openai/chat/completions"
     stored = {"method": "POST", "path": "/v1/chat/completions", "headers": [["content-type", "application/json"]]}
-    flow.metadata["llm"] = {"endpoint": "POST /v1/chat/completions", "client_request": stored | {"body": BODY} | extra}
+    flow.metadata["llm"] = Exchange(
+        endpoint="POST /v1/chat/completions", client_request=stored | {"body": BODY} | extra
+    )
     flow.comment, flow.marked = "local-model -> gemini-2.5-flash", ":wrench:"
     return flow
 
@@ -26,7 +29,7 @@ def test_the_new_flow_is_the_client_request_unsent():
     assert made.id != original.id and made.response is None and made.is_replay is None and not made.live
     assert made.request.path == "/v1/chat/completions" and made.request.raw_content == BODY
     assert made.metadata == {
-        "llm": {"client_request": original.metadata["llm"]["client_request"], "resend_of": original.id}
+        "llm": Exchange(client_request=Exchange.of(original).client_request, resend_of=original.id)
     }
     assert made.comment.startswith(f"client request of {original.id}") and made.marked == ""
 

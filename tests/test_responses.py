@@ -11,6 +11,7 @@ from mitmproxy import http
 from mitmproxy.flow import Error
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection.report import Report
 from addon.response.responses import Responses, failure
 from addon.response.stream_rewrite import StreamOptions, StreamRewriter
@@ -39,7 +40,7 @@ def routed(status: int = 200, body: bytes = b"", content_type: str = "applicatio
     flow.request.method, flow.request.path = "POST", "/v1beta/openai/chat/completions"
     upstream_key.attach_key(flow.request, "AIzaSy-the-real-key-0000", "AIza…00")
     flow.response = http.Response.make(status, body, {"content-type": content_type})
-    flow.metadata["llm"] = {
+    fields = {
         "client_model": "local-model",
         "upstream_model": "gemini-2.5-flash",
         "api_base": "http://upstream.test/v1beta/openai/",
@@ -47,8 +48,8 @@ def routed(status: int = 200, body: bytes = b"", content_type: str = "applicatio
         "key": "AIza…00",
         "t_request": 1000.0,
         "repairs": [],
-        **meta,
     }
+    flow.metadata["llm"] = Exchange(**{**fields, **meta})
     return flow
 
 
@@ -87,9 +88,9 @@ def test_a_json_answer_is_renamed_to_the_client_model_and_recorded(addon):
     assert body["model"] == "local-model"
     assert body["choices"][0]["message"]["content"] == "pong" and body["usage"]["total_tokens"] == 7
     assert flow.response.headers["x-upstream-model"] == "gemini-2.5-flash"
-    meta = flow.metadata["llm"]
-    assert meta["answer"]["content"] == "pong" and meta["answer"]["usage"]["completion_tokens"] == 2
-    assert meta["t_end"] >= meta["t_first_chunk"] > 0
+    meta = Exchange.of(flow)
+    assert meta.answer["content"] == "pong" and meta.answer["usage"]["completion_tokens"] == 2
+    assert meta.t_end >= meta.t_first_chunk > 0
     assert flow.response.stream is False  # nothing streamed for a JSON answer
 
 
@@ -99,8 +100,8 @@ def test_gemini_tool_calls_in_a_json_answer_get_ids_and_the_tool_calls_finish(ad
     addon.response(flow)
     choice = json.loads(flow.response.content)["choices"][0]
     assert choice["finish_reason"] == "tool_calls" and choice["message"]["tool_calls"][0]["id"]
-    assert "finish_reason stop -> tool_calls" in flow.metadata["llm"]["repairs"]
-    assert flow.metadata["llm"]["answer"]["tool_calls"][0]["name"] == "read"
+    assert "finish_reason stop -> tool_calls" in Exchange.of(flow).repairs
+    assert Exchange.of(flow).answer["tool_calls"][0]["name"] == "read"
 
 
 def test_the_repair_is_an_option(tctx, addon):
@@ -117,7 +118,7 @@ def test_a_body_that_is_not_a_json_object_is_left_alone(addon):
     for body in (b"not json", b"[1, 2]"):
         flow = routed(body=body)
         addon.response(flow)
-        assert flow.response.content == body and "answer" not in flow.metadata["llm"]
+        assert flow.response.content == body and Exchange.of(flow).answer is None
 
 
 # Upstream errors
@@ -133,25 +134,25 @@ def test_a_list_wrapped_gemini_error_is_reshaped_with_its_status(addon):
     assert json.loads(flow.response.content) == {
         "error": {"message": "Quota exceeded.", "type": "rate_limit_error", "code": "RESOURCE_EXHAUSTED"}
     }
-    meta = flow.metadata["llm"]
+    meta = Exchange.of(flow)
     # The flow says what the client got (issue 11): the normalised message, not Gemini's list.
-    assert meta["error"] == "upstream 429: Quota exceeded." and "error reshaped to OpenAI's shape" in meta["repairs"]
-    assert "answer" not in meta
+    assert meta.error == "upstream 429: Quota exceeded." and "error reshaped to OpenAI's shape" in meta.repairs
+    assert meta.answer is None
 
 
 def test_an_error_already_in_openais_shape_is_not_touched(addon):
     body = b'{"error": {"message": "m", "type": "invalid_request_error", "code": "c"}}'
     flow = routed(400, body)
     addon.response(flow)
-    assert flow.response.content == body and flow.metadata["llm"]["repairs"] == []
-    assert flow.metadata["llm"]["error"] == "upstream 400: m"  # the message the client reads in the body
+    assert flow.response.content == body and Exchange.of(flow).repairs == []
+    assert Exchange.of(flow).error == "upstream 400: m"  # the message the client reads in the body
 
 
 def test_reshaping_errors_is_an_option(tctx, addon):
     tctx.configure(addon, translate_repair_errors=False)
     flow = routed(503, GEMINI_429)
     addon.response(flow)
-    assert flow.response.content == GEMINI_429 and flow.metadata["llm"]["error"].startswith("upstream 503")
+    assert flow.response.content == GEMINI_429 and Exchange.of(flow).error.startswith("upstream 503")
 
 
 # Streams
@@ -204,10 +205,10 @@ def test_the_stream_is_renamed_as_it_passes_and_stored_whole_at_the_end(addon):
     addon.response(flow)
     assert flow.response.stream is False
     assert flow.response.content == b"".join(sent)  # the stored body is what the client got
-    meta = flow.metadata["llm"]
-    assert meta["answer"]["content"] == "Hello" and meta["stream_done"] is True
-    assert meta["upstream_raw"] == b"".join(frames) and meta["body_truncated"] is False
-    assert len(meta["chunk_times"]) == 3
+    meta = Exchange.of(flow)
+    assert meta.answer["content"] == "Hello" and meta.stream_done is True
+    assert meta.upstream_raw == b"".join(frames) and meta.body_truncated is False
+    assert len(meta.chunk_times) == 3
 
 
 # The key, and flows that are not ours to rewrite
@@ -237,13 +238,13 @@ def test_a_flow_read_back_from_a_file_is_not_rewritten_again(addon):
     addon.responseheaders(flow)
     addon.response(flow)
     assert json.loads(flow.response.content)["model"] == "gemini-2.5-flash"
-    assert "x-upstream-model" not in flow.response.headers and "answer" not in flow.metadata["llm"]
+    assert "x-upstream-model" not in flow.response.headers and Exchange.of(flow).answer is None
 
 
 def test_an_answer_taken_over_by_a_fallback_is_left_to_it(addon):
     flow = routed(503, GEMINI_429, answered_by="local-b")
     addon.response(flow)
-    assert flow.response.content == GEMINI_429 and "error" not in flow.metadata["llm"]
+    assert flow.response.content == GEMINI_429 and Exchange.of(flow).error is None
     flow.error = Error("connection closed")
     addon.error(flow)
     assert error_pages.override.get() is None
@@ -261,7 +262,7 @@ def test_an_answer_taken_over_by_a_fallback_is_left_to_it(addon):
     ],
 )
 def test_failure(meta, status, code, message):
-    assert failure({"api_base": "http://u/", **meta}) == (status, code, message)
+    assert failure(Exchange(api_base="http://u/", **meta)) == (status, code, message)
 
 
 @pytest.mark.parametrize(
@@ -278,7 +279,7 @@ def test_an_upstream_failure_before_the_answer_becomes_the_error_page(addon, ext
     error = json.loads(page.content)["error"]
     assert error["code"] == code and "Connection refused" in error["message"]
     assert error["type"] == ("timeout_error" if status == 504 else "api_error")
-    assert flow.metadata["llm"]["error"] == "Connection refused"
+    assert Exchange.of(flow).error == "Connection refused"
     assert not isinstance(flow.request.headers, upstream_key.KeyedHeaders)  # the key is gone here too
 
 
@@ -289,10 +290,10 @@ def test_a_cut_stream_keeps_what_was_sent(addon):
     first = rewriter(sse(delta("part"))[0])
     flow.error = Error("Server disconnected")
     addon.error(flow)
-    meta = flow.metadata["llm"]
-    assert meta["error"] == "Server disconnected" and meta["answer"]["content"] == "part"
-    assert flow.response.content == b"".join(first) and meta["stream_done"] is False
-    assert "error_event_sent" not in meta  # no client connection in this test to write it to
+    meta = Exchange.of(flow)
+    assert meta.error == "Server disconnected" and meta.answer["content"] == "part"
+    assert flow.response.content == b"".join(first) and meta.stream_done is False
+    assert meta.error_event_sent is False  # no client connection in this test to write it to
     assert error_pages.override.get() is None  # the headers went out: no error page for a begun stream
 
 
@@ -324,18 +325,18 @@ def hooks():
 def llm_flow(stream: bool):
     flow = tflow.tflow(resp=True, live=True)
     flow.request.path = "/v1beta/openai/chat/completions"
-    flow.metadata["llm"] = {
-        "endpoint": "POST /v1/chat/completions",
-        "client_model": "local-model",
-        "upstream_model": "gemini-2.5-flash",
-        "litellm_model": "openai/gemini-2.5-flash",
-        "api_base": "https://generativelanguage.googleapis.com/v1beta/openai/",
-        "stream": stream,
-        "is_gemini": True,
-        "key": "AIza…00",
-        "t_request": time.time(),
-        "repairs": [],
-    }
+    flow.metadata["llm"] = Exchange(
+        endpoint="POST /v1/chat/completions",
+        client_model="local-model",
+        upstream_model="gemini-2.5-flash",
+        litellm_model="openai/gemini-2.5-flash",
+        api_base="https://generativelanguage.googleapis.com/v1beta/openai/",
+        stream=stream,
+        is_gemini=True,
+        key="AIza…00",
+        t_request=time.time(),
+        repairs=[],
+    )
     return flow
 
 
@@ -343,7 +344,7 @@ def streamed(*parts: bytes):
     """A flow whose streamed response passed these parts through the rewriter (as mitmproxy calls it)."""
     flow = llm_flow(stream=True)
     flow.response.headers["content-type"] = "text/event-stream"
-    rewriter = StreamRewriter(StreamOptions("local-model", True, True, 1 << 20), flow.metadata["llm"]["t_request"])
+    rewriter = StreamRewriter(StreamOptions("local-model", True, True, 1 << 20), Exchange.of(flow).t_request)
     flow.response.stream = rewriter
     for part in parts:
         rewriter(part)
@@ -366,10 +367,10 @@ def test_a_whole_stream_is_complete_when_the_client_leaves_before_mitmproxy_sees
     flow = streamed(HELLO, STOP, end)
     flow.error = mflow.Error("Client disconnected.")
     ended_by("error", flow, responses, report)
-    meta = flow.metadata["llm"]
-    assert flow.error is None and not meta.get("error")
+    meta = Exchange.of(flow)
+    assert flow.error is None and not meta.error
     assert flow.marked == "" and "error" not in flow.comment
-    assert meta["answer"]["content"] == "Hello" and meta["answer"]["finish_reason"] == "stop"
+    assert meta.answer["content"] == "Hello" and meta.answer["finish_reason"] == "stop"
     assert flow.response.content.startswith(HELLO.replace(b"gemini-2.5-flash", b"local-model"))
     assert flow.response.stream is False and flow.response.timestamp_end
 
@@ -380,9 +381,9 @@ def test_a_client_that_leaves_before_the_end_is_still_a_failure(hooks):
     flow.error = mflow.Error("Client disconnected.")
     ended_by("error", flow, responses, report)
     assert flow.error.msg == "Client disconnected."
-    assert flow.metadata["llm"]["error"] == "Client disconnected."
+    assert Exchange.of(flow).error == "Client disconnected."
     assert flow.marked == ":x:" and flow.comment.endswith("| error: Client disconnected.")
-    assert flow.metadata["llm"]["answer"]["content"] == "Hello"  # the part that came is kept
+    assert Exchange.of(flow).answer["content"] == "Hello"  # the part that came is kept
 
 
 def test_an_upstream_cut_before_done_is_still_a_failure(hooks):
@@ -405,7 +406,7 @@ def test_an_upstream_error_comment_shows_the_message_the_client_gets(hooks):
     ended_by("response", flow, responses, report)
     sent = orjson.loads(flow.response.content)
     assert sent["error"]["message"] == "Resource has been exhausted (e.g. check quota)."
-    assert flow.metadata["llm"]["error"] == "upstream 429: Resource has been exhausted (e.g. check quota)."
+    assert Exchange.of(flow).error == "upstream 429: Resource has been exhausted (e.g. check quota)."
     assert flow.comment.endswith("| error: upstream 429: Resource has been exhausted (e.g. check quota).")
     assert flow.marked == ":x:"
 
@@ -418,4 +419,4 @@ def test_with_error_repair_off_the_comment_shows_the_body_the_client_gets(hooks)
     flow.response.content = GEMINI_429_EXHAUSTED
     ended_by("response", flow, responses, report)
     assert flow.response.content == GEMINI_429_EXHAUSTED
-    assert flow.metadata["llm"]["error"] == f"upstream 429: {GEMINI_429_EXHAUSTED.decode()}"
+    assert Exchange.of(flow).error == f"upstream 429: {GEMINI_429_EXHAUSTED.decode()}"

@@ -9,6 +9,7 @@ from mitmproxy import exceptions
 from mitmproxy.addons.view import View
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.runtime.retention import FlowRetention, flow_bytes, marker_text
 
 
@@ -148,9 +149,9 @@ def test_without_a_view_nothing_is_kept_or_touched():
 def test_flow_bytes_counts_bodies_and_the_raw_upstream_stream():
     f = tflow.tflow(resp=True)
     f.request.content, f.response.content = b"q" * 10, b"r" * 20
-    f.metadata["llm"] = {"upstream_raw": b"u" * 30}
+    f.metadata["llm"] = Exchange(upstream_raw=b"u" * 30)
     assert flow_bytes(f) == 60
-    f.metadata["llm"]["client_request"] = {"method": "POST", "body": b"c" * 40}  # client_request.py
+    Exchange.of(f).client_request = {"method": "POST", "body": b"c" * 40}  # client_request.py
     assert flow_bytes(f) == 100
 
 

@@ -11,6 +11,7 @@ from mitmproxy.addonmanager import Loader
 from mitmproxy.test import taddons, tflow
 
 from addon.formats import litellm_bridge
+from addon.formats.exchange import Exchange
 from addon.request import routing
 from addon.request.routing import Routing
 
@@ -61,7 +62,7 @@ def test_chat_is_rewritten_for_the_upstream(addon_ctx):
     assert flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
     assert body["model"] == "gemini-2.5-flash" and body["messages"][0]["content"] == "hi"
     assert flow.request.headers["authorization"] == "Bearer AIza...00"  # the flow only ever holds the mask
-    assert flow.metadata["llm"]["litellm_model"] == "openai/gemini-2.5-flash"
+    assert Exchange.of(flow).litellm_model == "openai/gemini-2.5-flash"
 
 
 def test_defaults_are_off_unless_set(addon_ctx):
@@ -197,7 +198,7 @@ def test_spaces_in_provider_ids(addon_ctx, tmp_path):
     addon.request(flow)
     assert flow.response is None and flow.request.url == "https://ktds.test/v1/chat/completions"
     assert json.loads(flow.request.content)["model"] == "gemini-3-flash-preview"
-    assert flow.metadata["llm"]["key"] == "ktds...00"
+    assert Exchange.of(flow).key == "ktds...00"
 
 
 def test_no_key_is_said_in_the_flow_and_the_log(addon_ctx, monkeypatch, caplog):
@@ -207,10 +208,10 @@ def test_no_key_is_said_in_the_flow_and_the_log(addon_ctx, monkeypatch, caplog):
     flow = chat_flow({"model": "local-model", "messages": HI})
     with caplog.at_level(logging.INFO):
         addon.request(flow)
-    meta = flow.metadata["llm"]
+    meta = Exchange.of(flow)
     assert "authorization" not in flow.request.headers
-    assert meta["key"] == "no key for gateway.test"
-    assert meta["key_hint"] == "The proxy sent no key to gateway.test: set GEMINI_API_KEY."
+    assert meta.key == "no key for gateway.test"
+    assert meta.key_hint == "The proxy sent no key to gateway.test: set GEMINI_API_KEY."
     assert "local-model: no key for gateway.test; set GEMINI_API_KEY." in caplog.text
 
 
@@ -243,9 +244,9 @@ def test_a_compatible_flow_records_the_cache_price_for_its_cached_tokens(addon_c
     addon, _ = addon_ctx
     flow = chat_flow({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
     addon.request(flow)
-    meta = flow.metadata["llm"]
+    meta = Exchange.of(flow)
     # gemini-2.5-flash in litellm's table: cached prompt tokens cost a fraction of the others.
-    assert meta["price_cached"] is not None and 0 < meta["price_cached"] < meta["price_in"]
+    assert meta.price_cached is not None and 0 < meta.price_cached < meta.price_in
 
 
 # ---------------------------------------------------------------- litellm's import, off the event loop

@@ -1,7 +1,7 @@
 """addon/inspection/sessions_addon.py with Report and the chat view: session and turn in each flow's metadata,
 comment, log and view; mitmweb's filters; the index rebuilt from a saved file.
 
-Flows carry the real opencode requests of tests/data (session_fixtures) and `flow.metadata["llm"]` as routing and
+Flows carry the real opencode requests of tests/data (session_fixtures) and the exchange record as routing and
 the stream rewriter leave it (test_report.llm_meta). Hooks are called directly, in the proxy's addon order.
 """
 
@@ -15,6 +15,7 @@ from mitmproxy import io as mitmio
 from mitmproxy.contentviews import Metadata
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.inspection import chatview, session_keys
 from addon.inspection.report import Report
 from addon.inspection.sessions_addon import Sessions
@@ -62,7 +63,7 @@ def opencode_turns(addons):
 
 def test_opencode_turns_are_numbered_and_commented(addons):
     flows = opencode_turns(addons)
-    sessions = [f.metadata["llm"]["session"] for f in flows]
+    sessions = [Exchange.of(f).session for f in flows]
     assert [s["turn"] for s in sessions] == [1, 2, 3]
     assert {(s["id"], s["parent_id"], s["source"], s["tag"]) for s in sessions} == {(SESSION_ID, None, "header", TAG)}
     assert flows[2].comment.startswith(f"{TAG} #3 | local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens")
@@ -87,7 +88,7 @@ def test_a_rewritten_history_is_said_and_filtered(addons, caplog):
     pruned = body(3)
     pruned["messages"][3]["content"] = "[Old tool result content cleared]"
     f = exchange(addons, chat_flow(next_turn(pruned, "ok", "call_3"), TURNS[2]["headers"]))
-    assert f.metadata["llm"]["session"]["diff"]["rewritten_at"] == 3
+    assert Exchange.of(f).session["diff"]["rewritten_at"] == 3
     assert "history rewritten at message 3" in f.comment and f.comment.startswith(f"{TAG} #4 | ")
     assert flowfilter.parse('~comment "history rewritten"')(f)
     assert f"turn 4 of {TAG}: +5 messages" in caplog.text
@@ -122,9 +123,9 @@ def test_a_client_without_headers_is_one_session_per_conversation(addons):
         flows.append(exchange(addons, chat_flow(chat)))
         chat["messages"].append({"role": "assistant", "content": f"answer to {question}"})
     other = exchange(addons, chat_flow({"model": "m", "messages": [{"role": "user", "content": "Hi"}]}))
-    sessions = [f.metadata["llm"]["session"] for f in flows]
+    sessions = [Exchange.of(f).session for f in flows]
     assert [s["turn"] for s in sessions] == [1, 2, 3] and len({s["id"] for s in sessions}) == 1
-    assert sessions[0]["source"] == "fingerprint" and other.metadata["llm"]["session"]["id"] != sessions[0]["id"]
+    assert sessions[0]["source"] == "fingerprint" and Exchange.of(other).session["id"] != sessions[0]["id"]
     assert sessions[2]["diff"]["new_count"] == 2 and "rewritten_at" not in sessions[2]["diff"]
 
 
@@ -132,7 +133,7 @@ def test_subagent_is_a_child_of_its_parent(addons):
     opencode_turns(addons)
     headers = {"x-session-affinity": "ses_child", "x-session-id": "ses_child", "x-parent-session-id": SESSION_ID}
     f = exchange(addons, chat_flow(body(1), headers))
-    assert f.metadata["llm"]["session"]["parent_id"] == SESSION_ID
+    assert Exchange.of(f).session["parent_id"] == SESSION_ID
     index = addons[0].index
     assert index.get(SESSION_ID).children == ["ses_child"] and [s.id for s in index.sessions()][0] == "ses_child"
 
@@ -151,7 +152,7 @@ def test_the_chat_view_starts_with_what_is_new_from_the_flow_alone(addons):
 def test_errors_and_fallback_attempts(addons):
     f = exchange(addons, chat_flow(body(1), TURNS[0]["headers"], error="upstream 503"), hook="error")
     attempt = exchange(addons, chat_flow(body(1), TURNS[0]["headers"], fallback_of="x", attempt=1))
-    assert f.metadata["llm"]["session"]["turn"] == 1 and "session" not in attempt.metadata["llm"]
+    assert Exchange.of(f).session["turn"] == 1 and Exchange.of(attempt).session is None
     [turn] = addons[0].index.get(SESSION_ID).turns
     assert turn.error == "upstream 503" and addons[0].index.get(SESSION_ID).errors == 1
 
@@ -176,8 +177,8 @@ def test_sessions_are_rebuilt_from_a_saved_file(addons):
         assert restored.turns[1].diff["new_count"] == 2 and restored.turns[1].new.startswith(f"turn 2 of {TAG}: +2")
         assert restored.tokens_in == 3 * 4211 and restored.turns[2].answer["tool_calls"][0]["name"] == "edit"
         live = exchange((sessions, report, None), chat_flow(next_turn(body(3), "ok", "call_3"), TURNS[2]["headers"]))
-    diff = live.metadata["llm"]["session"]["diff"]
-    assert live.metadata["llm"]["session"]["turn"] == 4 and diff["base_turn"] == 3 and diff["new_count"] == 2
+    diff = Exchange.of(live).session["diff"]
+    assert Exchange.of(live).session["turn"] == 4 and diff["base_turn"] == 3 and diff["new_count"] == 2
 
 
 def test_the_work_waits_until_the_request_has_gone_upstream(addons):
@@ -186,14 +187,14 @@ def test_the_work_waits_until_the_request_has_gone_upstream(addons):
     async def run():
         f = chat_flow(body(1), TURNS[0]["headers"])
         sessions.request(f)
-        assert "session" not in f.metadata["llm"]  # not on the way to the upstream
+        assert Exchange.of(f).session is None  # not on the way to the upstream
         await asyncio.sleep(0)
-        assert f.metadata["llm"]["session"]["turn"] == 1
+        assert Exchange.of(f).session["turn"] == 1
         early = chat_flow(body(2), TURNS[0]["headers"])
         sessions.request(early)
         early.response = tflow.tresp()
         sessions.response(early)  # answered before the loop came round: done now
-        assert early.metadata["llm"]["session"]["turn"] == 2
+        assert Exchange.of(early).session["turn"] == 2
         report.response(early)  # the tool-call check, which the outcome counts after every hook
         await asyncio.sleep(0)
         return sessions.index.get(SESSION_ID).turns[1]

@@ -9,6 +9,7 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.runtime.shutdown import GracefulShutdown
 
 
@@ -21,7 +22,7 @@ async def stop(addon: GracefulShutdown) -> None:
 
 def in_flight() -> object:
     flow = tflow.tflow(live=True)
-    flow.metadata["llm"] = {"client_model": "local-model"}
+    flow.metadata["llm"] = Exchange(client_model="local-model")
     return flow
 
 
@@ -109,7 +110,7 @@ def test_a_flow_that_finishes_within_the_grace_is_waited_for_and_not_ended():
 
     flow, after = run(test, translate_shutdown_grace=30)
     assert after < 0.5  # done returned as soon as nothing was in flight
-    assert flow.error is None and "shutdown" not in flow.metadata["llm"]
+    assert flow.error is None and Exchange.of(flow).shutdown is False
 
 
 def test_a_flow_still_running_after_the_grace_is_ended_with_the_reason():
@@ -122,9 +123,9 @@ def test_a_flow_still_running_after_the_grace_is_ended_with_the_reason():
 
     flow, took = run(test, translate_shutdown_grace=1)
     assert 1 <= took < 2.5  # the grace, not the settle time as well: the ended flow passed its error hook
-    meta = flow.metadata["llm"]
-    assert meta["shutdown"] is True
-    assert meta["error"] == "The proxy was stopped while this answer was in flight (after 1 s of grace)."
+    meta = Exchange.of(flow)
+    assert meta.shutdown is True
+    assert meta.error == "The proxy was stopped while this answer was in flight (after 1 s of grace)."
     assert flow.error is not None  # no upstream connection to close here: the flow was killed
 
 
@@ -137,7 +138,7 @@ def test_no_grace_ends_flows_in_flight_at_once():
         return flow, time.monotonic() - started
 
     flow, took = run(test, translate_shutdown_grace=0)
-    assert took < 0.5 and flow.metadata["llm"]["shutdown"] is True
+    assert took < 0.5 and Exchange.of(flow).shutdown is True
 
 
 def test_hurrying_stops_the_wait(caplog):
@@ -153,6 +154,6 @@ def test_hurrying_stops_the_wait(caplog):
 
     with caplog.at_level("INFO"):
         flow, after = run(test, translate_shutdown_grace=30)
-    assert after < 0.5 and flow.metadata["llm"]["shutdown"] is True
+    assert after < 0.5 and Exchange.of(flow).shutdown is True
     assert "shutting down: 1 in flight, waiting up to 30 s for them" in caplog.text
     assert "shutting down: ended local-model in flight" in caplog.text

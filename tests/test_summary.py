@@ -4,14 +4,15 @@ import json
 
 import pytest
 
+from addon.formats.exchange import Exchange
 from addon.inspection import summary
 
 T0 = 1_700_000_000.0
 
 
-def meta(**fields) -> dict:
+def meta(**fields) -> Exchange:
     base = {"client_model": "local-model", "upstream_model": "gemini-2.5-flash"}
-    return {**base, **fields}
+    return Exchange(**{**base, **fields})
 
 
 def test_shorten_cuts_long_strings_at_any_depth_and_leaves_the_rest():
@@ -66,21 +67,21 @@ def test_answer_summary_lists_reasoning_answer_calls_and_finish():
         "finish_reason": "tool_calls",
         "usage": {"prompt_tokens": 3, "completion_tokens": 4},
     }
-    assert summary.summarize_answer({"answer": answer}).splitlines() == [
+    assert summary.summarize_answer(Exchange(answer=answer)).splitlines() == [
         "  reasoning: thinking",
         "  answer: done",
         '  tool call read (c1): {"filePath": "a"}',
         "  finish: tool_calls, usage: {'prompt_tokens': 3, 'completion_tokens': 4}",
     ]
-    assert summary.summarize_answer({}) == "  finish: None, usage: None"
+    assert summary.summarize_answer(Exchange()) == "  finish: None, usage: None"
 
 
 def test_price_needs_both_prices_and_never_guesses():
     usage = {"prompt_tokens": 1000, "completion_tokens": 100}
-    assert summary.price({"price_in": 1e-6, "price_out": 4e-6}, usage) == pytest.approx(0.0014)
-    assert summary.price({"price_in": 1e-6}, usage) is None
-    assert summary.price({"price_out": 1e-6}, usage) is None
-    assert summary.price({"price_in": 0.0, "price_out": 0.0}, usage) == 0.0  # free is a price
+    assert summary.price(Exchange(price_in=1e-6, price_out=4e-6), usage) == pytest.approx(0.0014)
+    assert summary.price(Exchange(price_in=1e-6), usage) is None
+    assert summary.price(Exchange(price_out=1e-6), usage) is None
+    assert summary.price(Exchange(price_in=0.0, price_out=0.0), usage) == 0.0  # free is a price
 
 
 def test_comment_line_of_a_full_exchange():

@@ -7,6 +7,7 @@ from unittest import mock
 import pytest
 from mitmproxy.test import taddons, tflow
 
+from addon.formats.exchange import Exchange
 from addon.response import upstream_timeouts
 from addon.response.stream_rewrite import StreamOptions, StreamRewriter
 from addon.response.upstream_timeouts import UpstreamTimeouts, expired
@@ -72,15 +73,15 @@ def test_expiry_marks_the_flow_and_closes_the_upstream():
     with taddons.context(addon) as tctx:
         tctx.configure(addon, translate_connect_timeout=10)
         flow = waiting_flow(None)
-        flow.metadata["llm"] = {"key": "k…y", "client_model": "m"}
+        flow.metadata["llm"] = Exchange(key="k…y", client_model="m")
         addon.in_flight[flow.id] = (flow, 1000)
         with mock.patch.object(upstream_timeouts.wire, "close_upstream", return_value=True) as close:
             addon.check(1005)
             assert not close.called and flow.id in addon.in_flight
             addon.check(1011)
         close.assert_called_once_with(flow)
-        assert flow.metadata["llm"]["timed_out"] is True
-        assert "translate_connect_timeout" in flow.metadata["llm"]["error"]
+        assert Exchange.of(flow).timed_out is True
+        assert "translate_connect_timeout" in Exchange.of(flow).error
         assert flow.id not in addon.in_flight
 
 
@@ -91,7 +92,7 @@ def test_only_llm_flows_are_watched_and_finished_ones_are_dropped():
         addon.request(other)
         assert addon.in_flight == {}
         ours = tflow.tflow()
-        ours.metadata["llm"] = {"key": "k…y"}
+        ours.metadata["llm"] = Exchange(key="k…y")
         with mock.patch.object(addon, "running"):
             addon.request(ours)
         assert ours.id in addon.in_flight

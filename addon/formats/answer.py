@@ -134,7 +134,7 @@ class Answer:
                 self.tool_calls.append(ToolCall(fields["id"], fields["name"], [fields["arguments"]]))
 
     def to_dict(self) -> dict[str, Any]:
-        """The `flow.metadata["llm"]["answer"]` shape."""
+        """The `Exchange.answer` (formats/exchange.py) shape."""
         return {
             "content": self.content,
             "reasoning": self.reasoning,

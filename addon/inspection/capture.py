@@ -1,8 +1,8 @@
 """Capture mode's addon: recognises LLM exchanges passing through the forward proxy and annotates them, passively.
 
 Nothing is changed on the way: requests go where the client sent them, answers stream on as they come. A request
-recognised by host and path (formats/recognise.py) whose body reads as its format gets `flow.metadata["llm"]`
-with the fields the reverse proxy's flows have (client_model, upstream_model, t_request, t_first_chunk, t_end,
+recognised by host and path (formats/recognise.py) whose body reads as its format gets an exchange record
+(formats/exchange.py) with the fields the reverse proxy's flows have (client_model, upstream_model, t_request, t_first_chunk, t_end,
 answer with its usage, chunk_times, body_truncated, error, tool_checks, price_in/price_out/price_cached), plus
 `capture` (the format), `provider` and `host` (as the client named it); so the comment, the marks, the LLM chat view and any addon that reads
 those fields work on both. Everything else gets no metadata at all.
@@ -30,6 +30,7 @@ from mitmproxy import ctx, exceptions, http
 
 from ..formats import litellm_bridge
 from ..formats.answer import Answer
+from ..formats.exchange import KEY, Exchange
 from ..runtime.option_help import one_paragraph
 from . import toolcheck, turn_text
 from .capture_stream import StreamTap
@@ -41,7 +42,7 @@ from .summary import comment_line
 logger = logging.getLogger(__name__)
 
 
-def reader_request(flow: http.HTTPFlow, meta: dict) -> dict:
+def reader_request(flow: http.HTTPFlow, ex: Exchange) -> dict:
     """The flow's request as an OpenAI chat body. Raises ValueError when it does not read as its format."""
     try:
         body = orjson.loads(flow.request.get_content(strict=False) or b"")
@@ -49,20 +50,20 @@ def reader_request(flow: http.HTTPFlow, meta: dict) -> dict:
         raise ValueError(f"The request body is not JSON: {e}.") from None
     if not isinstance(body, dict):
         raise ValueError("The request body is not a JSON object.")
-    chat = READERS[meta["capture"]].chat_request(body)
-    return {"model": meta["path_model"], **chat} if meta.get("path_model") else chat
+    chat = READERS[str(ex.capture)].chat_request(body)
+    return {"model": ex.path_model, **chat} if ex.path_model else chat
 
 
 def chat_body(flow: http.HTTPFlow) -> bytes:
     """What Sessions reads a turn from: a captured request as an OpenAI chat body (the request body as it is for a
     flow capture mode did not read). Raises ValueError when it does not read as its format."""
-    meta = flow.metadata.get("llm")
-    if not isinstance(meta, dict) or meta.get("capture") not in READERS:
+    ex = Exchange.find(flow)
+    if ex is None or ex.capture not in READERS:
         return flow.request.raw_content or b""
     try:
-        return orjson.dumps(reader_request(flow, meta))
+        return orjson.dumps(reader_request(flow, ex))
     except (KeyError, TypeError) as e:
-        raise ValueError(f"The request does not read as {meta['capture']}: {e!r}") from None
+        raise ValueError(f"The request does not read as {ex.capture}: {e!r}") from None
 
 
 class Capture:
@@ -124,107 +125,113 @@ class Capture:
             return
         found = recognise(flow.request.method, flow.request.pretty_host, flow.request.path, self.hosts)
         if found:
-            flow.metadata["llm"] = {"capture": found.format, "provider": found.provider, "t_request": time.time()}
-            flow.metadata["llm"].update(path_model=found.path_model, host=flow.request.pretty_host)
+            flow.metadata[KEY] = Exchange(
+                capture=found.format,
+                provider=found.provider,
+                t_request=time.time(),
+                path_model=found.path_model,
+                host=flow.request.pretty_host,
+            )
 
     def request(self, flow: http.HTTPFlow) -> None:
-        meta = self.meta(flow)
-        if meta is None or flow.response:
+        ex = self.record(flow)
+        if ex is None or flow.response:
             return
         try:
-            chat = reader_request(flow, meta)
+            chat = reader_request(flow, ex)
         except (ValueError, KeyError, TypeError):
-            del flow.metadata["llm"]  # a recognised path, but not an LLM request: left unannotated
+            del flow.metadata[KEY]  # a recognised path, but not an LLM request: left unannotated
             return
-        meta["client_model"] = str(chat.get("model") or meta.get("path_model") or "(no model)")
+        ex.client_model = str(chat.get("model") or ex.path_model or "(no model)")
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        meta = self.meta(flow)
-        if meta is None or not flow.response or "client_model" not in meta:
+        ex = self.record(flow)
+        if ex is None or not flow.response or ex.client_model is None:
             return
         if flow.response.headers.get("content-type", "").startswith("text/event-stream"):
-            reader = READERS[meta["capture"]].Stream()
+            reader = READERS[str(ex.capture)].Stream()
             encoding = flow.response.headers.get("content-encoding", "")
             keep = ctx.options.capture_keep_stream_bytes
-            flow.response.stream = StreamTap(reader, keep, meta["t_request"], encoding)
+            flow.response.stream = StreamTap(reader, keep, ex.t_request, encoding)
 
     def response(self, flow: http.HTTPFlow) -> None:
-        meta = self.meta(flow)
-        if meta is None or not flow.response or "client_model" not in meta:
+        ex = self.record(flow)
+        if ex is None or not flow.response or ex.client_model is None:
             return
-        meta["t_end"] = time.time()
+        ex.t_end = time.time()
         if isinstance(flow.response.stream, StreamTap):
-            self.finish_stream(flow, meta, flow.response.stream)
+            self.finish_stream(flow, ex, flow.response.stream)
         else:
-            meta["t_first_chunk"] = meta["t_end"]
-            self.read_answer(flow, meta)
+            ex.t_first_chunk = ex.t_end
+            self.read_answer(flow, ex)
         if flow.response.status_code >= 400:
             body = flow.response.get_content(strict=False) or b""
-            meta["error"] = f"upstream {flow.response.status_code}: {body[:300].decode('utf-8', 'replace')}"
-        self.annotate(flow, meta)
+            ex.error = f"upstream {flow.response.status_code}: {body[:300].decode('utf-8', 'replace')}"
+        self.annotate(flow, ex)
 
     def error(self, flow: http.HTTPFlow) -> None:
-        meta = self.meta(flow)
-        if meta is None or "client_model" not in meta:
+        ex = self.record(flow)
+        if ex is None or ex.client_model is None:
             return
-        meta["t_end"] = time.time()
-        meta["error"] = flow.error.msg if flow.error else "unknown error"
+        ex.t_end = time.time()
+        ex.error = flow.error.msg if flow.error else "unknown error"
         tap = flow.response.stream if flow.response else None
         if isinstance(tap, StreamTap):
-            self.finish_stream(flow, meta, tap)
-        self.annotate(flow, meta)
+            self.finish_stream(flow, ex, tap)
+        self.annotate(flow, ex)
 
     @staticmethod
-    def meta(flow: http.HTTPFlow) -> dict | None:
-        meta = flow.metadata.get("llm")
-        return meta if flow.live and isinstance(meta, dict) and "capture" in meta else None
+    def record(flow: http.HTTPFlow) -> Exchange | None:
+        """The record of a live flow this addon recognised."""
+        ex = Exchange.find(flow) if flow.live else None
+        return ex if ex is not None and ex.capture is not None else None
 
-    def finish_stream(self, flow: http.HTTPFlow, meta: dict, tap: StreamTap) -> None:
+    def finish_stream(self, flow: http.HTTPFlow, ex: Exchange, tap: StreamTap) -> None:
         assert flow.response is not None
         flow.response.stream = False
         flow.response.raw_content = bytes(tap.kept.data)  # what passed, as it passed (still encoded)
-        answer = tap.answer.to_dict()
-        meta.update(t_first_chunk=tap.t_first, chunk_times=tap.chunk_times, answer=answer)
-        meta.update(body_truncated=tap.kept.truncated, upstream_model=tap.reader.model or meta["client_model"])
+        ex.t_first_chunk, ex.chunk_times, ex.answer = tap.t_first, tap.chunk_times, tap.answer.to_dict()
+        ex.body_truncated, ex.upstream_model = tap.kept.truncated, tap.reader.model or ex.client_model
         if tap.errors:
-            meta["error"] = "; ".join(tap.errors)
+            ex.error = "; ".join(tap.errors)
 
-    def read_answer(self, flow: http.HTTPFlow, meta: dict) -> None:
+    def read_answer(self, flow: http.HTTPFlow, ex: Exchange) -> None:
         assert flow.response is not None
-        reader = READERS[meta["capture"]]
+        reader = READERS[str(ex.capture)]
         try:
             body = orjson.loads(flow.response.get_content(strict=False) or b"")
             completion = reader.completion(body)
         except (ValueError, TypeError, AttributeError):  # an error body, an HTML page: no answer
-            meta["upstream_model"] = meta["client_model"]
+            ex.upstream_model = ex.client_model
             return
         answer = Answer()
         answer.add_completion(completion)
-        meta.update(answer=answer.to_dict(), upstream_model=reader.answer_model(body) or meta["client_model"])
+        ex.answer, ex.upstream_model = answer.to_dict(), reader.answer_model(body) or ex.client_model
         if isinstance(completion.get("error"), dict):
-            meta["error"] = f"{completion['error'].get('code')}: {completion['error'].get('message')}"
+            ex.error = f"{completion['error'].get('code')}: {completion['error'].get('message')}"
 
-    def annotate(self, flow: http.HTTPFlow, meta: dict) -> None:
-        meta.setdefault("upstream_model", meta["client_model"])
-        self.add_prices(meta)
-        calls = (meta.get("answer") or {}).get("tool_calls")
+    def annotate(self, flow: http.HTTPFlow, ex: Exchange) -> None:
+        if ex.upstream_model is None:
+            ex.upstream_model = ex.client_model
+        self.add_prices(ex)
+        calls = (ex.answer or {}).get("tool_calls")
         if calls:
             try:
-                offered = toolcheck.tool_schemas(reader_request(flow, meta))
+                offered = toolcheck.tool_schemas(reader_request(flow, ex))
             except (ValueError, KeyError, TypeError):
                 offered = {}
-            meta["tool_checks"] = toolcheck.check_tool_calls(calls, offered)
-        flow.comment = comment_line(meta)
-        flow.marked = Report.mark(meta)
-        lines = [f"{flow.request.method} {flow.request.pretty_url}", *turn_text.log_lines(meta), f"  {flow.comment}"]
+            ex.tool_checks = toolcheck.check_tool_calls(calls, offered)
+        flow.comment = comment_line(ex)
+        flow.marked = Report.mark(ex)
+        lines = [f"{flow.request.method} {flow.request.pretty_url}", *turn_text.log_lines(ex), f"  {flow.comment}"]
         logger.info("\n".join(lines))
 
-    def add_prices(self, meta: dict) -> None:
-        provider = meta.get("provider") or ""
-        for model in (meta.get("upstream_model"), meta.get("client_model")):
+    def add_prices(self, ex: Exchange) -> None:
+        provider = ex.provider or ""
+        for model in (ex.upstream_model, ex.client_model):
             info = self.costs.get(f"{provider}/{model}") or self.costs.get(str(model))
             if info and info.get("input_cost_per_token") is not None:
-                meta["price_in"] = info.get("input_cost_per_token")
-                meta["price_out"] = info.get("output_cost_per_token")
-                meta["price_cached"] = info.get("cache_read_input_token_cost")
+                ex.price_in = info.get("input_cost_per_token")
+                ex.price_out = info.get("output_cost_per_token")
+                ex.price_cached = info.get("cache_read_input_token_cost")
                 return

@@ -13,6 +13,7 @@ import orjson
 from mitmproxy import http
 from mitmproxy.contentviews import Metadata
 
+from ..formats.exchange import Exchange
 from ..formats.sse import encode_event
 from . import toolcheck, turn_text
 from .capture import reader_request
@@ -30,15 +31,15 @@ class CaptureChatView(ChatView):
         meta = _capture_meta(metadata)
         if meta is None:
             return super().prettify(data, metadata)
-        title = f"{TITLES[meta['capture']]} via {meta.get('host')}"
+        title = f"{TITLES[str(meta.capture)]} via {meta.host}"
         if isinstance(metadata.http_message, http.Request):
             head = [f"{title}, read as OpenAI chat", "", *turn_text.view_lines(meta)]
             return "\n".join([*head, render_request(reader_request(metadata.flow, meta))])
         offered = _offered(metadata.flow, meta)
         if not data.strip():
-            if not isinstance(meta.get("answer"), dict):
+            if meta.answer is None:
                 raise ValueError("This response has no body and no answer in flow.metadata['llm'].")
-            return render_response(from_answer(meta["answer"]), meta, offered, f"{title}: answer (body not stored)")
+            return render_response(from_answer(meta.answer), meta, offered, f"{title}: answer (body not stored)")
         if data.lstrip()[:1] == b"{":
             return render_response(assemble_json(as_completion(data, meta)), meta, offered, f"{title} (JSON)")
         return render_response(assemble_sse(as_chunks(data, meta)), meta, offered, f"{title}, stream read as chunks")
@@ -49,20 +50,21 @@ class CaptureChatView(ChatView):
         return 3.0 if data.strip() or isinstance(metadata.http_message, http.Response) else -1.0
 
 
-def _capture_meta(metadata: Metadata) -> dict | None:
+def _capture_meta(metadata: Metadata) -> Exchange | None:
+    """The record of a flow capture mode recognised as an LLM exchange."""
     flow = metadata.flow
-    meta = flow.metadata.get("llm") if isinstance(flow, http.HTTPFlow) else None
-    return meta if isinstance(meta, dict) and meta.get("capture") in READERS and "client_model" in meta else None
+    ex = Exchange.find(flow) if isinstance(flow, http.HTTPFlow) else None
+    return ex if ex is not None and ex.capture in READERS and ex.client_model is not None else None
 
 
-def _offered(flow: http.HTTPFlow, meta: dict) -> dict[str, dict] | None:
+def _offered(flow: http.HTTPFlow, meta: Exchange) -> dict[str, dict] | None:
     try:
         return toolcheck.tool_schemas(reader_request(flow, meta))
     except (ValueError, KeyError, TypeError):
         return None
 
 
-def as_completion(data: bytes, meta: dict) -> bytes:
+def as_completion(data: bytes, meta: Exchange) -> bytes:
     """A whole answer of the flow's format as a chat.completion body. Raises ValueError when it is not one."""
     try:
         body = orjson.loads(data)
@@ -70,12 +72,12 @@ def as_completion(data: bytes, meta: dict) -> bytes:
         raise ValueError(f"The answer is not JSON: {e}.") from None
     if not isinstance(body, dict):
         raise ValueError("The answer is not a JSON object.")
-    return orjson.dumps(READERS[meta["capture"]].completion(body))
+    return orjson.dumps(READERS[str(meta.capture)].completion(body))
 
 
-def as_chunks(data: bytes, meta: dict) -> bytes:
+def as_chunks(data: bytes, meta: Exchange) -> bytes:
     """A stream of the flow's format as a stream of chat.completion.chunk events, ending in [DONE] when it ended."""
-    reader = READERS[meta["capture"]].Stream()
+    reader = READERS[str(meta.capture)].Stream()
     out, finished = [], False
     for event in split_events(data):
         for chunk in reader.chunks(event.data) if event.data is not None else ():

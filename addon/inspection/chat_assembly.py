@@ -2,7 +2,7 @@
 
 `assemble_sse(body)` replays a `text/event-stream` of `chat.completion.chunk` events into the final
 assistant message; `assemble_json(body)` reads a `chat.completion`. The answer itself comes from the one fold
-the streaming path uses (formats.answer.Answer), so the view and flow.metadata["llm"]["answer"] agree; this
+the streaming path uses (formats.answer.Answer), so the view and Exchange.answer agree; this
 module adds what only the view shows: an `Assembly` also lists what each chunk added (the chunk table of the
 contentview and the chunk log), the model, error objects and unreadable events, and whether [DONE] came.
 """
@@ -43,7 +43,7 @@ class Assembly:
     errors: list[str] = field(default_factory=list)  # error objects and unreadable events in the body
 
     def answer(self) -> dict[str, Any]:
-        """The `flow.metadata["llm"]["answer"]` shape."""
+        """The `Exchange.answer` (formats/exchange.py) shape."""
         return {
             "content": self.content,
             "reasoning": self.reasoning,
@@ -54,7 +54,7 @@ class Assembly:
 
 
 def from_answer(answer: dict) -> Assembly:
-    """An Assembly from a stored `flow.metadata["llm"]["answer"]` dict (tolerates missing keys)."""
+    """An Assembly from a stored `Exchange.answer` (formats/exchange.py) dict (tolerates missing keys)."""
     calls = [call_fields(c) for c in answer.get("tool_calls") or [] if isinstance(c, dict)]
     usage = answer.get("usage")
     return Assembly(

@@ -3,7 +3,7 @@
 `ChatView` ("LLM chat") shows a request as the conversation (messages, tools offered, other
 parameters) and a response (JSON or SSE) as the assembled assistant answer, the tool-call check
 and a table of the chunks. `LLMUpstreamRawView` ("LLM upstream raw", chosen by hand) shows the
-upstream's stream before the proxy rewrote it, from `flow.metadata["llm"]["upstream_raw"]`.
+upstream's stream before the proxy rewrote it, from the exchange record's `upstream_raw` (formats/exchange.py).
 The entry script registers both with `contentviews.add(...)`.
 """
 
@@ -15,6 +15,7 @@ import orjson
 from mitmproxy import http
 from mitmproxy.contentviews import Contentview, Metadata
 
+from ..formats.exchange import Exchange
 from . import media_placeholders, toolcheck, turn_text
 from .chat_assembly import Assembly, assemble_json, assemble_sse, call_fields, from_answer
 from .client_body import client_body
@@ -32,14 +33,14 @@ class ChatView(Contentview):
         kind = _kind(data, metadata)
         llm = _llm(metadata)
         if kind == "request":
-            return "\n".join([*turn_text.view_lines(llm), render_request(orjson.loads(data), llm.get("client_model"))])
+            return "\n".join([*turn_text.view_lines(llm), render_request(orjson.loads(data), llm.client_model)])
         if kind == "json":
             return render_response(assemble_json(data), llm, _offered(metadata), "chat completion (JSON)")
         if kind == "sse":
             return render_response(assemble_sse(data), llm, _offered(metadata), "chat completion stream")
         if kind == "stored":
             title = "chat completion: response body not stored; answer from flow.metadata['llm']['answer']"
-            return render_response(from_answer(llm["answer"]), llm, _offered(metadata), title)
+            return render_response(from_answer(llm.answer or {}), llm, _offered(metadata), title)
         raise ValueError(NOT_CHAT)
 
     def render_priority(self, data: bytes, metadata: Metadata) -> float:
@@ -51,9 +52,8 @@ class LLMUpstreamRawView(Contentview):
     syntax_highlight = "none"
 
     def prettify(self, data: bytes, metadata: Metadata) -> str:
-        raw = _llm(metadata).get("upstream_raw")
-        raw = raw.encode() if isinstance(raw, str) else raw
-        if not isinstance(raw, bytes) or not raw:
+        raw = _llm(metadata).upstream_raw
+        if not raw:
             raise ValueError("This flow has no upstream_raw in flow.metadata['llm'].")
         return render_upstream(raw, _offered(metadata))
 
@@ -67,9 +67,9 @@ def render_upstream(raw: bytes, offered: dict[str, dict] | None) -> str:
     asm = assemble_sse(raw) if raw.lstrip()[:1] not in (b"{", b"[") else None
     if asm and asm.chunks:
         events = [f"[{i}] {c.raw.decode('utf-8', 'replace').rstrip()}" for i, c in enumerate(asm.chunks)]
-        return "\n".join([render_response(asm, {}, offered, title), "", "raw events:", *events])
+        return "\n".join([render_response(asm, Exchange(), offered, title), "", "raw events:", *events])
     try:
-        text = render_response(assemble_json(raw), {}, offered, title + " (JSON)")
+        text = render_response(assemble_json(raw), Exchange(), offered, title + " (JSON)")
     except ValueError as e:  # an upstream error body, say
         text = f"upstream body, before the proxy rewrote it: {e}"
     return f"{text}\n\nraw body:\n{raw.decode('utf-8', 'replace')}"
@@ -82,7 +82,7 @@ def _kind(data: bytes, metadata: Metadata) -> str | None:
     """ "request", "json", "sse", "stored" (empty response body, answer in metadata) or None."""
     head = data[:64].lstrip()
     if not head:
-        stored = isinstance(metadata.http_message, http.Response) and _llm(metadata).get("answer")
+        stored = isinstance(metadata.http_message, http.Response) and _llm(metadata).answer
         return "stored" if isinstance(stored, dict) else None
     if not head.startswith(b"{"):
         sse = metadata.content_type == "text/event-stream" or head.startswith((b"data:", b":"))
@@ -103,9 +103,10 @@ def _chat_path(metadata: Metadata) -> bool:
     return isinstance(request, http.Request) and request.path.split("?")[0].endswith("/chat/completions")
 
 
-def _llm(metadata: Metadata) -> dict:
-    llm = (getattr(metadata.flow, "metadata", None) or {}).get("llm")
-    return llm if isinstance(llm, dict) else {}
+def _llm(metadata: Metadata) -> Exchange:
+    """The flow's exchange record; an empty one for data without a flow of this proxy."""
+    flow = metadata.flow
+    return (Exchange.find(flow) if flow is not None else None) or Exchange()
 
 
 def _offered(metadata: Metadata) -> dict[str, dict] | None:
@@ -216,27 +217,27 @@ def _type_name(schema: Any) -> str:
 # --- responses --------------------------------------------------------------------------------
 
 
-def render_response(asm: Assembly, llm: dict, offered: dict[str, dict] | None, title: str) -> str:
-    """The answer, the tool-call check and the chunk table. `llm` is flow.metadata["llm"] of the
-    flow whose stored body this is (chunk_times, error, body_truncated); {} otherwise."""
-    stored = llm.get("answer") if llm.get("body_truncated") else None
+def render_response(asm: Assembly, llm: Exchange, offered: dict[str, dict] | None, title: str) -> str:
+    """The answer, the tool-call check and the chunk table. `llm` is the exchange record of the flow whose
+    stored body this is (chunk_times, error, body_truncated); an empty Exchange() otherwise."""
+    stored = llm.answer if llm.body_truncated else None
     answer = from_answer(stored) if isinstance(stored, dict) else asm
     lines = [title, *_status_lines(asm, llm, answer is not asm)]
     lines += _answer_lines(answer) + _check_lines(answer, offered)
     if asm.chunks:
-        lines += ["", *_chunk_table(asm, llm.get("chunk_times") or [])]
+        lines += ["", *_chunk_table(asm, llm.chunk_times)]
     return "\n".join(lines)
 
 
-def _status_lines(asm: Assembly, llm: dict, from_stored: bool) -> list[str]:
+def _status_lines(asm: Assembly, llm: Exchange, from_stored: bool) -> list[str]:
     lines = []
-    if llm.get("body_truncated"):
+    if llm.body_truncated:
         source = "is flow.metadata['llm']['answer']" if from_stored else "is partial (no stored answer)"
         lines.append(f"the stored body was cut at the cap; the answer below {source}")
     elif asm.chunks and not asm.done:
         lines.append("stream ended without [DONE] — cut or incomplete")
-    if llm.get("error"):
-        lines.append(f"error: {llm['error']}")
+    if llm.error:
+        lines.append(f"error: {llm.error}")
     lines += [f"error in the body: {e}" for e in asm.errors]
     return lines
 

@@ -1,7 +1,7 @@
 """The "LLM client request" contentview: the request as the client sent it, beside the rewritten one.
 
 Routing rewrites a chat flow's request for the upstream; client_request.py keeps the client's own request in
-`flow.metadata["llm"]["client_request"]` (credentials removed, body capped). This view, picked by hand from the view
+the exchange record's `client_request` (credentials removed, body capped). This view, picked by hand from the view
 menu of a request, shows it: the request line, the headers, then the body as indented JSON (the client's model
 name, its tool-call ids with thought signatures packed in) and, for a chat body, the conversation as the LLM chat
 view reads it.
@@ -12,15 +12,16 @@ from __future__ import annotations
 import orjson
 from mitmproxy.contentviews import Contentview, Metadata
 
+from ..formats.exchange import Exchange
 from .chatview import render_request
 
 NO_CLIENT_REQUEST = "This flow keeps no client request (flow.metadata['llm']['client_request'])."
 
 
 def client_request(metadata: Metadata) -> dict | None:
-    llm = (getattr(metadata.flow, "metadata", None) or {}).get("llm")
-    stored = llm.get("client_request") if isinstance(llm, dict) else None
-    return stored if isinstance(stored, dict) else None
+    flow = metadata.flow
+    found = Exchange.find(flow) if flow is not None else None
+    return found.client_request if found is not None else None
 
 
 def render_client_request(stored: dict) -> str:

@@ -4,7 +4,7 @@ jsonl (default): one line per chat exchange, usable as a test fixture: the clien
 request as sent (its key masked, as every flow holds it), the status, the assembled answer, usage, timings, repairs
 and tool-call findings, and the session when the flow has one. openai: the client requests as OpenAI batch lines
 ({"custom_id", "method", "url", "body"}). Fallback attempts are part of their client's exchange (its `attempts`),
-not lines of their own. `--session ID` keeps the exchanges whose flow.metadata["llm"]["session"] has that id or tag.
+not lines of their own. `--session ID` keeps the exchanges whose session (the exchange record's, formats/exchange.py) has that id or tag.
 Progress goes to stderr; a file that is not a mitmproxy flow file gets a one-line error and exit status 2.
 """
 
@@ -21,6 +21,7 @@ import orjson
 from mitmproxy import exceptions, http, io
 
 from ..config.resolution import mask_key
+from ..formats.exchange import Exchange
 
 SECRET_HEADERS = frozenset(("authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"))
 PROGRESS_EVERY = 2.0  # seconds between progress lines on stderr
@@ -47,28 +48,23 @@ def _masked(headers: list[tuple[str, str]]) -> list[list[str]]:
     return out
 
 
-def session_of(meta: dict) -> dict | None:
-    session = meta.get("session")
-    return session if isinstance(session, dict) else None
-
-
-def in_session(meta: dict, wanted: str | None) -> bool:
+def in_session(ex: Exchange, wanted: str | None) -> bool:
     if wanted is None:
         return True
-    session = session_of(meta) or {}
+    session = ex.session or {}
     return wanted in (session.get("id"), session.get("tag"))
 
 
-def exchange(flow: http.HTTPFlow, meta: dict) -> dict[str, Any]:
+def exchange(flow: http.HTTPFlow, ex: Exchange) -> dict[str, Any]:
     """One chat exchange as plain JSON data."""
-    client = meta.get("client_request") if isinstance(meta.get("client_request"), dict) else {}
-    answer = meta.get("answer") if isinstance(meta.get("answer"), dict) else None
-    start, first, end = meta.get("t_request"), meta.get("t_first_chunk"), meta.get("t_end")
+    client = ex.client_request or {}
+    answer = ex.answer
+    start, first, end = ex.t_request, ex.t_first_chunk, ex.t_end
     return {
         "id": flow.id,
-        "session": session_of(meta),
-        "client_model": meta.get("client_model"),
-        "upstream_model": meta.get("upstream_model"),
+        "session": ex.session,
+        "client_model": ex.client_model,
+        "upstream_model": ex.upstream_model,
         "client_request": {
             "method": client.get("method"),
             "path": client.get("path"),
@@ -85,7 +81,7 @@ def exchange(flow: http.HTTPFlow, meta: dict) -> dict[str, Any]:
             "body": _json_or_text(flow.request.get_content(strict=False)),
         },
         "status": flow.response.status_code if flow.response else None,
-        "error": meta.get("error") or (flow.error.msg if flow.error else None),
+        "error": ex.error or (flow.error.msg if flow.error else None),
         "answer": answer,
         "usage": (answer or {}).get("usage"),
         "timings": {
@@ -95,18 +91,18 @@ def exchange(flow: http.HTTPFlow, meta: dict) -> dict[str, Any]:
             "first_chunk_ms": round((first - start) * 1000, 1) if start and first else None,
             "total_ms": round((end - start) * 1000, 1) if start and end else None,
         },
-        "repairs": meta.get("repairs") or [],
-        "findings": meta.get("tool_checks") or [],
-        "attempts": meta.get("attempts") or [],
-        "replay": meta.get("replay"),
+        "repairs": ex.repairs,
+        "findings": ex.tool_checks or [],
+        "attempts": ex.attempts,
+        "replay": ex.replay,
         "comment": flow.comment,
     }
 
 
-def batch_line(flow: http.HTTPFlow, meta: dict) -> dict[str, Any] | None:
+def batch_line(flow: http.HTTPFlow, ex: Exchange) -> dict[str, Any] | None:
     """The client request as an OpenAI batch line; None when the flow keeps no whole client request."""
-    client = meta.get("client_request")
-    if not isinstance(client, dict) or "body" not in client or "truncated" in client:
+    client = ex.client_request
+    if client is None or "body" not in client or "truncated" in client:
         return None
     path = str(client.get("path") or "/v1/chat/completions").split("?", 1)[0]
     url = path if path.startswith("/v1/") else "/v1" + path
@@ -118,14 +114,14 @@ def batch_line(flow: http.HTTPFlow, meta: dict) -> dict[str, Any] | None:
     }
 
 
-def chat_flows(path: str, session: str | None, progress) -> Iterator[tuple[http.HTTPFlow, dict]]:
+def chat_flows(path: str, session: str | None, progress) -> Iterator[tuple[http.HTTPFlow, Exchange]]:
     with open(path, "rb") as f:
         for n, flow in enumerate(io.FlowReader(f).stream(), 1):
             progress(n)
-            meta = flow.metadata.get("llm") if isinstance(flow, http.HTTPFlow) else None
-            if isinstance(meta, dict) and "client_model" in meta and "fallback_of" not in meta:
-                if in_session(meta, session):
-                    yield flow, meta
+            ex = Exchange.find(flow) if isinstance(flow, http.HTTPFlow) else None
+            if ex is not None and ex.client_model is not None and ex.fallback_of is None:
+                if in_session(ex, session):
+                    yield flow, ex
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,8 +140,8 @@ def main(argv: list[str] | None = None) -> int:
 
     out = sys.stdout.buffer
     try:
-        for flow, meta in chat_flows(args.file, args.session, progress):
-            line = exchange(flow, meta) if args.format == "jsonl" else batch_line(flow, meta)
+        for flow, ex in chat_flows(args.file, args.session, progress):
+            line = exchange(flow, ex) if args.format == "jsonl" else batch_line(flow, ex)
             if line is not None:
                 out.write(orjson.dumps(line, default=_default) + b"\n")
                 written += 1

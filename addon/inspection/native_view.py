@@ -1,7 +1,7 @@
 """The contentview for native Gemini requests: what the client sent (OpenAI) beside what Gemini received.
 
 A flow of the native path holds Gemini's `generateContent` body as its request; the client's OpenAI request is
-in `flow.metadata["llm"]["client_request"]` (native_chat.py). "LLM native request" shows both: the client's
+in the exchange record's `client_request` (client_request.py). "LLM native request" shows both: the client's
 conversation as the LLM chat view shows it, then Gemini's contents part by part and its generationConfig.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from mitmproxy.contentviews import Contentview, Metadata
 
+from ..formats.exchange import Exchange
 from .chatview import render_request
 from .client_body import client_body, client_body_cut
 
@@ -26,11 +27,11 @@ class NativeRequestView(Contentview):
         native = _native_body(data)
         if native is None:
             raise ValueError("Not a Gemini generateContent request.")
-        llm = (getattr(metadata.flow, "metadata", None) or {}).get("llm") or {}
+        ex = _record(metadata)
         lines = []
-        client = client_body(llm)
+        client = client_body(ex)
         if client:
-            lines += ["== the client's request (OpenAI) ==", _client_text(client, llm), ""]
+            lines += ["== the client's request (OpenAI) ==", _client_text(client, ex), ""]
         lines += ["== what Gemini received (generateContent) ==", render_native(native)]
         return "\n".join(lines)
 
@@ -46,12 +47,17 @@ def _native_body(data: bytes) -> dict | None:
     return body if isinstance(body, dict) and isinstance(body.get("contents"), list) else None
 
 
-def _client_text(client: bytes | str, llm: dict) -> str:
+def _record(metadata: Metadata) -> Exchange:
+    flow = metadata.flow
+    return (Exchange.find(flow) if flow is not None else None) or Exchange()
+
+
+def _client_text(client: bytes, ex: Exchange) -> str:
     try:
         text = render_request(orjson.loads(client))
     except (orjson.JSONDecodeError, KeyError, TypeError):
         return "(the client's request cannot be shown: it was cut at the cap or is not a chat request)"
-    return text + ("\n(cut at its cap, translate_keep_client_request)" if client_body_cut(llm) else "")
+    return text + ("\n(cut at its cap, translate_keep_client_request)" if client_body_cut(ex) else "")
 
 
 def render_native(body: dict) -> str:

@@ -11,7 +11,7 @@ stored. The session headers are left as they are: they go upstream unchanged.
 A turn is read from the request body as an OpenAI chat body; capture mode, whose flows hold each provider's own
 format, passes `chat_body` to give its reading of the request in that shape (capture.py).
 
-What this adds to flow.metadata["llm"] (kept in -w files), under "session":
+What this adds to the flow's exchange record (formats/exchange.py; kept in -w files), as `session`, a dict:
   id           the session id: opencode's x-session-affinity / X-Session-Id, or "fp-<16 hex>" (a fingerprint)
   parent_id    x-parent-session-id (the session whose `task` tool started this one), or None
   source       "header" or "fingerprint"
@@ -41,7 +41,9 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from . import session_keys, turn_text
+from ..formats.exchange import Exchange
+from . import session_keys, toolcheck, turn_text
+from .client_body import client_body
 from .session_index import Session, SessionIndex, Turn
 from .summary import price
 from .turn_diff import choose_base, diff
@@ -73,8 +75,8 @@ class Sessions:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        meta = flow.metadata.get("llm")
-        if not isinstance(meta, dict) or "client_model" not in meta or "fallback_of" in meta:
+        ex = Exchange.find(flow)
+        if ex is None or ex.client_model is None or ex.fallback_of is not None:
             return
         if getattr(ctx.options, "translate_verbosity", "summary") == "summary":
             try:
@@ -86,18 +88,18 @@ class Sessions:
 
     def begin_turn(self, flow: http.HTTPFlow) -> None:
         self.scheduled.pop(flow, None)
-        meta = flow.metadata["llm"]
+        ex = Exchange.of(flow)
         try:
             snap, raws = read_request(self.chat_body(flow), self.shapes)
         except ValueError:
             return
         key = session_keys.from_headers(flow.request.headers) or session_keys.fingerprint(snap.system, snap.first_user)
-        started = meta.get("t_request") or time.time()
+        started = ex.t_request or time.time()
         session = self.index.session(key, started)
         turn = self.index.open_turn(session, flow.id, started)
         turn_diff = diff(choose_base(session.snapshots, snap), snap, raws, self.shapes, side=bool(session.snapshots))
         session.remember(turn.number, snap)
-        meta["session"] = info = {
+        ex.session = info = {
             "id": session.id,
             "parent_id": session.parent_id,
             "source": session.source,
@@ -115,27 +117,27 @@ class Sessions:
         self.end_turn(flow)
 
     def end_turn(self, flow: http.HTTPFlow) -> None:
-        meta = flow.metadata.get("llm")
-        if not isinstance(meta, dict):
+        ex = Exchange.find(flow)
+        if ex is None:
             return
         if not flow.live:
-            return self.restore(flow, meta)
+            return self.restore(flow, ex)
         if handle := self.scheduled.get(flow):  # answered before the loop came round to it
             handle.cancel()
             self.begin_turn(flow)
         if opened := self.open.pop(flow, None):
-            try:  # after the other addons' hooks: the tool-call check is Report's
+            try:  # after every addon's hook for this event: the answer is written in the same hook
                 asyncio.get_running_loop().call_soon(self.record_outcome, flow, *opened)
             except RuntimeError:
                 self.record_outcome(flow, *opened)
 
-    def restore(self, flow: http.HTTPFlow, meta: dict) -> None:
+    def restore(self, flow: http.HTTPFlow, ex: Exchange) -> None:
         """A flow read back from a file: its session and turn as stored, its digests for the next live turn."""
-        info = meta.get("session")
+        info = ex.session
         if not isinstance(info, dict) or not info.get("id") or not isinstance(info.get("turn"), int):
             return
         key = session_keys.SessionKey(str(info["id"]), info.get("parent_id"), str(info.get("source", "header")))
-        started = meta.get("t_request") or flow.timestamp_created
+        started = ex.t_request or flow.timestamp_created
         session = self.index.session(key, started, tag=info.get("tag"))
         turn = self.index.open_turn(session, flow.id, started, number=info["turn"])
         turn.diff = info["diff"] if isinstance(info.get("diff"), dict) else {}
@@ -147,25 +149,26 @@ class Sessions:
         self.record_outcome(flow, session, turn)
 
     def record_outcome(self, flow: http.HTTPFlow, session: Session, turn: Turn) -> None:
-        meta = flow.metadata.get("llm") or {}
-        answer = meta.get("answer") if isinstance(meta.get("answer"), dict) else {}
-        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
-        start, first = meta.get("t_request"), meta.get("t_first_chunk")
-        turn.client_model, turn.upstream_model = (
-            str(meta.get("client_model") or ""),
-            str(meta.get("upstream_model") or ""),
+        ex = Exchange.of(flow)
+        # The tool-call check: made here when the report has not made it yet (a live flow), else as it was kept.
+        findings = (
+            toolcheck.checks_of(ex, client_body(ex) or flow.request.content) if flow.live else ex.tool_checks or []
         )
-        turn.finished = meta.get("t_end") or time.time()
+        answer = ex.answer or {}
+        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        start, first = ex.t_request, ex.t_first_chunk
+        turn.client_model, turn.upstream_model = str(ex.client_model or ""), str(ex.upstream_model or "")
+        turn.finished = ex.t_end or time.time()
         turn.finish_reason = answer.get("finish_reason")
         turn.tokens_in, turn.tokens_out = usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0
         turn.cached_tokens = (usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0
-        turn.price = price(meta, usage) if usage else None
+        turn.price = price(ex, usage) if usage else None
         turn.first_chunk_ms = (first - start) * 1000 if start and first else None
-        error = meta.get("error") or (flow.error.msg if flow.error else None)
+        error = ex.error or (flow.error.msg if flow.error else None)
         turn.error = str(error)[:300] if error else None
         turn.tool_calls = len(answer.get("tool_calls") or [])
-        turn.tool_findings = len(meta.get("tool_checks") or [])
-        turn.answer = answer_summary(answer, meta.get("tool_checks") or [])
+        turn.tool_findings = len(findings)
+        turn.answer = answer_summary(answer, findings)
         session.add_outcome(turn)
 
 

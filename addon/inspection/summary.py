@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import orjson
 
+from ..formats.exchange import Exchange
 from . import turn_text
 
 LONG_STRING = 10_000
@@ -44,8 +45,8 @@ def summarize_request(content: bytes, unchanged: int = 0) -> str:
     return "\n".join(lines)
 
 
-def summarize_answer(meta: dict) -> str:
-    answer = meta.get("answer") or {}
+def summarize_answer(ex: Exchange) -> str:
+    answer = ex.answer or {}
     lines = []
     if answer.get("reasoning"):
         lines.append(f"  reasoning: {shorten(answer['reasoning'], 2000)}")
@@ -57,13 +58,13 @@ def summarize_answer(meta: dict) -> str:
     return "\n".join(lines)
 
 
-def price(meta: dict, usage: dict) -> float | None:
+def price(ex: Exchange, usage: dict) -> float | None:
     """The exchange's cost from litellm's price table; None when a price is unknown (never guessed)."""
-    price_in, price_out = meta.get("price_in"), meta.get("price_out")
+    price_in, price_out = ex.price_in, ex.price_out
     if price_in is None or price_out is None:
         return None
     # Cached prompt tokens (either path reports them when Gemini does) at the cache price when litellm has one.
-    cached, price_cached = cached_tokens(usage), meta.get("price_cached")
+    cached, price_cached = cached_tokens(usage), ex.price_cached
     if price_cached is None:
         cached, price_cached = 0, 0.0
     cost = (usage.get("prompt_tokens", 0) - cached) * price_in + cached * price_cached
@@ -77,19 +78,19 @@ def cached_tokens(usage: dict) -> int:
     return cached if isinstance(cached, int) and not isinstance(cached, bool) else 0
 
 
-def comment_line(meta: dict) -> str:
+def comment_line(ex: Exchange) -> str:
     """e.g. `s:3f2a #7 | local-model -> gemini-2.5-flash | 1,204 in / 310 out tokens | $0.0004 | ...`"""
-    parts = [f"{meta.get('client_model')} -> {meta.get('upstream_model')}"]
-    answer = meta.get("answer") or {}
+    parts = [f"{ex.client_model} -> {ex.upstream_model}"]
+    answer = ex.answer or {}
     usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else None
     if usage:
         cached = cached_tokens(usage)
         tokens_in = f"{usage.get('prompt_tokens', 0):,} in" + (f" ({cached:,} cached)" if cached else "")
         parts.append(f"{tokens_in} / {usage.get('completion_tokens', 0):,} out tokens")
-        cost = price(meta, usage)
+        cost = price(ex, usage)
         if cost is not None:
             parts.append(f"${cost:.4f}" if cost >= 0.0001 else f"${cost:.6f}")
-    start, first, end = meta.get("t_request"), meta.get("t_first_chunk"), meta.get("t_end")
+    start, first, end = ex.t_request, ex.t_first_chunk, ex.t_end
     if start and first:
         parts.append(f"first chunk {(first - start) * 1000:,.0f} ms")
     if usage and first and end and end - first >= MIN_RATE_SPAN and usage.get("completion_tokens"):
@@ -97,25 +98,25 @@ def comment_line(meta: dict) -> str:
     calls = answer.get("tool_calls") or []
     if calls:
         parts.append(f"{len(calls)} tool call{'s' if len(calls) > 1 else ''}")
-    if findings := meta.get("tool_checks"):
+    if findings := ex.tool_checks:
         parts.append(tool_check_note(findings))
-    if meta.get("empty_answer"):
+    if ex.empty_answer:
         parts.append(EMPTY_NOTE)
-    if meta.get("media_placeholders"):
+    if ex.media_placeholders:
         parts.append("attachment sent as text by opencode: set the model's modalities")
-    if attempts := meta.get("attempts"):  # fallbacks.py: e.g. "tried gemini-2.5-flash 503, gemini-2.0-flash 200"
+    if attempts := ex.attempts:  # fallbacks.py: e.g. "tried gemini-2.5-flash 503, gemini-2.0-flash 200"
         parts.append("tried " + ", ".join(_attempt_note(a) for a in attempts))
-    if meta.get("error"):
-        parts.append(f"error: {str(meta['error'])[:120]}")
-    if note := turn_text.comment_note(meta):
+    if ex.error:
+        parts.append(f"error: {str(ex.error)[:120]}")
+    if note := turn_text.comment_note(ex):
         parts.append(note)
-    if meta.get("fallback_of"):
-        parts.insert(0, f"fallback attempt {meta.get('attempt')} for {meta['fallback_of']}")
-    if meta.get("recorded"):  # offline_replay.py: the answer came from a --server-replay file
+    if ex.fallback_of:
+        parts.insert(0, f"fallback attempt {ex.attempt} for {ex.fallback_of}")
+    if ex.recorded:  # offline_replay.py: the answer came from a --server-replay file
         parts.insert(0, "recorded answer")
-    if replay := meta.get("replay"):  # request/replay.py: mitmweb's Replay, mitmdump -C, llm.resend
+    if replay := ex.replay:  # request/replay.py: mitmweb's Replay, mitmdump -C, llm.resend
         parts.insert(0, f"replay {replay.get('n', 1)}")
-    return turn_text.comment_prefix(meta) + " | ".join(parts)
+    return turn_text.comment_prefix(ex) + " | ".join(parts)
 
 
 def _attempt_note(attempt: dict) -> str:

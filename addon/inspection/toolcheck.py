@@ -12,6 +12,8 @@ from typing import Any
 import jsonschema
 import orjson
 
+from ..formats.exchange import Exchange
+
 HEADLINE = "the model, not the client, sent tool calls that do not fit the tools the request offered"
 _JSON_TYPES = {  # Python type -> JSON name, for findings
     list: "array",
@@ -22,6 +24,24 @@ _JSON_TYPES = {  # Python type -> JSON name, for findings
     type(None): "null",
 }
 MESSAGE_LIMIT = 200  # jsonschema messages quote the bad value; keep findings one readable line
+
+
+def check_request(tool_calls: list[dict], request: bytes) -> list[str]:
+    """The calls checked against the tools a request body (JSON bytes) offered; [] when it is not JSON."""
+    try:
+        body = orjson.loads(request)
+    except orjson.JSONDecodeError:
+        return []
+    return check_tool_calls(tool_calls, tool_schemas(body if isinstance(body, dict) else {}))
+
+
+def checks_of(ex: Exchange, request: bytes | None) -> list[str]:
+    """The check of the exchange's answered tool calls against the tools `request` (a chat body) offered, made
+    once and kept in `ex.tool_checks`: the report and the session index both read it, whichever comes first."""
+    calls = (ex.answer or {}).get("tool_calls")
+    if ex.tool_checks is None and calls:
+        ex.tool_checks = check_request(calls, request or b"")
+    return ex.tool_checks or []
 
 
 def tool_schemas(request_body: dict) -> dict[str, dict]:

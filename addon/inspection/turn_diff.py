@@ -6,7 +6,8 @@ turn starts a new thread and has no base. Against its base a turn either extends
 with all of the base's) or rewrites it (compaction, a message in the middle changed, a tool result replaced):
 `rewritten_at` is then the message index where the two histories part. Only the new messages are decoded.
 
-The result (`diff`) goes into flow.metadata["llm"]["session"]["diff"]; its keys are documented in sessions_addon.
+The result (`diff`) goes into the exchange record's session["diff"] (formats/exchange.py); its keys are documented
+in sessions_addon.
 """
 
 from __future__ import annotations

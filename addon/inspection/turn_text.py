@@ -1,34 +1,36 @@
-"""A session turn told in words, from flow.metadata["llm"]["session"] alone (a saved flow reads the same):
+"""A session turn told in words, from the exchange record's `session` alone (a saved flow reads the same):
 the comment's prefix and note, the log's lines, and the head of the LLM chat view of a request."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from ..formats.exchange import Exchange
+
 LOG_PREVIEW = 120
 REWRITTEN = "history rewritten"  # in the comment: `~comment "history rewritten"` finds these turns
 
 
-def session_of(meta: dict) -> dict | None:
-    session = meta.get("session")
+def session_of(ex: Exchange) -> dict | None:
+    session = ex.session
     return session if isinstance(session, dict) and session.get("tag") else None
 
 
-def comment_prefix(meta: dict) -> str:
+def comment_prefix(ex: Exchange) -> str:
     """`s:3f2a #7 | ` for a flow of a session, else ""."""
-    session = session_of(meta)
+    session = session_of(ex)
     return f"{session['tag']} #{session.get('turn')} | " if session else ""
 
 
-def comment_note(meta: dict) -> str | None:
+def comment_note(ex: Exchange) -> str | None:
     """`history rewritten at message 5` when the turn does not extend the one before it."""
-    diff = (session_of(meta) or {}).get("diff") or {}
+    diff = (session_of(ex) or {}).get("diff") or {}
     return f"{REWRITTEN} at message {diff['rewritten_at']}" if diff.get("rewritten_at") is not None else None
 
 
-def unchanged_messages(meta: dict) -> int:
+def unchanged_messages(ex: Exchange) -> int:
     """How many leading messages of the request are the same as in the turn it is compared with."""
-    diff = (session_of(meta) or {}).get("diff") or {}
+    diff = (session_of(ex) or {}).get("diff") or {}
     return int(diff.get("new_from") or 0) if diff.get("base_turn") is not None else 0
 
 
@@ -101,9 +103,9 @@ def headline(session: dict) -> str:
     return "; ".join([line, *notes(diff)])
 
 
-def log_lines(meta: dict) -> list[str]:
+def log_lines(ex: Exchange) -> list[str]:
     """The turn's line and one shortened line per new message (none for a first turn: that is the whole chat)."""
-    session = session_of(meta)
+    session = session_of(ex)
     if session is None:
         return []
     diff = session.get("diff") or {}
@@ -113,9 +115,9 @@ def log_lines(meta: dict) -> list[str]:
     return lines
 
 
-def view_lines(meta: dict) -> list[str]:
+def view_lines(ex: Exchange) -> list[str]:
     """The head of the LLM chat view of a request: what is new in this turn of its session."""
-    session = session_of(meta)
+    session = session_of(ex)
     if session is None:
         return []
     where = f"session {session['tag']} = {session.get('id')}"

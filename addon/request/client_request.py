@@ -1,7 +1,7 @@
 """The client's request as it came, kept beside the rewritten one: what replay, resend, the view and export use.
 
 Routing rewrites a chat request in place (model, URL, key, Gemini repairs), so the flow's request is the upstream's.
-This addon, placed before routing, stores the client's own request in `flow.metadata["llm"]["client_request"]`:
+This addon, placed before routing, stores the client's own request in the exchange record's `client_request`:
 method, path and headers (the client's credentials removed: the proxy key never lands in a flow file) and, for chat
 requests, the body as the client sent it, cut at `translate_keep_client_request` bytes like stream bodies. Other
 paths keep no body: routing does not change it. Keeping the body costs nothing while the flow lives (the same bytes
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from mitmproxy import ctx, http
 
+from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
 
 CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
@@ -76,5 +77,4 @@ class ClientRequest:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        meta = flow.metadata.setdefault("llm", {})
-        meta["client_request"] = snapshot(flow.request, ctx.options.translate_keep_client_request)
+        Exchange.of(flow).client_request = snapshot(flow.request, ctx.options.translate_keep_client_request)

@@ -16,6 +16,7 @@ from typing import NamedTuple
 from mitmproxy import ctx, exceptions, http
 
 from ..formats import errors
+from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
 
 ALLOWED_METHODS = "GET, POST, OPTIONS"
@@ -130,4 +131,4 @@ class Cors:
 def refuse(flow: http.HTTPFlow, status: int, message: str) -> None:
     code = "cors_disabled" if status == 405 else "origin_not_allowed"
     flow.response = errors.error_response(message, status, code, {"allow": "GET, POST"} if status == 405 else None)
-    flow.metadata.setdefault("llm", {})["error"] = message
+    Exchange.of(flow).error = message

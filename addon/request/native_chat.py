@@ -2,7 +2,7 @@
 
 routing.py calls `rewrite` for targets whose `api` is "gemini" or "vertex". The flow then holds exactly what
 Gemini receives (the native body, its URL, `x-goog-api-key` masked); the client's OpenAI request is what
-client_request.py keeps for every chat flow (`flow.metadata["llm"]["client_request"]`), which the chat view and the
+client_request.py keeps for every chat flow (the exchange record's `client_request`), which the chat view and the
 tool check read.
 Vertex AI's OAuth token is attached later, by vertex_auth.py (minting it must not block the event loop).
 """
@@ -13,16 +13,17 @@ import orjson
 from mitmproxy import http
 
 from ..config import resolution
+from ..formats.exchange import Exchange
 from ..gemini import native_request
 from ..runtime import upstream_key
 from .chat_request import ChatRequest, load_messages
 
 
-def rewrite(flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, meta: dict) -> None:
+def rewrite(flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, ex: Exchange) -> None:
     """Replace the body with the native one; ValueError (for the client) when it cannot be translated."""
-    meta["api"] = target.api
+    ex.api = target.api
     native, notes = native_request.translate(load_messages(chat).body, target.upstream_model, target.api)
-    meta["repairs"] = notes
+    ex.repairs = notes
     flow.request.content = orjson.dumps(native)
     flow.request.headers["content-type"] = "application/json"
 
@@ -37,4 +38,4 @@ def attach_credentials(flow: http.HTTPFlow, target: resolution.Target) -> None:
         masked = resolution.mask_key(target.api_key)
         upstream_key.attach_key(flow.request, target.api_key, masked, header="x-goog-api-key", scheme="")
     elif target.api == "vertex":
-        flow.metadata["llm"]["vertex_auth"] = True
+        Exchange.of(flow).vertex_auth = True

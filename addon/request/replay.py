@@ -23,18 +23,19 @@ import orjson
 from mitmproxy import http
 
 from ..formats import errors
+from ..formats.exchange import KEY, Exchange
 from ..runtime import wire
 from . import client_request, hops
 
 logger = logging.getLogger(__name__)
 
-# What a replay keeps of the flow's old metadata; everything else is found out again.
+# What a replay keeps of the flow's old record; everything else is found out again.
 KEPT = ("client_request", "session", "fallback_of", "attempt")
 
 
-def routed_before(meta: object) -> bool:
+def routed_before(ex: Exchange | None) -> bool:
     """A flow the proxy routed (its request is the upstream's), as opposed to a client-format request."""
-    return isinstance(meta, dict) and ("endpoint" in meta or bool(meta.get("passthrough")))
+    return ex is not None and (ex.endpoint is not None or ex.passthrough)
 
 
 def edited(flow: http.HTTPFlow) -> bool:
@@ -51,17 +52,17 @@ def edited(flow: http.HTTPFlow) -> bool:
     )
 
 
-def rebuilt(flow: http.HTTPFlow, meta: dict) -> dict:
+def rebuilt(flow: http.HTTPFlow, ex: Exchange) -> dict:
     """The flow's request as it is now, in the client's form: its path and the client's model name back."""
-    stored = meta.get("client_request") if isinstance(meta.get("client_request"), dict) else {}
-    if meta.get("passthrough"):
+    stored = ex.client_request or {}
+    if ex.passthrough:
         if not stored:
             raise ValueError("This flow was recorded without its client request, so its client path is unknown.")
         path = stored["path"]
     else:
         path = flow.request.path
         if not client_request.is_chat_path(path):
-            path = str(meta.get("endpoint") or "POST /v1/chat/completions").partition(" ")[2]
+            path = str(ex.endpoint or "POST /v1/chat/completions").partition(" ")[2]
     form = {
         "method": flow.request.method,
         "path": path,
@@ -71,14 +72,14 @@ def rebuilt(flow: http.HTTPFlow, meta: dict) -> dict:
             [name, value] for name, value in flow.request.headers.items(multi=True) if name.lower() != hops.HEADER
         ],
     }
-    if not meta.get("passthrough"):
+    if not ex.passthrough:
         body = flow.request.raw_content or b""
         try:
             parsed = orjson.loads(body)
         except orjson.JSONDecodeError:
             parsed = None  # routing will refuse it with its own words
-        if isinstance(parsed, dict) and "fallback_of" not in meta and parsed.get("model") == meta.get("upstream_model"):
-            parsed["model"] = meta.get("client_model")
+        if isinstance(parsed, dict) and ex.fallback_of is None and parsed.get("model") == ex.upstream_model:
+            parsed["model"] = ex.client_model
             body = orjson.dumps(parsed)
         form["body"] = body
     return form
@@ -86,8 +87,8 @@ def rebuilt(flow: http.HTTPFlow, meta: dict) -> dict:
 
 def missing_key(flow: http.HTTPFlow, api_key: str | None) -> str | None:
     """Routing asks before sending a replay: the message to answer with when no key can be had now, else None."""
-    meta = flow.metadata.get("llm")
-    if api_key or not isinstance(meta, dict) or "replay" not in meta:
+    ex = Exchange.find(flow)
+    if api_key or ex is None or ex.replay is None:
         return None
     return (
         "This replay needs the upstream's key, and the current config names none (set GEMINI_API_KEY, or the "
@@ -99,32 +100,33 @@ class Replay:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live or flow.is_replay != "request":
             return
-        meta = flow.metadata.get("llm")
-        if isinstance(meta, dict) and "fallback_of" in meta and "endpoint" not in meta:
+        old = Exchange.find(flow)
+        if old is not None and old.fallback_of is not None and old.endpoint is None:
             return  # a fallback attempt on its way (fallbacks.py), not a user's replay
         wire.adopt_client_replay(flow)
-        meta = meta if isinstance(meta, dict) else {}
-        fresh = {key: meta[key] for key in KEPT if key in meta}
-        if "fallback_of" in meta:
-            fresh["client_model"] = meta.get("client_model")
-        n = int((meta.get("replay") or {}).get("n", 0)) + 1
-        fresh["replay"] = {"n": n, "t": round(time.time(), 3), "from": "client request"}
-        flow.metadata["llm"] = fresh
-        if routed_before(meta):
+        previous = old or Exchange()
+        fresh = Exchange(**{name: getattr(previous, name) for name in KEPT})
+        if previous.fallback_of is not None:
+            fresh.client_model = previous.client_model
+        n = int((previous.replay or {}).get("n", 0)) + 1
+        fresh.replay = {"n": n, "t": round(time.time(), 3), "from": "client request"}
+        flow.metadata[KEY] = fresh
+        if routed_before(old):
             try:
-                fresh["replay"]["from"] = self.to_client_form(flow, meta)
+                fresh.replay["from"] = self.to_client_form(flow, previous)
             except ValueError as e:
-                fresh["error"] = f"Cannot replay: {e}"
-                flow.response = errors.error_response(fresh["error"], 400, "replay_impossible")
+                fresh.error = f"Cannot replay: {e}"
+                flow.response = errors.error_response(fresh.error, 400, "replay_impossible")
                 return
-        logger.info(f"replay {n} of {flow.request.method} {flow.request.path} (from the {fresh['replay']['from']})")
+        logger.info(f"replay {n} of {flow.request.method} {flow.request.path} (from the {fresh.replay['from']})")
 
     @staticmethod
-    def to_client_form(flow: http.HTTPFlow, meta: dict) -> str:
+    def to_client_form(flow: http.HTTPFlow, ex: Exchange) -> str:
         """Put the client's form of a routed flow's request back; what it came from."""
-        stored, changed = meta.get("client_request"), edited(flow)
+        stored, changed = ex.client_request, edited(flow)
         if client_request.complete(stored) and not changed:
+            assert stored is not None
             client_request.restore(flow.request, stored)
             return "client request"
-        client_request.restore(flow.request, rebuilt(flow, meta))
+        client_request.restore(flow.request, rebuilt(flow, ex))
         return "edited request" if changed else "upstream request"

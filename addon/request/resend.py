@@ -17,6 +17,7 @@ from collections.abc import Sequence
 
 from mitmproxy import command, ctx, flow, http
 
+from ..formats.exchange import KEY, Exchange
 from .client_request import complete, restore
 
 logger = logging.getLogger(__name__)
@@ -24,13 +25,13 @@ logger = logging.getLogger(__name__)
 
 def client_flow(original: http.HTTPFlow) -> http.HTTPFlow | None:
     """A new, unsent flow holding `original`'s client request; None when the flow keeps no whole one."""
-    llm = original.metadata.get("llm")
-    stored = llm.get("client_request") if isinstance(llm, dict) else None
-    if not complete(stored):
+    found = Exchange.find(original)
+    stored = found.client_request if found is not None else None
+    if stored is None or not complete(stored):
         return None
     made = original.copy()  # a new id; the connections say where the client came from
     made.response = made.error = made.is_replay = None
-    made.metadata = {"llm": {"client_request": stored, "resend_of": original.id}}
+    made.metadata = {KEY: Exchange(client_request=stored, resend_of=original.id)}
     restore(made.request, stored)
     made.comment, made.marked = f"client request of {original.id}: edit it, then replay", ""
     return made

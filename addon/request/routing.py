@@ -2,7 +2,7 @@
 
 One request through this addon: guard the proxy key -> local endpoints (/health, /v1/models) -> validate the chat
 body -> resolve the model from opencode.json -> rewrite model, URL, key and Gemini repairs -> upstream. What was
-decided is recorded in `flow.metadata["llm"]`, which mitmweb and saved flows keep.
+decided is recorded in the flow's exchange record (formats/exchange.py), which mitmweb and saved flows keep.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import hmac
 import logging
 import os
 import time
-import weakref
 from collections.abc import Coroutine
 from typing import Any
 
@@ -24,6 +23,7 @@ from mitmproxy.net.http import url
 from ..config import keys, opencode_config, resolution
 from ..config.config_watch import ConfigWatch
 from ..formats import errors, litellm_bridge
+from ..formats.exchange import Exchange
 from ..gemini import request_fields, thought_signatures, tool_schema
 from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
@@ -66,7 +66,7 @@ def json_response(flow: http.HTTPFlow, status: int, body: bytes) -> None:
 
 def error_response(flow: http.HTTPFlow, status: int, message: str, code: str | None = None) -> None:
     flow.response = errors.error_response(message, status, code)
-    flow.metadata.setdefault("llm", {})["error"] = message
+    Exchange.of(flow).error = message
     answered_here(flow)
 
 
@@ -108,9 +108,6 @@ class Routing:
         self.proxy_key = os.environ.get("PROXY_API_KEY") or None
         self.instance = hops.new_instance()  # the hop mark on what this proxy forwards (hops.py)
         self.started = False
-        # The client's request as it came, for models with fallbacks (fallbacks.py takes it when the flow ends).
-        # Not in flow.metadata: that is shown and saved, and this holds the client's proxy key.
-        self.originals: weakref.WeakKeyDictionary[http.HTTPFlow, http.Request] = weakref.WeakKeyDictionary()
 
     def load(self, loader) -> None:
         litellm_bridge.warm()  # seconds of import, in a thread: the proxy listens and answers meanwhile
@@ -279,50 +276,49 @@ class Routing:
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_model")
         # Kept for fallbacks.py: another target, or once more after an empty answer (its option, when loaded).
+        ex = Exchange.of(flow)
         if target.fallbacks or getattr(ctx.options, "translate_retry_empty_answer", False):
-            self.originals[flow] = flow.request.copy()
-        meta = flow.metadata.setdefault("llm", {})
+            # Not saved with the flow: it holds the client's proxy key.
+            ex.original = flow.request.copy()
         # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
-        client_model = meta["client_model"] if "fallback_of" in meta else chat.model
-        meta.update(
-            endpoint=f"{flow.request.method} {flow.request.path}",
-            client_model=client_model,
-            upstream_model=target.upstream_model,
-            stream=chat.stream,
-            litellm_model=target.litellm_model,
-            api_base=target.api_base,
-            provider=target.provider,
-            is_gemini=target.is_gemini,
-            key=keys.shown(target.api_key, target.api_base),
-            key_source=target.key_source,
-            key_hint=keys.refusal_hint(keys.Key(target.api_key, target.key_source, target.key_hint), target.api_base),
-            t_request=time.time(),
-            repairs=[],
-            fallbacks=list(target.fallbacks),
-            context_window=target.context_window,
-            price_in=target.input_cost_per_token,
-            price_out=target.output_cost_per_token,
-            price_cached=target.cache_read_cost_per_token,
-        )
+        client_model = ex.client_model if ex.fallback_of is not None and ex.client_model else chat.model
+        ex.endpoint = f"{flow.request.method} {flow.request.path}"
+        ex.client_model = client_model
+        ex.upstream_model = target.upstream_model
+        ex.stream = chat.stream
+        ex.litellm_model = target.litellm_model
+        ex.api_base = target.api_base
+        ex.provider = target.provider
+        ex.is_gemini = target.is_gemini
+        ex.key = keys.shown(target.api_key, target.api_base)
+        ex.key_source = target.key_source
+        ex.key_hint = keys.refusal_hint(keys.Key(target.api_key, target.key_source, target.key_hint), target.api_base)
+        ex.t_request = time.time()
+        ex.repairs = []
+        ex.fallbacks = list(target.fallbacks)
+        ex.context_window = target.context_window
+        ex.price_in = target.input_cost_per_token
+        ex.price_out = target.output_cost_per_token
+        ex.price_cached = target.cache_read_cost_per_token
         # Vertex AI's token comes from google-auth (vertex_auth.py), not from a key.
         if target.api != "vertex" and (message := missing_key(flow, target.api_key)):
             return error_response(flow, 401, message, "upstream_key_missing")
         if target.api != "openai":
-            return self.chat_native(flow, chat, target, meta)
-        meta["repairs"] = self.rewrite_body(chat, target)
+            return self.chat_native(flow, chat, target, ex)
+        ex.repairs = self.rewrite_body(chat, target)
         flow.request.headers.pop("content-encoding", None)  # the body goes upstream decoded
         flow.request.content = encode_body(chat.body)
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, client_model)}
         self.point_at(flow, target.api_base, "chat/completions", target.api_key, {**target.headers, **hop})
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
 
-    def chat_native(self, flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, meta: dict) -> None:
+    def chat_native(self, flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, ex: Exchange) -> None:
         """Gemini's native API (native_chat.py): the body translated by litellm, the key in x-goog-api-key."""
         try:
-            native_chat.rewrite(flow, chat, target, meta)
+            native_chat.rewrite(flow, chat, target, ex)
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_request")
-        hop = {hops.HEADER: hops.mark(self.instance, target.provider, meta["client_model"])}
+        hop = {hops.HEADER: hops.mark(self.instance, target.provider, ex.client_model or chat.model)}
         self.point_at(flow, target.api_base, native_chat.path(target, chat.stream), None, {**target.headers, **hop})
         native_chat.attach_credentials(flow, target)
         flow.request.headers["accept-encoding"] = "identity"
@@ -357,8 +353,8 @@ class Routing:
         rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, path)}
         self.point_at(flow, target.api_base, rest, target.api_key, {**target.headers, **hop})
-        shown = keys.shown(target.api_key, target.api_base)
-        flow.metadata.setdefault("llm", {}).update(passthrough=True, key=shown)
+        ex = Exchange.of(flow)
+        ex.passthrough, ex.key = True, keys.shown(target.api_key, target.api_base)
 
     @staticmethod
     def point_at(flow: http.HTTPFlow, api_base: str, rest: str, key: str | None, headers: dict[str, str]) -> None:

@@ -8,6 +8,7 @@ import logging
 from mitmproxy import http
 
 from ..config import resolution
+from ..formats.exchange import Exchange
 from ..runtime import google_token, upstream_key
 from .routing import error_response
 
@@ -21,8 +22,8 @@ class VertexAuth:
     async def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
-        meta = flow.metadata.get("llm")
-        if not isinstance(meta, dict) or not meta.get("vertex_auth"):
+        ex = Exchange.find(flow)
+        if ex is None or not ex.vertex_auth:
             return
         try:
             token = await self.google.token()
@@ -30,5 +31,5 @@ class VertexAuth:
             logger.warning(str(e))
             return error_response(flow, 502, str(e), "upstream_credentials")
         masked = resolution.mask_key(token)
-        meta["key"] = masked
+        ex.key = masked
         upstream_key.attach_key(flow.request, token, masked)

@@ -2,12 +2,12 @@
 
 A model names its fallbacks in opencode.json (a provider's `options.proxy.fallbacks`, e.g. `{"local-model":
 ["backup/gemini-2.0-flash", "other-model"]}`, each a name a client could ask for); routing puts them in
-meta["fallbacks"] and keeps the client's request as it came (Routing.originals). When the answer is a 429 or a 5xx,
+the exchange record's `fallbacks` and keeps the client's request as it came in its `original` (never saved). When the answer is a 429 or a 5xx,
 or there is no answer at all (connect failure, timeout before the answer began), the same request goes out again
 under the next name, until an answer is neither. Each attempt is a flow of its own, sent through mitmproxy's
 client-replay machinery (its ReplayHandler), so it passes every addon (routing and repairs, timeouts, the report,
--w files) and mitmweb lists it as "fallback attempt N for <flow id>". meta["attempts"] of the client's flow
-records every try.
+-w files) and mitmweb lists it as "fallback attempt N for <flow id>". The `attempts` of the client's flow's
+record list every try.
 
 The client gets the first answer that is not retryable, under the name it asked for; when every attempt failed,
 the last error that came (its status and headers, Retry-After included). The answer goes out whole once the
@@ -32,13 +32,14 @@ from mitmproxy import connection, ctx, http
 from mitmproxy.addons.clientplayback import ReplayHandler
 
 from ..formats import answer
+from ..formats.exchange import KEY, Exchange
 from ..runtime import error_pages, wire
 from ..runtime.option_help import one_paragraph
 from .stream_rewrite import StreamRewriter
 
 logger = logging.getLogger(__name__)
 
-# What an attempt found out that describes the answer the client got (the rest of meta is the client's request).
+# What an attempt found out that describes the answer the client got (the rest of the record is the client's).
 RESULT_KEYS = (
     "upstream_model",
     "litellm_model",
@@ -66,12 +67,12 @@ def retryable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def attempt_record(meta: dict, model: str, outcome: int | str) -> dict:
-    """One entry of meta["attempts"]: the name asked for, where it went, and the status or error it got."""
+def attempt_record(ex: Exchange, model: str, outcome: int | str) -> dict:
+    """One entry of Exchange.attempts: the name asked for, where it went, and the status or error it got."""
     record = {
         "model": model,
-        "upstream_model": meta.get("upstream_model"),
-        "api_base": meta.get("api_base"),
+        "upstream_model": ex.upstream_model,
+        "api_base": ex.api_base,
         "t": round(time.time(), 3),
     }
     record["status" if isinstance(outcome, int) else "error"] = outcome
@@ -80,12 +81,12 @@ def attempt_record(meta: dict, model: str, outcome: int | str) -> dict:
 
 def outcome(attempt: http.HTTPFlow) -> int | str:
     """The status of a finished attempt's complete answer, else what went wrong."""
-    meta = attempt.metadata.get("llm") or {}
-    if "key" not in meta:  # routing (or shutdown) answered it itself: no upstream was asked
-        return f"not sent: {meta.get('error') or 'answered by the proxy'}"
+    ex = Exchange.of(attempt)
+    if ex.key is None:  # routing (or shutdown) answered it itself: no upstream was asked
+        return f"not sent: {ex.error or 'answered by the proxy'}"
     if attempt.response is not None and attempt.error is None:
         return attempt.response.status_code
-    return str(meta.get("error") or (attempt.error.msg if attempt.error else "no answer"))
+    return str(ex.error or (attempt.error.msg if attempt.error else "no answer"))
 
 
 def replay_request(original: http.Request, model: str) -> http.Request:
@@ -102,25 +103,21 @@ def make_attempt(flow: http.HTTPFlow, original: http.Request, model: str, n: int
     attempt = http.HTTPFlow(flow.client_conn.copy(), connection.Server(address=None))
     attempt.request = replay_request(original, model)
     attempt.is_replay = "request"
-    attempt.metadata["llm"] = {
-        "fallback_of": flow.id,
-        "attempt": n,
-        "client_model": flow.metadata["llm"]["client_model"],
-    }
+    attempt.metadata[KEY] = Exchange(fallback_of=flow.id, attempt=n, client_model=Exchange.of(flow).client_model)
     return attempt
 
 
-def take_answer(flow: http.HTTPFlow, meta: dict, model: str, attempt: http.HTTPFlow) -> None:
+def take_answer(flow: http.HTTPFlow, ex: Exchange, model: str, attempt: http.HTTPFlow) -> None:
     """The attempt's answer becomes the client's flow's response, with what the attempt found out."""
     if flow.response is not None and flow.response.stream:  # its headers went out: the attempt's body follows
         flow.response.stream = False
         flow.response.content = attempt.response.content
     else:
         flow.response = error_pages.whole_response(attempt.response)
-    found = attempt.metadata["llm"]
-    meta.update({key: found[key] for key in RESULT_KEYS if key in found})
-    meta["error"] = found.get("error")
-    meta["answered_by"] = model
+    found = Exchange.of(attempt)
+    for name in RESULT_KEYS:
+        setattr(ex, name, getattr(found, name))
+    ex.answered_by = model
 
 
 def empty_answer(response: http.Response) -> bool:
@@ -153,84 +150,83 @@ class Fallbacks:
         )
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
-        """Streams that may be asked again are held while empty (responses.py reads meta["hold_empty"])."""
-        meta = flow.metadata.get("llm")
+        """Streams that may be asked again are held while empty (responses.py reads ex.hold_empty)."""
+        ex = Exchange.find(flow)
         if not ctx.options.translate_retry_empty_answer or flow.response is None or flow.response.status_code != 200:
             return
-        if flow.live and isinstance(meta, dict) and "key" in meta and "fallback_of" not in meta and wire.enabled():
-            meta["hold_empty"] = meta.get("api", "openai") == "openai"  # the native path turns these into errors
+        if flow.live and ex is not None and ex.key is not None and ex.fallback_of is None and wire.enabled():
+            ex.hold_empty = ex.api == "openai"  # the native path turns these into errors
 
     def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
         # Not async: mitmproxy awaits what a hook returns, and most answers need no fallback, so no coroutine.
-        original, meta = self.take(flow)
+        original, ex = self.take(flow)
         response = flow.response
-        if original is None or response is None:
+        if original is None or ex is None or response is None:
             return None
-        if meta.get("fallbacks") and not response.stream and retryable(response.status_code):
-            meta["attempts"] = [attempt_record(meta, meta["client_model"], response.status_code)]
-            return self.fall_back(flow, meta, original, str(response.status_code))
+        if ex.fallbacks and not response.stream and retryable(response.status_code):
+            ex.attempts = [attempt_record(ex, ex.client_model or "", response.status_code)]
+            return self.fall_back(flow, ex, original, str(response.status_code))
         if ctx.options.translate_retry_empty_answer and empty_answer(response):
-            return self.retry_empty(flow, meta, original)
+            return self.retry_empty(flow, ex, original)
         return None
 
     async def error(self, flow: http.HTTPFlow) -> None:
-        original, meta = self.take(flow)
-        if original is None or not meta.get("fallbacks") or flow.response is not None or meta.get("shutdown"):
+        original, ex = self.take(flow)
+        if original is None or ex is None or not ex.fallbacks or flow.response is not None or ex.shutdown:
             return
-        reason = str(meta.get("error") or (flow.error.msg if flow.error else "no answer"))
-        meta["attempts"] = [attempt_record(meta, meta["client_model"], reason)]
-        if await self.fall_back(flow, meta, original, reason):
+        reason = str(ex.error or (flow.error.msg if flow.error else "no answer"))
+        ex.attempts = [attempt_record(ex, ex.client_model or "", reason)]
+        if await self.fall_back(flow, ex, original, reason):
             # mitmproxy answers a flow with an error by its error page: the page is the attempt's answer.
             error_pages.override.set(flow.response)
 
     @staticmethod
-    def take(flow: http.HTTPFlow) -> tuple[http.Request | None, dict]:
-        """The client's original request, if this live flow may fall back; routing forgets it either way."""
-        routing = ctx.master.addons.get("routing")
-        original = routing.originals.pop(flow, None) if routing is not None else None
-        meta = flow.metadata.get("llm")
-        if not flow.live or not isinstance(meta, dict) or "key" not in meta or "fallback_of" in meta:
-            return None, {}
-        return original, meta
+    def take(flow: http.HTTPFlow) -> tuple[http.Request | None, Exchange | None]:
+        """The client's original request, if this live flow may fall back; the record forgets it either way."""
+        ex = Exchange.find(flow)
+        if ex is None:
+            return None, None
+        original, ex.original = ex.original, None
+        if not flow.live or ex.key is None or ex.fallback_of is not None:
+            return None, None
+        return original, ex
 
-    async def fall_back(self, flow: http.HTTPFlow, meta: dict, original: http.Request, reason: str) -> bool:
+    async def fall_back(self, flow: http.HTTPFlow, ex: Exchange, original: http.Request, reason: str) -> bool:
         """Try the fallbacks in turn; True when one's answer (or last error) is now the flow's response."""
         answer: tuple[str, http.HTTPFlow] | None = None
-        for n, model in enumerate(meta.get("fallbacks") or (), 1):
+        for n, model in enumerate(ex.fallbacks, 1):
             if wire.client_gone(flow):
                 break
-            logger.info(f"fallback: {meta['client_model']} -> {model} after {reason[:120]}")
+            logger.info(f"fallback: {ex.client_model} -> {model} after {reason[:120]}")
             attempt = make_attempt(flow, original, model, n)
             await self.run(attempt, flow)
             got = outcome(attempt)
-            meta["attempts"].append(attempt_record(attempt.metadata["llm"], model, got))
+            ex.attempts.append(attempt_record(Exchange.of(attempt), model, got))
             if isinstance(got, int):
                 answer = (model, attempt)
                 if not retryable(got):
                     break
             reason = str(got)
         if answer is not None:
-            take_answer(flow, meta, *answer)
+            take_answer(flow, ex, *answer)
         return answer is not None
 
-    async def retry_empty(self, flow: http.HTTPFlow, meta: dict, original: http.Request) -> None:
+    async def retry_empty(self, flow: http.HTTPFlow, ex: Exchange, original: http.Request) -> None:
         """Ask once more for an empty answer; the retry's answer goes to the client unless it failed."""
-        model = meta["client_model"]
-        logger.warning(
-            f"{model}: empty answer from {meta.get('upstream_model')} (no text, no tool calls): asking once more"
-        )
-        meta["attempts"] = [{**attempt_record(meta, model, 200), "empty": True}]
+        model = ex.client_model or ""
+        logger.warning(f"{model}: empty answer from {ex.upstream_model} (no text, no tool calls): asking once more")
+        ex.attempts = [{**attempt_record(ex, model, 200), "empty": True}]
         attempt = make_attempt(flow, original, model, 1)
         await self.run(attempt, flow)
         got = outcome(attempt)
-        meta["attempts"].append(attempt_record(attempt.metadata["llm"], model, got))
+        ex.attempts.append(attempt_record(Exchange.of(attempt), model, got))
         held = flow.response.stream if isinstance(flow.response.stream, StreamRewriter) else None
         if got != 200:  # the first answer goes out after all
             if held is not None:
                 wire.write_chunk(flow, held.release())
             return
         if held is None or wire.write_chunk(flow, attempt.response.content or b""):
-            take_answer(flow, meta, model, attempt)
+            take_answer(flow, ex, model, attempt)
 
     @staticmethod
     async def run(attempt: http.HTTPFlow, flow: http.HTTPFlow) -> None:

@@ -3,7 +3,7 @@
 A streamed answer passes through NativeStream, a StreamRewriter whose events are translated instead of renamed
 (so the idle timeout, the stored bodies, the answer in flow.metadata and the error event at a cut work as for
 OpenAI-compatible streams); a whole answer is translated in `rewrite_completion`. responses.py calls in here
-for flows whose `flow.metadata["llm"]["api"]` is not "openai".
+for flows whose exchange record's `api` is not "openai".
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from mitmproxy import http
 
 from ..formats import errors
 from ..formats.answer import Answer
+from ..formats.exchange import Exchange
 from ..formats.sse import encode_event
 from ..gemini.native_stream import NativeAnswerError, Translator
 from .stream_rewrite import StreamOptions, StreamRewriter
@@ -20,8 +21,8 @@ from .stream_rewrite import StreamOptions, StreamRewriter
 DONE = b"data: [DONE]\n\n"
 
 
-def is_native(meta: dict) -> bool:
-    return meta.get("api", "openai") != "openai"
+def is_native(ex: Exchange) -> bool:
+    return ex.api != "openai"
 
 
 class NativeStream(StreamRewriter):
@@ -75,30 +76,30 @@ class NativeStream(StreamRewriter):
         return errors.sse_error_event(message, 502, code)
 
 
-def rewrite_completion(flow: http.HTTPFlow, meta: dict) -> None:
+def rewrite_completion(flow: http.HTTPFlow, ex: Exchange) -> None:
     """A whole generateContent answer as a chat.completion (or an OpenAI-shaped error, status 502)."""
     assert flow.response is not None
     try:
         native = orjson.loads(flow.response.content or b"")
         if not isinstance(native, dict):
             raise ValueError("Gemini's answer is not a JSON object.")
-        body = Translator(meta["client_model"]).completion(native)
+        body = Translator(ex.client_model or "").completion(native)
     except NativeAnswerError as e:
-        return _fail(flow, meta, str(e), e.code)
+        return _fail(flow, ex, str(e), e.code)
     except ValueError as e:  # orjson.JSONDecodeError is one
-        return _fail(flow, meta, f"Gemini's answer cannot be read: {e}", "upstream_bad_answer")
+        return _fail(flow, ex, f"Gemini's answer cannot be read: {e}", "upstream_bad_answer")
     answer = Answer()
     answer.add_completion(body)
-    meta["answer"] = answer.to_dict()
-    meta["upstream_raw"] = flow.response.content
+    ex.answer = answer.to_dict()
+    ex.upstream_raw = flow.response.content
     flow.response.content = orjson.dumps(body)
     flow.response.headers["content-type"] = "application/json"
 
 
-def _fail(flow: http.HTTPFlow, meta: dict, message: str, code: str) -> None:
+def _fail(flow: http.HTTPFlow, ex: Exchange, message: str, code: str) -> None:
     assert flow.response is not None
-    meta["error"] = message
-    meta["upstream_raw"] = flow.response.content
+    ex.error = message
+    ex.upstream_raw = flow.response.content
     flow.response.status_code = 502
     flow.response.content = errors.error_body(message, 502, code)
     flow.response.headers["content-type"] = "application/json"

@@ -24,6 +24,7 @@ import logging
 from mitmproxy import ctx, http
 
 from ..formats import errors
+from ..formats.exchange import Exchange
 from ..runtime import upstream_key
 from . import replay_match
 
@@ -64,8 +65,8 @@ class OfflineReplay:
             return
         answers = []
         for flow in [f for flows in playback.flowmap.values() for f in flows]:
-            meta = flow.metadata.get("llm")
-            if not isinstance(meta, dict) or "key" not in meta or flow.response is None:
+            ex = Exchange.find(flow)
+            if ex is None or ex.key is None or flow.response is None:
                 continue  # answered by the proxy itself, or no answer recorded
             path, form, key = flow_key(flow)
             flow.request.headers[HEADER] = key
@@ -80,28 +81,27 @@ class OfflineReplay:
     def request(self, flow: http.HTTPFlow) -> None:
         if not self.source or flow.response or flow.error or not flow.live:
             return
-        meta = flow.metadata.get("llm")
-        if not isinstance(meta, dict) or "key" not in meta:
+        ex = Exchange.find(flow)
+        if ex is None or ex.key is None:
             return  # answered by the proxy itself
         path, form, key = flow_key(flow)
         upstream_key.detach_key(flow.request)  # nothing goes upstream while playing back
         if key in self.recorded:
             flow.request.headers[HEADER] = key
-            meta["recorded"] = {"key": key, "flow": self.recorded[key].id}
+            ex.recorded = {"key": key, "flow": self.recorded[key].id}
             return
         why = replay_match.difference(form, path, self.forms)
         message = f"No recorded answer in {self.source} matches this request: {why}."
-        meta["error"] = message
+        ex.error = message
         flow.response = errors.error_response(message, 404, "no_recorded_answer")
         flow.is_replay = "response"  # as ServerPlayback marks its own answers to unmatched requests
         logger.warning(f"server replay: {message}")
 
     def response(self, flow: http.HTTPFlow) -> None:
-        meta = flow.metadata.get("llm")
-        if flow.is_replay != "response" or not isinstance(meta, dict) or "recorded" not in meta:
+        ex = Exchange.find(flow)
+        if flow.is_replay != "response" or ex is None or ex.recorded is None:
             return
-        source = self.recorded.get(meta["recorded"]["key"])
-        recorded = source.metadata.get("llm") if source is not None else None
-        for name in ("answer", "stream_done"):
-            if isinstance(recorded, dict) and name in recorded:
-                meta[name] = recorded[name]
+        source = self.recorded.get(ex.recorded["key"])
+        recorded = Exchange.find(source) if source is not None else None
+        if recorded is not None:
+            ex.answer, ex.stream_done = recorded.answer, recorded.stream_done

@@ -16,6 +16,7 @@ from typing import NamedTuple
 
 from mitmproxy import ctx, http
 
+from ..formats.exchange import Exchange
 from ..runtime import wire
 from ..runtime.option_help import one_paragraph
 from .stream_rewrite import StreamRewriter
@@ -106,8 +107,10 @@ class UpstreamTimeouts:
             self.task = None
 
     def request(self, flow: http.HTTPFlow) -> None:
-        meta = flow.metadata.get("llm")
-        if flow.response or flow.error or not flow.live or not isinstance(meta, dict) or "key" not in meta:
+        if flow.response or flow.error or not flow.live:
+            return
+        ex = Exchange.find(flow)
+        if ex is None or ex.key is None:
             return
         self.in_flight[flow.id] = (flow, time.time())
         self.running()
@@ -142,12 +145,12 @@ class UpstreamTimeouts:
 
     @staticmethod
     def expire(flow: http.HTTPFlow, found: Expired) -> None:
-        meta = flow.metadata.setdefault("llm", {})
+        ex = Exchange.of(flow)
         if found.phase != "client gone":
-            meta["timed_out"] = True
-        meta["error"] = found.message
+            ex.timed_out = True
+        ex.error = found.message
         closed = wire.close_upstream(flow)
         logger.info(
             f"{found.phase}: {'closed' if closed else 'found no'} upstream connection for "
-            f"{meta.get('client_model') or flow.request.pretty_url}"
+            f"{ex.client_model or flow.request.pretty_url}"
         )

@@ -16,6 +16,7 @@ import logging
 from mitmproxy import ctx, http
 
 from ..formats import errors
+from ..formats.exchange import Exchange
 from . import wire
 from .error_pages import assemble_whole
 from .option_help import one_paragraph
@@ -93,7 +94,7 @@ class RequestReadTimeout:
         if not stalled(flow):
             return
         message = timeout_message(seconds)
-        flow.metadata.setdefault("llm", {})["error"] = message
+        Exchange.of(flow).error = message
         # The report logs the refusal when mitmproxy ends the flow; this says only whether the 408 went out.
         sent = answer_and_close(flow, errors.error_response(message, 408, "request_timeout"))
         logger.debug(f"request read timeout: {'408 sent' if sent else 'nothing sent'} to {flow.client_conn.peername}")

@@ -19,6 +19,7 @@ import time
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.flow import Flow
 
+from ..formats.exchange import Exchange
 from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
@@ -35,12 +36,11 @@ def flow_bytes(f: Flow) -> int:
     size = len(f.request.raw_content or b"")
     if f.response is not None:
         size += len(f.response.raw_content or b"")
-    meta = f.metadata.get("llm")
-    if not isinstance(meta, dict):
+    ex = Exchange.find(f)
+    if ex is None:
         return size
-    raw, client = meta.get("upstream_raw"), meta.get("client_request")
-    kept = client.get("body") if isinstance(client, dict) else None
-    return size + sum(len(b) for b in (raw, kept) if isinstance(b, (bytes, str)))
+    kept = ex.client_request.get("body") if ex.client_request else None
+    return size + sum(len(b) for b in (ex.upstream_raw, kept) if isinstance(b, (bytes, str)))
 
 
 def marker_text(dropped: int, keep_flows: int, keep_mb: int) -> tuple[str, str]:

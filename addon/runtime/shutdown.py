@@ -21,6 +21,7 @@ from typing import Any
 from mitmproxy import ctx, exceptions, http
 
 from ..formats import errors
+from ..formats.exchange import Exchange
 from . import wire
 from .option_help import one_paragraph
 
@@ -118,9 +119,9 @@ class GracefulShutdown:
 
     @staticmethod
     def end(flow: http.HTTPFlow, grace: float) -> None:
-        meta = flow.metadata.setdefault("llm", {})
-        meta["error"] = f"The proxy was stopped while this answer was in flight (after {grace:g} s of grace)."
-        meta["shutdown"] = True
+        ex = Exchange.of(flow)
+        ex.error = f"The proxy was stopped while this answer was in flight (after {grace:g} s of grace)."
+        ex.shutdown = True
         if not wire.close_upstream(flow):
             flow.kill()
-        logger.info(f"shutting down: ended {meta.get('client_model') or flow.request.pretty_url} in flight")
+        logger.info(f"shutting down: ended {ex.client_model or flow.request.pretty_url} in flight")
