@@ -44,11 +44,13 @@ class CappedBuffer:
         self.truncated = False
 
     def add(self, chunk: bytes) -> None:
-        room = self.cap - len(self.data)
-        if len(chunk) > room:
-            self.truncated = True
-            chunk = chunk[: max(room, 0)]
-        self.data += chunk
+        data = self.data
+        if len(data) + len(chunk) <= self.cap:
+            data += chunk
+            return
+        room = self.cap - len(data)
+        self.truncated = True
+        data += chunk[: max(room, 0)]
 
 
 class StreamRewriter:
@@ -92,7 +94,12 @@ class StreamRewriter:
             # fast path, without the decoder and the Event).
             out = self.rewrite(data, data[6:-2])
             self.chunk_times.append(round(now - self.t_start, 4))
-            return self.sent_out(now, out)
+            if self.t_first is None:
+                self.t_first = now
+            if self.held is not None and not (out := self.hold(out)):
+                return []
+            self.sent.add(out)
+            return [out]
         return self.send(now, self.decoder.decode(data))
 
     def send(self, now: float, events: list[Event]) -> list[bytes]:
@@ -157,12 +164,17 @@ class StreamRewriter:
         if data[:1] == b"{" and self.held is None and not self.tools_seen and b'"tool_calls"' not in data:
             # The usual event: its name swapped in its bytes, its data folded later (see the module docstring).
             models = raw.count(b'"model"')
-            if models == 0 or models == 1 and self.client_model_field in raw:
+            if models == 1:
+                upstream = self.upstream_model_field
+                if upstream is not None and upstream in raw:
+                    self.pending.append(data)
+                    return raw.replace(upstream, self.client_model_field)
+                if self.client_model_field in raw:
+                    self.pending.append(data)
+                    return raw
+            elif not models:
                 self.pending.append(data)
                 return raw
-            if models == 1 and self.upstream_model_field is not None and self.upstream_model_field in raw:
-                self.pending.append(data)
-                return raw.replace(self.upstream_model_field, self.client_model_field)
         if self.pending:
             self.fold()
         try:

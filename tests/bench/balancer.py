@@ -1,7 +1,8 @@
 """Two replicas of this proxy behind nginx, set up as the README's "Several proxies behind a load balancer" says:
 both started as mitm_run.sh starts them, reading one opencode.json that names the balancer, and nginx running the
 README's own config block (its ports replaced), in a frame of this run's own (files in the run's folder, enough
-connections for 1,024 streams: each takes one from the client and one to a replica).
+connections for 1,024 streams: each takes one from the client and one to a replica, and nginx counts
+the connections it keeps open besides).
 
 nginx is Debian's package (`apt-get install nginx-light`); without it the row says so and the run goes on.
 """
@@ -64,8 +65,8 @@ def start(upstream_port: int, extra_args: list[str], streams: int) -> tuple[list
         FRAME.format(
             user="user root;" if os.geteuid() == 0 else "",
             dir=folder,
-            files=4 * streams + 256,
-            connections=2 * streams + 128,
+            files=8 * streams + 512,
+            connections=4 * streams + 256,
             readme=readme_block(port, a, b),
         )
     )
