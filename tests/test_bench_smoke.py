@@ -1,7 +1,8 @@
 """A tiny run of the benchmark (tests/bench), so that it cannot rot: every row answers, with numbers.
 
 The benchmark itself is not pass/fail; this only checks that it still runs end to end (`--quick`: a few
-requests, 5 streams of 10 chunks, no LiteLLM) and that this proxy's answers came back correct.
+requests, 5 streams of 10 chunks, no LiteLLM; the scaling table at 20 streams of 5 chunks, two replicas behind
+nginx included) and that this proxy's answers came back correct and every streamed chunk arrived.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
     assert proxy["check"]["model"] == "local-model"
     assert proxy["check"]["upstream_saw"] == {"gemini-2.5-flash": 2}
     assert proxy["stream_100"]["incomplete"] == 0
+    assert proxy["stream_100"]["lost"] == proxy["stream_100"]["merged"] == 0  # sequence numbers checked
     assert proxy["memory"]["rss_before_mb"] > 0 and proxy["memory"]["requests"] > 0
     assert {t["verdict"] for t in result["targets"]} <= {"PASS", "MISS", "n/a"}
     header = result["table"].splitlines()[0]
@@ -68,6 +70,28 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
     assert "native path" in header and "native vs proxy" in header
     delay_row = next(line for line in result["table"].splitlines() if line.startswith("| chunk delay p50, 1 stream"))
     assert " ms |" in delay_row  # the native path's added delay, side by side with the compatible path
+
+    assert_scaling(result["scaling"])
+
+
+def assert_scaling(scaling: dict) -> None:
+    """The stream-scaling table (its --quick size: 20 streams of 5 chunks): every setup measured, every chunk of
+    every stream accounted for by its sequence number, this proxy checked against bare mitmdump."""
+    rows = scaling["rows"]
+    for setup in ("direct", "bare_mitmdump", "this_proxy", "replicas"):
+        got = rows[setup]["20"]
+        assert got["errors"] == 0 and got["incomplete"] == 0, f"{setup}: {got}"
+        assert got["streams"] == 20 and got["expected_chunks"] == 100 and got["chunks"] == 100, f"{setup}: {got}"
+        assert got["lost"] == got["merged"] == got["disordered"] == 0, f"{setup}: {got}"
+        assert got["delay_p50_ms"] > 0 and got["ttfc_p50_ms"] > 0, f"{setup}: {got}"
+    assert [(c["streams"], c["verdict"] in ("PASS", "MISS")) for c in scaling["checks"]] == [(20, True)]
+    lines = scaling["table"].splitlines()
+    assert "chunks received / lost / merged" in lines[0] and "vs bare p50 / p99" in lines[0]
+    cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[2:]]
+    assert [(row[0], row[1], row[5]) for row in cells] == [
+        ("20", title, "100/100 / 0 / 0") for title in ("direct", "bare mitmdump", "this proxy", "2 replicas")
+    ]
+    assert cells[2][7].startswith(("PASS", "MISS"))  # this proxy against bare mitmdump
 
 
 def test_micro_benchmarks_run() -> None:

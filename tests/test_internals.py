@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 import pytest
-from mitmproxy import addonmanager, connection, hooks
+from mitmproxy import addonmanager, connection, hooks, optmanager
 from mitmproxy.addons import script
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.net.http import http1
@@ -17,7 +17,16 @@ from mitmproxy.proxy.layers.http import _http1, _http2
 from mitmproxy.test import taddons, tflow
 from mitmproxy.version import VERSION
 
-from addon.runtime import credentials, error_pages, hook_dispatch, internals, log_broadcast, patches, wire
+from addon.runtime import (
+    credentials,
+    error_pages,
+    hook_dispatch,
+    internals,
+    log_broadcast,
+    option_reads,
+    patches,
+    wire,
+)
 from addon.runtime.patches import MitmproxyPatches
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +40,7 @@ def mitmproxy_as_is(master) -> dict:
         "make_error_response": _http1.make_error_response,
         "log filters": list(master._legacy_log_events.filters),
         "wire": wire._state["enabled"],
+        "option reads": optmanager._Option.current,
     }
 
 
@@ -43,6 +53,7 @@ def installed(master, handler) -> dict[str, bool]:
         "log broadcast": any(isinstance(f, log_broadcast.ListenerGate) for f in handler.filters),
         "error page": _http1.make_error_response is error_pages.make_error_response,
         "wire helpers": wire.client_gone(closed),
+        "option reads": optmanager._Option.current is option_reads.current,
     }
 
 

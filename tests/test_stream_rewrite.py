@@ -109,3 +109,66 @@ def test_an_empty_answer_is_held_to_the_end_and_released_on_demand():
 def test_without_hold_empty_nothing_waits():
     rewriter = StreamRewriter(PLAIN)
     assert rewriter(event(EMPTY_STOP)) != [] and rewriter.held is None
+
+
+# The usual event is neither decoded nor encoded on its way; the answer folds the waiting ones when it is read.
+def call_chunk(call: dict, finish: str | None = None) -> dict:
+    chunk = text_chunk("")
+    chunk["choices"][0] |= {"delta": {"tool_calls": [call]}, "finish_reason": finish}
+    return chunk
+
+
+def test_the_usual_event_is_not_decoded_as_it_passes(monkeypatch):
+    from addon.response import stream_rewrite
+
+    decoded: list[bytes] = []
+    loads = orjson.loads
+    monkeypatch.setattr(stream_rewrite.orjson, "loads", lambda data: decoded.append(data) or loads(data))
+    rewriter = StreamRewriter(REPAIRING)
+    for n in range(100):
+        [out] = rewriter(event(text_chunk(f"t{n} ")))
+        assert out == event(text_chunk(f"t{n} ", "local-model"))
+    assert len(decoded) == 1  # the first event: to learn how the upstream writes its model's name
+    assert rewriter.answer.content == "".join(f"t{n} " for n in range(100))
+    assert len(decoded) == 2  # the other 99 folded at once, when the answer was read
+
+
+STOP = {**text_chunk(""), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+MIXED = [
+    text_chunk("Let me read it. "),
+    text_chunk("", model="local-model"),
+    call_chunk({"id": "", "function": {"name": "read", "arguments": '{"filePath": "a"}'}}),
+    text_chunk("and more "),
+    STOP,
+]
+
+
+@pytest.mark.parametrize("split", ["event", "byte", "whole"])
+def test_events_folded_later_and_at_once_make_the_answer_of_every_event_in_order(split):
+    from addon.formats.answer import Answer
+
+    stream = b"".join(event(c) for c in MIXED) + b"data: not json\n\n" + b"data: [DONE]\n\n"
+    reads = {
+        "event": [event(c) for c in MIXED] + [b"data: not json\n\n", b"data: [DONE]\n\n"],
+        "byte": [stream[i : i + 1] for i in range(len(stream))],
+        "whole": [stream],
+    }[split]
+    rewriter = StreamRewriter(REPAIRING)
+    sent = b"".join(piece for read in [*reads, b""] for piece in rewriter(read))
+    received = [orjson.loads(e[6:]) for e in sent.split(b"\n\n") if e.startswith(b"data: {")]
+    assert [c["model"] for c in received] == ["local-model"] * len(MIXED)
+    expected = Answer()
+    for chunk in received:  # what the client got, folded event by event
+        expected.add_chunk(chunk)
+    assert rewriter.answer.to_dict() == expected.to_dict()
+    assert rewriter.answer.content == "Let me read it. and more " and rewriter.answer.finish_reason == "tool_calls"
+    assert rewriter.saw_done and b"data: not json\n\n" in sent
+
+
+def test_an_event_that_is_two_json_values_is_left_out_of_the_answer_as_before():
+    rewriter = StreamRewriter(PLAIN)
+    rewriter(event(text_chunk("a")))
+    [out] = rewriter(b'data: {"choices": [{"delta": {"content": "x"}}]}, {"b": 2}\n\n')
+    assert out == b'data: {"choices": [{"delta": {"content": "x"}}]}, {"b": 2}\n\n'
+    rewriter(event(text_chunk("b")))
+    assert rewriter.answer.content == "ab"

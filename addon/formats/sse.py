@@ -66,6 +66,11 @@ class SSEDecoder:
         self._scan = 0  # offset in _buf before which no event end can start
         self._cr = False  # a "\r" was seen: use the regex instead of find(b"\n\n")
 
+    @property
+    def idle(self) -> bool:
+        """No bytes of an unfinished event are waiting: a chunk that is one whole event is that event."""
+        return not self._buf
+
     def decode(self, chunk: bytes) -> list[Event]:
         """Feed bytes; return the events completed by them."""
         if not chunk:

@@ -5,6 +5,12 @@ signatures carried in tool-call ids) and sent on at once; nothing waits for the 
 needs no change goes out byte for byte. Both sides are kept, up to a cap, for the flow: what the client received
 and what the upstream sent.
 
+The usual event (text, the model's name written once, no tool call) is neither decoded nor encoded: its name is
+swapped in its bytes, and its data waits in `pending` until someone reads `answer`, which folds everything waiting
+at once (one JSON decode for the lot). An event with a tool call, any event after one (the finish reason may need
+its repair), an event whose name cannot be swapped in place, and every event while the answer is held empty is
+decoded at once, after the events before it are folded, so the answer keeps the stream's order.
+
 With `hold_empty` (translate_retry_empty_answer), the events before the answer has any text, reasoning or tool
 call wait in `held` instead: an answer that ends with nothing in it can then be asked for again before the client
 got a byte of it (fallbacks.py), and is sent as it came otherwise (`release`).
@@ -18,7 +24,7 @@ from typing import NamedTuple
 import orjson
 
 from ..formats.answer import Answer
-from ..formats.sse import SSEDecoder, encode_event
+from ..formats.sse import Event, SSEDecoder, encode_event
 from ..gemini import thought_signatures
 from ..gemini.stream_toolcalls import ToolCallFixer
 
@@ -38,11 +44,13 @@ class CappedBuffer:
         self.truncated = False
 
     def add(self, chunk: bytes) -> None:
-        room = self.cap - len(self.data)
-        if len(chunk) > room:
-            self.truncated = True
-            chunk = chunk[: max(room, 0)]
-        self.data += chunk
+        data = self.data
+        if len(data) + len(chunk) <= self.cap:
+            data += chunk
+            return
+        room = self.cap - len(data)
+        self.truncated = True
+        data += chunk[: max(room, 0)]
 
 
 class StreamRewriter:
@@ -51,7 +59,10 @@ class StreamRewriter:
         self.client_model_field = b'"model":' + orjson.dumps(options.client_model)  # what rename() writes
         self.decoder = SSEDecoder()
         self.fixer = ToolCallFixer() if options.repair_tool_calls else None
-        self.answer = Answer()
+        self._answer = Answer()
+        self.pending: list[bytes] = []  # data of events not folded into the answer yet, in order
+        self.upstream_model_field: bytes | None = None  # the `"model":...` the upstream writes, once seen
+        self.tools_seen = False  # a tool call passed: every later event is decoded (see the module docstring)
         self.upstream = CappedBuffer(options.keep_bytes)
         self.sent = CappedBuffer(options.keep_bytes)
         self.repairs: list[str] = []
@@ -67,26 +78,69 @@ class StreamRewriter:
         # mitmproxy calls once more with b"" at the end; an empty chunk must never be sent (it would end the
         # client's chunked body early), so nothing-to-send is an empty list.
         now = time.time()
-        if data:
-            self.last_data = now
-            self.upstream.add(data)
-            events = self.decoder.decode(data)
-        else:
+        if not data:
             self.finished = True
-            events = self.decoder.flush()
+            return self.send(now, self.decoder.flush())
+        self.last_data = now
+        self.upstream.add(data)
+        if (
+            data[:6] == b"data: "
+            and data.find(b"\n") == len(data) - 2
+            and data[-1:] == b"\n"
+            and self.decoder.idle
+            and b"\r" not in data
+        ):
+            # The usual read: one whole one-line `data: ...` event, nothing waiting before it (sse.parse_event's
+            # fast path, without the decoder and the Event).
+            out = self.rewrite(data, data[6:-2])
+            self.chunk_times.append(round(now - self.t_start, 4))
+            if self.t_first is None:
+                self.t_first = now
+            if self.held is not None and not (out := self.hold(out)):
+                return []
+            self.sent.add(out)
+            return [out]
+        return self.send(now, self.decoder.decode(data))
+
+    def send(self, now: float, events: list[Event]) -> list[bytes]:
+        """The events of one read, rewritten, as one piece for the client (or none)."""
         if not events:
             return []
-        if len(events) == 1:  # the usual case: one event per read
+        if len(events) == 1:
             out = self.rewrite(events[0].raw, events[0].data)
         else:
             out = b"".join([self.rewrite(event.raw, event.data) for event in events])
+        self.chunk_times.extend([round(now - self.t_start, 4)] * len(events))
+        return self.sent_out(now, out)
+
+    def sent_out(self, now: float, out: bytes) -> list[bytes]:
         if self.t_first is None:
             self.t_first = now
-        self.chunk_times.extend([round(now - self.t_start, 4)] * len(events))
         if self.held is not None and not (out := self.hold(out)):
             return []
         self.sent.add(out)
         return [out]
+
+    @property
+    def answer(self) -> Answer:
+        """The answer so far, every event up to now folded in."""
+        if self.pending:
+            self.fold()
+        return self._answer
+
+    def fold(self) -> None:
+        """Fold the waiting events into the answer: one decode for all of them, each on its own if that fails."""
+        pending, self.pending = self.pending, []
+        try:
+            chunks = orjson.loads(b"[" + b",".join(pending) + b"]")
+        except orjson.JSONDecodeError:
+            chunks = []
+        if len(chunks) != len(pending):  # one of them is not a JSON value of its own
+            chunks = [_loads(data) for data in pending]
+        add = self._answer.add_chunk
+        for chunk in chunks:
+            if chunk.__class__ is dict:
+                add(chunk)
 
     def hold(self, out: bytes) -> bytes:
         """Keep events back while the answer has nothing in it; the held events and these once it has."""
@@ -107,6 +161,22 @@ class StreamRewriter:
     def rewrite(self, raw: bytes, data: bytes | None) -> bytes:
         if data is None:
             return raw
+        if data[:1] == b"{" and self.held is None and not self.tools_seen and b'"tool_calls"' not in data:
+            # The usual event: its name swapped in its bytes, its data folded later (see the module docstring).
+            models = raw.count(b'"model"')
+            if models == 1:
+                upstream = self.upstream_model_field
+                if upstream is not None and upstream in raw:
+                    self.pending.append(data)
+                    return raw.replace(upstream, self.client_model_field)
+                if self.client_model_field in raw:
+                    self.pending.append(data)
+                    return raw
+            elif not models:
+                self.pending.append(data)
+                return raw
+        if self.pending:
+            self.fold()
         try:
             chunk = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -120,7 +190,7 @@ class StreamRewriter:
         if renamed:
             chunk["model"] = self.options.client_model
         repaired = self.repair(chunk)
-        self.answer.add_chunk(chunk)
+        self._answer.add_chunk(chunk)
         if repaired:
             return encode_event(orjson.dumps(chunk))
         if renamed:
@@ -133,11 +203,18 @@ class StreamRewriter:
         the chunk encoded anew."""
         token = b'"model":' + orjson.dumps(upstream_model)
         if raw.count(b'"model"') == 1 and token in raw:
+            self.upstream_model_field = token
             return raw.replace(token, self.client_model_field)
         return encode_event(orjson.dumps(chunk))
 
     def repair(self, chunk: dict) -> bool:
         """Gemini's repairs on one chunk, in place; True when something was changed (and noted)."""
+        if self.fixer is not None or self.options.pack_signatures:
+            self.tools_seen = self.tools_seen or any(
+                isinstance(c, dict) and isinstance(c.get("delta"), dict) and c["delta"].get("tool_calls")
+                for c in chunk.get("choices") or ()
+                if isinstance(chunk.get("choices"), list)
+            )
         notes = self.fixer.fix(chunk) if self.fixer is not None else []
         if self.options.pack_signatures:
             for choice in chunk.get("choices") or ():
@@ -146,3 +223,10 @@ class StreamRewriter:
                     notes += thought_signatures.pack_tool_calls(delta["tool_calls"])
         self.repairs += notes
         return bool(notes)
+
+
+def _loads(data: bytes) -> object:
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None

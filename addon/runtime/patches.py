@@ -16,7 +16,7 @@ import logging
 
 from mitmproxy import ctx
 
-from . import credentials, error_pages, hook_dispatch, log_broadcast, upstream_key, wire
+from . import credentials, error_pages, hook_dispatch, log_broadcast, option_reads, upstream_key, wire
 from .internals import Patch
 
 logger = logging.getLogger(__name__)
@@ -27,6 +27,7 @@ PATCHES: tuple[Patch, ...] = (
     error_pages.PATCH,
     wire.PATCH,
     upstream_key.PATCH,
+    option_reads.PATCH,
 )
 # Capture mode (capture.py): a passive forward proxy changes nothing of mitmproxy's but where credentials are written.
 CAPTURE: tuple[Patch, ...] = (credentials.PATCH,)

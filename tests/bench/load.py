@@ -7,7 +7,9 @@ Scenarios (spec["kind"]):
 - "requests": `connections` workers send the same POST back to back, for `duration` seconds after `warmup`
   seconds (or `count` requests in all); latency percentiles, requests/s, errors.
 - "streams": `streams` concurrent streaming requests, `rounds` times, started spread over `stagger_ms`;
-  time to first chunk and per-chunk delay (the upstream's send time inside the chunk -> the client's read).
+  time to first chunk and per-chunk delay (the upstream's send time inside the chunk -> the client's read), and
+  every chunk accounted for: each carries its sequence number, so a chunk lost, merged into another event,
+  repeated or out of order is counted.
 - "check": one plain and one streamed request; what the client got back (model names, chunk counts).
 
     echo '{"kind": "requests", ...}' | python -m tests.bench.load
@@ -28,6 +30,7 @@ import orjson
 from . import bodies, http11
 
 _STAMP = re.compile(rb"t=(\d+)")
+_SEQ = re.compile(rb"t=\d+ n=(\d+)")
 TIMEOUT = 60.0
 
 
@@ -138,23 +141,35 @@ async def requests(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def _one_stream(spec: dict[str, Any], conn: Conn, payload: bytes) -> dict[str, Any]:
+async def _one_stream(spec: dict[str, Any], conn: Conn, payload: bytes, expected: int) -> dict[str, Any]:
     response, sent = await asyncio.wait_for(conn.send(payload, sse=True), TIMEOUT)
     if response.status != 200:
         return {"error": f"HTTP {response.status}: {bytes(response.body[:200])!r}"}
-    delays, first = [], None
+    delays, first, seqs, merged = [], None, [], 0
     for received, event in response.events:
         found = _STAMP.search(event)
         if found:
             first = first or received
             delays.append((received - int(found[1])) / 1e6)
+            numbers = _SEQ.findall(event)
+            merged += len(numbers) > 1  # two chunks' content in one event
+            seqs += map(int, numbers)
     return {
         "ttfc_ms": (first - sent) / 1e6 if first else None,
         "delays": delays,
         "chunks": len(delays),
+        **_accounting(seqs, merged, expected),
         "done": bool(response.events) and response.events[-1][1].strip() == b"data: [DONE]",
         "model": _event_model(response.events),
     }
+
+
+def _accounting(seqs: list[int], merged: int, expected: int) -> dict[str, int]:
+    """Every chunk accounted for, from the sequence numbers the client read: `lost` of the `expected` chunks
+    never arrived, `merged` events held more than one chunk, `disordered` chunks came again or before an
+    earlier one."""
+    disordered = sum(1 for a, b in zip(seqs, seqs[1:]) if b <= a)
+    return {"lost": expected - len(set(seqs) & set(range(expected))), "merged": merged, "disordered": disordered}
 
 
 def _event_model(events: list[tuple[int, bytes]]) -> str | None:
@@ -177,7 +192,7 @@ async def streams(spec: dict[str, Any]) -> dict[str, Any]:
     async def run(conn: Conn, delay: float) -> None:
         await asyncio.sleep(delay)
         try:
-            results.append(await _one_stream(spec, conn, payload))
+            results.append(await _one_stream(spec, conn, payload, spec["chunks"]))
         except (TimeoutError, OSError, ValueError) as e:
             errors.append(f"{type(e).__name__}: {e}")
             conn.close()
@@ -197,6 +212,10 @@ async def streams(spec: dict[str, Any]) -> dict[str, Any]:
         "errors": len(errors),
         "error_samples": errors[:3],
         "incomplete": sum(1 for r in good if r["chunks"] != expected or not r["done"]),
+        "expected_chunks": expected * spec["streams"] * spec.get("rounds", 1),
+        "lost": sum(r["lost"] for r in good),
+        "merged": sum(r["merged"] for r in good),
+        "disordered": sum(r["disordered"] for r in good),
         "ttfc_p50_ms": percentile(ttfc, 50),
         "ttfc_p99_ms": percentile(ttfc, 99),
         "delay_p50_ms": percentile(delays, 50),
@@ -217,7 +236,7 @@ async def check(spec: dict[str, Any]) -> dict[str, Any]:
         parsed = orjson.loads(bytes(response.body)) if response.status == 200 else {}
         out["model"] = parsed.get("model")
         out["content"] = ((parsed.get("choices") or [{}])[0].get("message") or {}).get("content")
-        out["stream"] = await _one_stream(spec, conn, _payload(spec, bodies.small(True, 5, 1)))
+        out["stream"] = await _one_stream(spec, conn, _payload(spec, bodies.small(True, 5, 1)), 5)
         out["stream"].pop("delays", None)
     except (TimeoutError, OSError, ValueError) as e:
         out["error"] = f"{type(e).__name__}: {e}"

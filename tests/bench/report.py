@@ -217,6 +217,8 @@ def machine_line(machine: dict[str, Any]) -> str:
     return (
         f"Machine: {machine['cpus']} x {machine['cpu']}, {machine['memory_gb']:.0f} GB, {machine['kernel']}; "
         f"Python {machine['python']}, mitmproxy {machine['mitmproxy']}, LiteLLM {machine.get('litellm') or '-'}; "
-        f"plain-request client: {machine['client']}; load average at start {machine['load_average']:.2f}; "
-        f"{machine['date']}"
+        f"plain-request client: {machine['client']}; load average at start {machine['load_average']:.2f}"
+        + (f", at end {machine['load_average_end']:.2f}" if "load_average_end" in machine else "")
+        + "; "
+        + f"{machine['date']}"
     )

@@ -1,4 +1,4 @@
-"""The side-by-side benchmark: `./mitm_run.sh bench [--quick] [--skip-litellm] [--only ROW] [--json PATH]`.
+"""The side-by-side benchmark: `./mitm_run.sh bench [--quick] [--skip-litellm] [--only ROW] [--scaling] [--json PATH]`.
 
 One fake upstream (its own process) and, one after another, five ways to reach it: direct, bare mitmdump
 (reverse mode, no addon, streaming on), this proxy (started by mitm_run.sh), LiteLLM Proxy (own venv under
@@ -10,7 +10,9 @@ writes JSON (default .bench/results.json); configs and servers' logs are in .ben
 Measures: plain requests at 1 and 10 connections (p50/p99 latency, requests/s; through wrk when installed,
 `apt-get install wrk`, else the Python client); 1 and 100 concurrent streams of 200 chunks 10 ms apart (time to
 first chunk, per-chunk delay from the upstream's send to the client's read); a 1 MB opencode conversation
-(latency); resident memory before and after 1,000 requests with 1 MB bodies. A full run takes about 5 minutes.
+(latency); resident memory before and after 1,000 requests with 1 MB bodies. Then the stream-scaling table
+(scaling.py): 100 to 1,024 concurrent streams, direct / bare mitmdump / this proxy / two replicas behind nginx;
+`--scaling` (or `--only scaling`) runs just that table, `--no-scaling` leaves it out. A full run takes about 7 minutes.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from . import litellm_proxy, measure, report, servers, wrk
+from . import litellm_proxy, measure, report, scaling, servers, wrk
 from .measure import log
 
 FULL = {
@@ -121,7 +123,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--quick", action="store_true", help="a tiny smoke run (seconds); skips LiteLLM unless --only names it"
     )
     parser.add_argument("--skip-litellm", action="store_true", help="leave out the LiteLLM Proxy row")
-    parser.add_argument("--only", action="append", choices=report.ROWS, help="run only this row (repeatable)")
+    parser.add_argument(
+        "--only", action="append", choices=(*report.ROWS, "scaling"), help="run only this row (repeatable)"
+    )
+    parser.add_argument("--scaling", action="store_true", help="run only the stream-scaling table (--only scaling)")
+    parser.add_argument("--no-scaling", action="store_true", help="leave out the stream-scaling table")
     parser.add_argument("--json", type=Path, default=servers.BENCH_DIR / "results.json", help="where to write")
     parser.add_argument(
         "--client",
@@ -136,6 +142,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="extra argument for mitm_run.sh (repeatable), e.g. --proxy-arg=-q",
     )
     args = parser.parse_args(argv)
+    if args.scaling:
+        args.only = [*(args.only or []), "scaling"]
+    args.run_scaling = not args.no_scaling and (not args.only or "scaling" in args.only)
     if args.client == "auto":
         args.client = "wrk" if wrk.available() and not args.quick else "python"
     elif args.client == "wrk" and not wrk.available():
@@ -143,7 +152,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def run_all(args: argparse.Namespace, p: dict[str, Any]) -> dict[str, Any]:
+def run_all(args: argparse.Namespace, p: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     rows = [
         r
         for r in report.ROWS
@@ -153,15 +162,18 @@ def run_all(args: argparse.Namespace, p: dict[str, Any]) -> dict[str, Any]:
     upstream_port = servers.free_port()
     upstream = servers.upstream(upstream_port)
     results: dict[str, Any] = {}
+    scaled = None
     try:
         why = servers.wait_healthy(upstream, "/health", 20)
         if why:
             raise SystemExit(f"bench: the fake upstream did not start: {why}")
         for row in rows:
             results[row] = run_row(row, upstream_port, p, args)
+        if args.run_scaling:
+            scaled = scaling.run(upstream_port, scaling.QUICK if args.quick else scaling.FULL, args)
     finally:
         upstream.stop()
-    return results
+    return results, scaled
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
@@ -172,19 +184,28 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     started, load_average = time.monotonic(), os.getloadavg()[0]
     if load_average > 0.5:
         log(f"the machine is busy (load average {load_average:.2f}): the numbers will be noisy")
-    rows = run_all(args, p)
+    rows, scaled = run_all(args, p)
     checks = [report.check(rows, t) for t in report.TARGETS]
     info = report.machine(args.client, litellm_proxy.venv_dir() / ".bench-version")
     info["load_average"] = load_average
-    text = report.table(rows, checks)
+    info["load_average_end"] = os.getloadavg()[0]
+    text = report.table(rows, checks) if rows else ""
     out(report.machine_line(info))
-    out(
-        f"N streams = {p['streams']} concurrent streams of {p['chunks']} chunks {p['interval_ms']} ms apart; "
-        f"1 MB run = {p['mem_requests']} requests."
-    )
-    out(text)
-    for line in report.problems(rows):
-        out(line)
+    if rows:
+        out(
+            f"N streams = {p['streams']} concurrent streams of {p['chunks']} chunks {p['interval_ms']} ms apart; "
+            f"1 MB run = {p['mem_requests']} requests."
+        )
+        out(text)
+        for line in report.problems(rows):
+            out(line)
+    if scaled is not None:
+        scaled["checks"], scaled["table"] = scaling.checks(scaled), scaling.table(scaled)
+        out("")
+        out(scaling.describe(scaled))
+        out(scaled["table"])
+        for note in scaled["notes"]:
+            out(note)
     document = {
         "machine": info,
         "params": p,
@@ -192,6 +213,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         "rows": rows,
         "targets": checks,
         "table": text,
+        "scaling": scaled,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))

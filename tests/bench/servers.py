@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -16,6 +17,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+import orjson
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / ".bench"
@@ -163,6 +166,23 @@ def wait_healthy(server: Server, path: str, timeout: float) -> str | None:
     return f"{server.name} was not healthy at {path} after {timeout:.0f} s ({last}):\n{server.log_tail()}"
 
 
+def wait_ready(server: Server, timeout: float) -> str | None:
+    """None once this proxy's /health says litellm is loaded (before, chat requests wait for it, which would
+    skew timings), else why not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        why = wait_healthy(server, "/health", max(1.0, deadline - time.monotonic()))
+        if why:
+            return why
+        try:
+            if orjson.loads(http_get(server.port, "/health")[1]).get("litellm", "ready") == "ready":
+                return None
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            pass
+        time.sleep(0.2)
+    return f"{server.name}: litellm was not loaded after {timeout:.0f} s:\n{server.log_tail()}"
+
+
 def upstream(port: int) -> Server:
     return start("upstream", port, [str(VENV_BIN / "python"), "-m", "tests.bench.upstream", "--port", str(port)])
 
@@ -186,11 +206,11 @@ def bare_mitmdump(port: int, upstream_port: int) -> Server:
     return start("bare_mitmdump", port, argv)
 
 
-def opencode_config(proxy_port: int, native_base: str | None = None) -> Path:
-    """The opencode.json this proxy reads: an alias provider `local` pointing at the proxy itself; with
-    native_base, `local-model` is `gemini/gemini-2.5-flash` on Gemini's native API there (an @ai-sdk/google
-    provider)."""
-    config = run_dir() / ("opencode-native.json" if native_base else "opencode.json")
+def opencode_config(proxy_port: int, native_base: str | None = None, name: str = "opencode") -> Path:
+    """The opencode.json this proxy reads: an alias provider `local` pointing at the proxy itself (or at the
+    balancer in front of it); with native_base, `local-model` is `gemini/gemini-2.5-flash` on Gemini's native API
+    there (an @ai-sdk/google provider)."""
+    config = run_dir() / (f"{name}-native.json" if native_base else f"{name}.json")
     model = "gemini/gemini-2.5-flash" if native_base else "gemini-2.5-flash"
     google = (
         f""",
@@ -220,15 +240,36 @@ def opencode_config(proxy_port: int, native_base: str | None = None) -> Path:
     return config
 
 
-def this_proxy(port: int, upstream_port: int, extra_args: list[str], native: bool = False) -> Server:
-    """This proxy as mitm_run.sh starts it; `native`: its chat requests take Gemini's native API."""
+def this_proxy(
+    port: int,
+    upstream_port: int,
+    extra_args: list[str],
+    native: bool = False,
+    name: str | None = None,
+    config: Path | None = None,
+) -> Server:
+    """This proxy as mitm_run.sh starts it; `native`: its chat requests take Gemini's native API; `config`: an
+    opencode.json of its own (replicas share the one that names their balancer)."""
     native_base = f"http://127.0.0.1:{upstream_port}/v1beta" if native else None
     env = {
         "PROXY_HOST": "127.0.0.1",
         "PROXY_PORT": str(port),
         "GEMINI_API_BASE": f"http://127.0.0.1:{upstream_port}/v1beta/openai/",
         "GEMINI_API_KEY": "bench-key",
-        "OPENCODE_CONFIG": str(opencode_config(port, native_base)),
+        "OPENCODE_CONFIG": str(config or opencode_config(port, native_base)),
     }
-    name = "this_proxy_native" if native else "this_proxy"
+    name = name or ("this_proxy_native" if native else "this_proxy")
     return start(name, port, [str(ROOT / "mitm_run.sh"), *extra_args], env)
+
+
+def raise_fd_limit(wanted: int) -> int:
+    """Raise this process's open-files limit (its children inherit it) toward `wanted`; the limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):
+            return soft
+        soft = target
+    return soft

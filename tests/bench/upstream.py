@@ -2,7 +2,8 @@
 
 POST .../chat/completions answers at once. A non-streaming answer is a small chat.completion; a streaming one
 sends `chunks` chat.completion.chunk events `interval_ms` apart (from the request's last user message,
-`bench chunks=N interval_ms=X`), each carrying the wall clock of its own send as content `t=<time.time_ns()>`,
+`bench chunks=N interval_ms=X`), each carrying the wall clock of its own send and its sequence number as content
+`t=<time.time_ns()> n=<0..N-1>` (the client checks every chunk arrived, once, in order, in an event of its own),
 then a finish chunk with usage and `data: [DONE]`. Answers name the model the request named, so a proxy's
 rewriting back to the client's name is visible. GET /__stats returns how many chat requests each model name
 reached the upstream with; any other GET answers 200 (health checks through a bare reverse proxy).
@@ -65,12 +66,12 @@ def _frame(event: bytes) -> bytes:
     return b"%x\r\n%b\r\n" % (len(event), event)
 
 
-def _chunk_event(model: bytes, first: bool) -> bytes:
-    role = b'"role":"assistant",' if first else b""
+def _chunk_event(model: bytes, seq: int) -> bytes:
+    role = b'"role":"assistant",' if seq == 0 else b""
     return (
         b'data: {"id":"chatcmpl-bench","object":"chat.completion.chunk","created":%d,"model":"%b",'
-        b'"choices":[{"index":0,"delta":{%b"content":"t=%d "},"finish_reason":null}]}\n\n'
-        % (int(time.time()), model, role, time.time_ns())
+        b'"choices":[{"index":0,"delta":{%b"content":"t=%d n=%d "},"finish_reason":null}]}\n\n'
+        % (int(time.time()), model, role, time.time_ns(), seq)
     )
 
 
@@ -101,10 +102,10 @@ def _native_completion(model: str, prompt_tokens: int) -> bytes:
     return _response("200 OK", orjson.dumps(body))
 
 
-def _native_chunk_event(model: bytes, first: bool) -> bytes:
+def _native_chunk_event(model: bytes, seq: int) -> bytes:
     return (
-        b'data: {"candidates":[{"content":{"parts":[{"text":"t=%d "}],"role":"model"},"index":0}],'
-        b'"modelVersion":"%b","responseId":"bench"}\r\n\r\n' % (time.time_ns(), model)
+        b'data: {"candidates":[{"content":{"parts":[{"text":"t=%d n=%d "}],"role":"model"},"index":0}],'
+        b'"modelVersion":"%b","responseId":"bench"}\r\n\r\n' % (time.time_ns(), seq, model)
     )
 
 
@@ -246,7 +247,7 @@ class Upstream(asyncio.Protocol):
                 await asyncio.sleep(delay)
             if transport.is_closing():
                 return
-            transport.write(_frame((_native_chunk_event if native else _chunk_event)(model, i == 0)))
+            transport.write(_frame((_native_chunk_event if native else _chunk_event)(model, i)))
         transport.write((_native_finish_events if native else _finish_events)(model, chunks))
         self.busy = False
         self._process()
