@@ -64,6 +64,14 @@ def test_warm_returns_at_once_and_imports_in_a_thread():
     assert "model cost map fetch" not in done.stderr  # LITELLM_LOCAL_MODEL_COST_MAP was set before the import
 
 
+def test_litellm_says_nothing_while_it_imports_under_a_debug_root_logger():
+    """mitmproxy sets the root logger to DEBUG; litellm's own handler printed its import-time chatter then."""
+    script = "import logging; logging.getLogger().setLevel(logging.DEBUG)\n" + WARM_IN_A_FRESH_PROCESS
+    done = subprocess.run([sys.executable, "-c", script], cwd=ADDON.parent, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "LiteLLM:DEBUG" not in done.stderr, done.stderr[-3000:]
+
+
 def test_state_is_what_health_reports(litellm, monkeypatch):
     assert litellm_bridge.state() == "ready"
     pending = Future()

@@ -95,6 +95,10 @@ def _no_finalizer(self: object) -> None:
 
 def _import() -> ModuleType:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    # Before the import too: litellm logs while it imports, through its own handler, at the root logger's level
+    # (mitmproxy sets that to DEBUG).
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     import litellm
 
     litellm.suppress_debug_info = True
