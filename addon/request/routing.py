@@ -213,29 +213,32 @@ class Routing:
         )
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
-        if flow.response or flow.error or not flow.live or self.watch is None:
-            return
-        self.watch.refresh()
+        watch = self.watch
+        if flow.response or flow.error or not flow.live or watch is None:
+            return None
+        watch.refresh()
         path = flow.request.path.split("?", 1)[0].rstrip("/") or "/"
         if path == "/health":
-            return self.health(flow)
-        if hop := flow.request.headers.get(hops.HEADER):
+            self.health(flow, watch)
+        elif hop := flow.request.headers.get(hops.HEADER):
             listen = "{}:{}".format(*flow.client_conn.sockname[:2])
-            return error_response(flow, 508, hops.loop_message(hop, self.instance, listen), "loop_detected")
+            error_response(flow, 508, hops.loop_message(hop, self.instance, listen), "loop_detected")
         # A replay (mitmweb, console, -C) is the operator's, and the client's key was never stored.
-        if self.proxy_key and flow.is_replay != "request" and not self.client_authorized(flow):
-            return error_response(
+        elif self.proxy_key and flow.is_replay != "request" and not client_authorized(flow, self.proxy_key):
+            error_response(
                 flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.", "invalid_api_key"
             )
-        if path in MODEL_PATHS and flow.request.method == "GET":
-            return self.models(flow)
-        if not litellm_bridge.ready() and on_event_loop():  # resolution reads litellm: wait for it, not the loop
+        elif path in MODEL_PATHS and flow.request.method == "GET":
+            self.models(flow, watch)
+        elif not litellm_bridge.ready() and on_event_loop():  # resolution reads litellm: wait for it, not the loop
             return self.when_warm(flow)
-        if path in CHAT_PATHS:
-            if flow.request.method != "POST":
-                return error_response(flow, 405, f"{path} takes POST.", "method_not_allowed")
-            return self.chat(flow)
-        self.passthrough(flow, path)
+        elif path in CHAT_PATHS and flow.request.method != "POST":
+            error_response(flow, 405, f"{path} takes POST.", "method_not_allowed")
+        elif path in CHAT_PATHS:
+            self.chat(flow, watch)
+        else:
+            self.passthrough(flow, watch, path)
+        return None
 
     async def when_warm(self, flow: http.HTTPFlow) -> None:
         """The request, once litellm_bridge.warm()'s import has finished; the loop serves others meanwhile."""
@@ -245,32 +248,28 @@ class Routing:
             return error_response(flow, 503, f"The proxy cannot route: importing litellm failed: {e}", "unavailable")
         self.request(flow)
 
-    def client_authorized(self, flow: http.HTTPFlow) -> bool:
-        sent = flow.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(sent.encode(), self.proxy_key.encode())
-
-    def health(self, flow: http.HTTPFlow) -> None:
-        config = self.watch.config
+    def health(self, flow: http.HTTPFlow, watch: ConfigWatch) -> None:
+        config = watch.config
         body = {
             "status": "ok",
             "config": config.path,
             "models": len(config.model_names()),
-            "config_error": self.watch.error,
+            "config_error": watch.error,
             "litellm": litellm_bridge.state(),  # "loading" for the first seconds: chat requests wait for it
         }
         json_response(flow, 200, orjson.dumps(body))
 
-    def models(self, flow: http.HTTPFlow) -> None:
-        json_response(flow, 200, orjson.dumps({"object": "list", "data": self.watch.config.model_names()}))
+    def models(self, flow: http.HTTPFlow, watch: ConfigWatch) -> None:
+        json_response(flow, 200, orjson.dumps({"object": "list", "data": watch.config.model_names()}))
 
-    def chat(self, flow: http.HTTPFlow) -> None:
+    def chat(self, flow: http.HTTPFlow, watch: ConfigWatch) -> None:
         try:
             encoding = flow.request.headers.get("content-encoding", "")
             content = body_encoding.decode_body(
                 flow.request.raw_content or b"", encoding, ctx.options.translate_max_body
             )
             chat = parse_chat_request(content, ctx.options.translate_max_body)
-            target = self.watch.resolve(chat.model)
+            target = watch.resolve(chat.model)
         except ClientError as e:
             return error_response(flow, e.status, str(e), e.code)
         except ValueError as e:
@@ -344,9 +343,9 @@ class Routing:
             repairs += thought_signatures.restore_request(load_messages(chat).body, target.upstream_model)
         return repairs
 
-    def passthrough(self, flow: http.HTTPFlow, path: str) -> None:
+    def passthrough(self, flow: http.HTTPFlow, watch: ConfigWatch, path: str) -> None:
         """Any other path goes to the default upstream with its key (embeddings and the like)."""
-        target = self.watch.resolve(self.watch.settings.default_model)
+        target = watch.resolve(watch.settings.default_model)
         if message := missing_key(flow, target.api_key):
             return error_response(flow, 401, message, "upstream_key_missing")
         query = flow.request.path.partition("?")[2]
@@ -368,3 +367,9 @@ class Routing:
             flow.request.headers[name] = value
         if key:
             upstream_key.attach_key(flow.request, key, resolution.mask_key(key))
+
+
+def client_authorized(flow: http.HTTPFlow, proxy_key: str) -> bool:
+    """Whether the request's Bearer token is the proxy key (compared in constant time)."""
+    sent = flow.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
+    return hmac.compare_digest(sent.encode(), proxy_key.encode())
