@@ -98,9 +98,11 @@ test_packages() {
 
 run_checks() {
     cd "$ROOT"
-    log "checks: ruff, ruff format, import-linter"
+    log "checks: ruff, ruff format, mypy, import-linter"
     "$VENV/bin/ruff" check --quiet addon tests
     "$VENV/bin/ruff" format --check --quiet addon tests
+    local typing  # mypy over addon/ ([tool.mypy] in pyproject.toml): its report only when it finds something
+    typing=$("$VENV/bin/mypy" 2>&1) || { printf '%s\n' "$typing"; return 1; }
     "$VENV/bin/lint-imports" --no-cache >/dev/null || "$VENV/bin/lint-imports" --no-cache
 }
 

@@ -12,7 +12,7 @@ from mitmproxy.test import taddons, tflow
 
 from addon.formats import litellm_bridge
 from addon.formats.exchange import Exchange
-from addon.request import routing
+from addon.request import routing, upstream_request
 from addon.request.routing import Routing
 
 CONFIG = {
@@ -128,7 +128,7 @@ def test_options_survive_a_script_reload(addon_ctx):
 def test_parsed_url_is_what_the_url_setter_would_set(address):
     expected, flow = tflow.tflow(), tflow.tflow()
     expected.request.url = address
-    flow.request.scheme, flow.request.host, flow.request.port, flow.request.path = routing.parsed_url(address)
+    flow.request.scheme, flow.request.host, flow.request.port, flow.request.path = upstream_request.parsed_url(address)
     assert (flow.request.scheme, flow.request.host, flow.request.port, flow.request.path) == (
         expected.request.scheme,
         expected.request.host,

@@ -77,7 +77,7 @@ def choose(*candidates: Key | None) -> Key:
 
 def is_placeholder(key: str | None) -> bool:
     """True for the stand-ins example configs ship instead of a real key."""
-    return bool(key) and bool(_PLACEHOLDER.fullmatch(key.strip()))
+    return bool(key and _PLACEHOLDER.fullmatch(key.strip()))
 
 
 def shown(key: str | None, base: str) -> str:

@@ -23,7 +23,8 @@ class Row(NamedTuple):
 
 def rows(config: OpencodeConfig, settings: resolution.Settings) -> list[Row]:
     """One row per model a provider declares (its models and its options.proxy.models), in file order."""
-    table, first = [], {}
+    table: list[Row] = []
+    first: dict[str, str] = {}  # model key -> the provider that lists it first
     for provider in config.providers.values():
         for key in dict.fromkeys([*provider.models, *provider.aliases]):
             first.setdefault(key, provider.id)

@@ -168,7 +168,8 @@ def first_choice(choices: list) -> dict:
 
 def call_fields(call: dict) -> dict[str, str]:
     """{"id", "name", "arguments": str} from an OpenAI tool call (or a flat dict of those keys)."""
-    fn = call.get("function") if isinstance(call.get("function"), dict) else call
+    function = call.get("function")
+    fn = function if isinstance(function, dict) else call
     args = fn.get("arguments")
     if not isinstance(args, str):
         args = "" if args is None else orjson.dumps(args).decode()

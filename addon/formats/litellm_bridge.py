@@ -22,7 +22,7 @@ import threading
 from collections.abc import Mapping
 from concurrent.futures import Future
 from types import ModuleType
-from typing import Any, get_type_hints
+from typing import Any, Literal, get_type_hints
 
 logger = logging.getLogger(__name__)
 QUIET_LOGGERS = ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore")
@@ -86,7 +86,7 @@ def _skip_finalizers_if_importing() -> None:
             continue
         for value in list(vars(module).values()):
             if isinstance(value, type) and value.__module__ == name and "__del__" in vars(value):
-                value.__del__ = _no_finalizer  # type: ignore[method-assign]
+                value.__del__ = _no_finalizer  # type: ignore[attr-defined]  # `type` has no __del__; this class defines one
 
 
 def _no_finalizer(self: object) -> None:
@@ -198,9 +198,10 @@ def gemini_request_body(
     """litellm's generateContent body (contents, system_instruction, tools, toolConfig, generationConfig)."""
     from litellm.llms.vertex_ai.gemini.transformation import transform_request_body
 
-    provider = "vertex_ai" if vertex else "gemini"
+    provider: Literal["vertex_ai", "gemini"] = "vertex_ai" if vertex else "gemini"
     try:
-        body = transform_request_body(messages, model, optional_params, provider, {}, None)
+        # litellm types messages as its TypedDicts; these are client JSON, which litellm checks itself
+        body = transform_request_body(messages, model, optional_params, provider, {}, None)  # type: ignore[arg-type]
     except Exception as e:  # litellm raises BadRequestError, ValueError and plain Exception for bad messages
         raise ValueError(_message(e)) from None
     return dict(body)

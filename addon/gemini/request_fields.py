@@ -11,6 +11,7 @@ repair_fields for Gemini targets only.
 from __future__ import annotations
 
 import functools
+from typing import TypeGuard
 
 from ..formats import litellm_bridge
 
@@ -184,7 +185,7 @@ def _drop_note(name: str, model: str, unsupported: frozenset[str]) -> str:
     return f"dropped non-OpenAI field {name} (Gemini rejects unknown names)"
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 

@@ -10,7 +10,7 @@ the same index) pass through unchanged.
 from __future__ import annotations
 
 import uuid
-from typing import Any
+from typing import Any, TypeGuard
 
 __all__ = ["ToolCallFixer", "fix_message_response", "new_call_id"]
 
@@ -20,7 +20,7 @@ def new_call_id() -> str:
     return "call_" + uuid.uuid4().hex[:24]
 
 
-def _is_index(value: object) -> bool:
+def _is_index(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
@@ -40,8 +40,7 @@ class _ChoiceCalls:
         name = function.get("name") if isinstance(function, dict) else None
         if _is_index(index):
             known = self.upstream.get(index)
-            same_call = known is not None and (not cid or self.ids.get(known) == cid)
-            if same_call:
+            if known is not None and (not cid or self.ids.get(known) == cid):  # the same call continues
                 return known, False
             ours = index if index >= self.count else self.count  # a reused index is another call
             self.upstream[index] = ours

@@ -145,10 +145,12 @@ class _Cleaner:
         self.note("merged allOf")
         for branch in filter(lambda b: isinstance(b, dict), node.pop("allOf")):
             merged = {**branch, **node}
-            for key, empty in (("properties", {}), ("required", [])):
-                mine, theirs = node.get(key, empty), branch.get(key, empty)
-                if isinstance(mine, type(empty)) and isinstance(theirs, type(empty)) and (mine or theirs):
-                    merged[key] = {**theirs, **mine} if key == "properties" else [*mine, *theirs]
+            mine, theirs = node.get("properties", {}), branch.get("properties", {})
+            if isinstance(mine, dict) and isinstance(theirs, dict) and (mine or theirs):
+                merged["properties"] = {**theirs, **mine}
+            mine, theirs = node.get("required", []), branch.get("required", [])
+            if isinstance(mine, list) and isinstance(theirs, list) and (mine or theirs):
+                merged["required"] = [*mine, *theirs]
             node = merged
         return node
 
@@ -286,7 +288,7 @@ def _infer_type(out: dict) -> str:
     return "object"  # litellm's add_object_type does the same for schemas without a type
 
 
-def _resolve(root: dict, ref: str) -> object | None:
+def _resolve(root: dict, ref: str) -> dict | None:
     """Follow a local JSON pointer ("#", "#/$defs/Foo", "#/properties/a/items"); None when it leads nowhere."""
     if not ref.startswith("#"):
         return None

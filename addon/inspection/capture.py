@@ -152,7 +152,7 @@ class Capture:
             reader = READERS[str(ex.capture)].Stream()
             encoding = flow.response.headers.get("content-encoding", "")
             keep = ctx.options.capture_keep_stream_bytes
-            flow.response.stream = StreamTap(reader, keep, ex.t_request, encoding)
+            flow.response.stream = StreamTap(reader, keep, ex.t_request or time.time(), encoding)
 
     def response(self, flow: http.HTTPFlow) -> None:
         ex = self.record(flow)

@@ -79,5 +79,7 @@ class StreamTap:
         except ValueError as e:
             self.errors.append(f"the {self.encoding}-compressed stream cannot be decoded: {e}")
             return
+        if isinstance(plain, str):  # a text codec named as the content-encoding: mitmproxy decodes it to text
+            plain = plain.encode()
         decoder = SSEDecoder()
         self.read(decoder.decode(plain) + decoder.flush(), now)

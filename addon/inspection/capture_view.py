@@ -28,14 +28,14 @@ class CaptureChatView(ChatView):
     name = "LLM chat"
 
     def prettify(self, data: bytes, metadata: Metadata) -> str:
-        meta = _capture_meta(metadata)
-        if meta is None:
+        meta, flow = _capture_meta(metadata), metadata.flow
+        if meta is None or not isinstance(flow, http.HTTPFlow):  # only an HTTP flow has a capture record
             return super().prettify(data, metadata)
         title = f"{TITLES[str(meta.capture)]} via {meta.host}"
         if isinstance(metadata.http_message, http.Request):
             head = [f"{title}, read as OpenAI chat", "", *turn_text.view_lines(meta)]
-            return "\n".join([*head, render_request(reader_request(metadata.flow, meta))])
-        offered = _offered(metadata.flow, meta)
+            return "\n".join([*head, render_request(reader_request(flow, meta))])
+        offered = _offered(flow, meta)
         if not data.strip():
             if meta.answer is None:
                 raise ValueError("This response has no body and no answer in flow.metadata['llm'].")

@@ -125,7 +125,7 @@ def _offered(metadata: Metadata) -> dict[str, dict] | None:
 
 
 def render_request(body: dict, client_model: object = None) -> str:
-    messages, tools = body["messages"], body.get("tools") if isinstance(body.get("tools"), list) else []
+    messages, tools = body["messages"], offered if isinstance(offered := body.get("tools"), list) else []
     lines = [f"chat request: {len(messages)} messages, {len(tools)} tools", ""]
     if found := media_placeholders.find(body):
         lines += [
@@ -183,9 +183,9 @@ def _part_text(part: Any) -> str:
 
 def _tool_lines(tool: dict) -> list[str]:
     fn = tool["function"] if isinstance(tool.get("function"), dict) else tool
-    params = fn.get("parameters") if isinstance(fn.get("parameters"), dict) else {}
-    props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
-    required = params.get("required") if isinstance(params.get("required"), list) else []
+    params = parameters if isinstance(parameters := fn.get("parameters"), dict) else {}
+    props = properties if isinstance(properties := params.get("properties"), dict) else {}
+    required = names if isinstance(names := params.get("required"), list) else []
     args = ", ".join(_param(name, schema, name in required) for name, schema in props.items())
     description = str(fn.get("description") or "").strip().split("\n")[0]
     lines = [f"  {fn.get('name', '(no name)')}({args})"]

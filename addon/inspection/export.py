@@ -118,7 +118,9 @@ def chat_flows(path: str, session: str | None, progress) -> Iterator[tuple[http.
     with open(path, "rb") as f:
         for n, flow in enumerate(io.FlowReader(f).stream(), 1):
             progress(n)
-            ex = Exchange.find(flow) if isinstance(flow, http.HTTPFlow) else None
+            if not isinstance(flow, http.HTTPFlow):
+                continue
+            ex = Exchange.find(flow)
             if ex is not None and ex.client_model is not None and ex.fallback_of is None:
                 if in_session(ex, session):
                     yield flow, ex

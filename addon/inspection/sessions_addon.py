@@ -155,7 +155,7 @@ class Sessions:
             toolcheck.checks_of(ex, client_body(ex) or flow.request.content) if flow.live else ex.tool_checks or []
         )
         answer = ex.answer or {}
-        usage = answer.get("usage") if isinstance(answer.get("usage"), dict) else {}
+        usage = counted if isinstance(counted := answer.get("usage"), dict) else {}
         start, first = ex.t_request, ex.t_first_chunk
         turn.client_model, turn.upstream_model = str(ex.client_model or ""), str(ex.upstream_model or "")
         turn.finished = ex.t_end or time.time()

@@ -154,7 +154,7 @@ def content_text(content: object) -> str:
     if not isinstance(content, list):
         return ""
     parts = (
-        p.get("text") if isinstance(p.get("text"), str) else f"[{p.get('type', 'part')}]"
+        text if isinstance(text := p.get("text"), str) else f"[{p.get('type', 'part')}]"
         for p in content
         if isinstance(p, dict)
     )

@@ -13,6 +13,7 @@ import array
 import zlib
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import cast
 
 import msgspec
 import orjson
@@ -31,14 +32,18 @@ FIELDS = (
     "user", "service_tier", "prompt_cache_key", "safety_identifier", "web_search_options", "extra_body",
 )  # fmt: skip
 _ABSENT = msgspec.Raw()  # the default of a field the request does not have
+
+
+class _BodyBase(msgspec.Struct):
+    messages: list[msgspec.Raw]
+    tools: msgspec.Raw = _ABSENT  # a list, or null
+
+
+# defstruct adds FIELDS at run time; a type checker knows only the base's fields (the rest are read by getattr).
 _BODY = msgspec.json.Decoder(
-    msgspec.defstruct(
-        "_Body",
-        [
-            ("messages", list[msgspec.Raw]),
-            ("tools", msgspec.Raw, _ABSENT),  # a list, or null
-            *((name, msgspec.Raw, _ABSENT) for name in FIELDS),
-        ],
+    cast(
+        type[_BodyBase],
+        msgspec.defstruct("_Body", [(name, msgspec.Raw, _ABSENT) for name in FIELDS], bases=(_BodyBase,)),
     )
 )
 
@@ -115,10 +120,10 @@ def tool_shape(raw: msgspec.Raw) -> ToolShape:
     except orjson.JSONDecodeError:
         tool = None
     tool = tool if isinstance(tool, dict) else {}
-    fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
-    params = fn.get("parameters") if isinstance(fn.get("parameters"), dict) else {}
-    props = params.get("properties") if isinstance(params.get("properties"), dict) else {}
-    required = params.get("required") if isinstance(params.get("required"), list) else []
+    fn = function if isinstance(function := tool.get("function"), dict) else tool
+    params = parameters if isinstance(parameters := fn.get("parameters"), dict) else {}
+    props = properties if isinstance(properties := params.get("properties"), dict) else {}
+    required = names if isinstance(names := params.get("required"), list) else []
     return ToolShape(
         name=str(fn.get("name") or "(no name)"),
         description=digest(orjson.dumps(fn.get("description"))),

@@ -1,81 +1,33 @@
 """The request side: answer what the proxy answers itself, and route every chat request to its upstream.
 
-One request through this addon: guard the proxy key -> local endpoints (/health, /v1/models) -> validate the chat
-body -> resolve the model from opencode.json -> rewrite model, URL, key and Gemini repairs -> upstream. What was
+One request through this addon: local endpoints (/health, /v1/models: local_answers.py) -> loop guard (hops.py)
+-> the proxy key -> validate the chat body (body_encoding.py, chat_request.py) -> resolve the model from
+opencode.json (config/) -> rewrite model, URL, key and Gemini repairs (upstream_request.py) -> upstream. What was
 decided is recorded in the flow's exchange record (formats/exchange.py), which mitmweb and saved flows keep.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-import hmac
 import logging
 import os
-import time
 from collections.abc import Coroutine
 from typing import Any
 
-import orjson
 from mitmproxy import ctx, exceptions, http
-from mitmproxy.net.http import url
 
 from ..config import keys, opencode_config, resolution
 from ..config.config_watch import ConfigWatch
-from ..formats import errors, litellm_bridge
+from ..formats import litellm_bridge
 from ..formats.exchange import Exchange
-from ..gemini import request_fields, thought_signatures, tool_schema
-from ..runtime import upstream_key
 from ..runtime.option_help import one_paragraph
 from . import body_encoding, hops, native_chat
-from .chat_request import ChatRequest, ClientError, encode_body, load_messages, parse_chat_request
+from .chat_request import ChatRequest, ClientError, encode_body, parse_chat_request
+from .local_answers import CHAT_PATHS, MODEL_PATHS, client_authorized, error_response, health, models
 from .replay import missing_key
+from .upstream_request import point_at, record_target, rewrite_body
 
 logger = logging.getLogger(__name__)
-
-CHAT_PATHS = ("/chat/completions", "/v1/chat/completions")
-MODEL_PATHS = ("/models", "/v1/models")
-# Client headers that must never reach the upstream: credentials of the client, and hints that name other hosts.
-DROPPED_HEADERS = frozenset(
-    (
-        b"authorization",
-        b"x-api-key",
-        b"api-key",
-        b"x-goog-api-key",
-        b"x-forwarded-host",
-        b"forwarded",
-        b"x-forwarded-for",
-        b"x-forwarded-proto",
-        b"x-original-url",
-        b"x-rewrite-url",
-        b"proxy-authorization",
-    )
-)
-
-
-@functools.lru_cache(maxsize=256)
-def parsed_url(address: str) -> tuple[bytes, bytes, int, bytes]:
-    """What setting request.url would set; parsed once per upstream URL (the host check is IDNA work)."""
-    return url.parse(address)
-
-
-def json_response(flow: http.HTTPFlow, status: int, body: bytes) -> None:
-    flow.response = http.Response.make(status, body, {"content-type": "application/json"})
-    answered_here(flow)
-
-
-def error_response(flow: http.HTTPFlow, status: int, message: str, code: str | None = None) -> None:
-    flow.response = errors.error_response(message, status, code)
-    Exchange.of(flow).error = message
-    answered_here(flow)
-
-
-def answered_here(flow: http.HTTPFlow) -> None:
-    """A flow the proxy answers itself names the proxy's own address, not the reverse-proxy target mitmproxy
-    put there: mitmdump's line then reads `POST http://127.0.0.1:8000/v1/chat/completions << 400`."""
-    host, port = flow.client_conn.sockname[:2]
-    if host:
-        flow.request.scheme, flow.request.host, flow.request.port = "http", host, port
 
 
 def on_event_loop() -> bool:
@@ -213,29 +165,32 @@ class Routing:
         )
 
     def request(self, flow: http.HTTPFlow) -> Coroutine[Any, Any, None] | None:
-        if flow.response or flow.error or not flow.live or self.watch is None:
-            return
-        self.watch.refresh()
+        watch = self.watch
+        if flow.response or flow.error or not flow.live or watch is None:
+            return None
+        watch.refresh()
         path = flow.request.path.split("?", 1)[0].rstrip("/") or "/"
         if path == "/health":
-            return self.health(flow)
-        if hop := flow.request.headers.get(hops.HEADER):
+            health(flow, watch)
+        elif hop := flow.request.headers.get(hops.HEADER):
             listen = "{}:{}".format(*flow.client_conn.sockname[:2])
-            return error_response(flow, 508, hops.loop_message(hop, self.instance, listen), "loop_detected")
+            error_response(flow, 508, hops.loop_message(hop, self.instance, listen), "loop_detected")
         # A replay (mitmweb, console, -C) is the operator's, and the client's key was never stored.
-        if self.proxy_key and flow.is_replay != "request" and not self.client_authorized(flow):
-            return error_response(
+        elif self.proxy_key and flow.is_replay != "request" and not client_authorized(flow, self.proxy_key):
+            error_response(
                 flow, 401, "Missing or wrong proxy key: send PROXY_API_KEY as the Bearer token.", "invalid_api_key"
             )
-        if path in MODEL_PATHS and flow.request.method == "GET":
-            return self.models(flow)
-        if not litellm_bridge.ready() and on_event_loop():  # resolution reads litellm: wait for it, not the loop
+        elif path in MODEL_PATHS and flow.request.method == "GET":
+            models(flow, watch)
+        elif not litellm_bridge.ready() and on_event_loop():  # resolution reads litellm: wait for it, not the loop
             return self.when_warm(flow)
-        if path in CHAT_PATHS:
-            if flow.request.method != "POST":
-                return error_response(flow, 405, f"{path} takes POST.", "method_not_allowed")
-            return self.chat(flow)
-        self.passthrough(flow, path)
+        elif path in CHAT_PATHS and flow.request.method != "POST":
+            error_response(flow, 405, f"{path} takes POST.", "method_not_allowed")
+        elif path in CHAT_PATHS:
+            self.chat(flow, watch)
+        else:
+            self.passthrough(flow, watch, path)
+        return None
 
     async def when_warm(self, flow: http.HTTPFlow) -> None:
         """The request, once litellm_bridge.warm()'s import has finished; the loop serves others meanwhile."""
@@ -245,32 +200,14 @@ class Routing:
             return error_response(flow, 503, f"The proxy cannot route: importing litellm failed: {e}", "unavailable")
         self.request(flow)
 
-    def client_authorized(self, flow: http.HTTPFlow) -> bool:
-        sent = flow.request.headers.get("authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(sent.encode(), self.proxy_key.encode())
-
-    def health(self, flow: http.HTTPFlow) -> None:
-        config = self.watch.config
-        body = {
-            "status": "ok",
-            "config": config.path,
-            "models": len(config.model_names()),
-            "config_error": self.watch.error,
-            "litellm": litellm_bridge.state(),  # "loading" for the first seconds: chat requests wait for it
-        }
-        json_response(flow, 200, orjson.dumps(body))
-
-    def models(self, flow: http.HTTPFlow) -> None:
-        json_response(flow, 200, orjson.dumps({"object": "list", "data": self.watch.config.model_names()}))
-
-    def chat(self, flow: http.HTTPFlow) -> None:
+    def chat(self, flow: http.HTTPFlow, watch: ConfigWatch) -> None:
         try:
             encoding = flow.request.headers.get("content-encoding", "")
             content = body_encoding.decode_body(
                 flow.request.raw_content or b"", encoding, ctx.options.translate_max_body
             )
             chat = parse_chat_request(content, ctx.options.translate_max_body)
-            target = self.watch.resolve(chat.model)
+            target = watch.resolve(chat.model)
         except ClientError as e:
             return error_response(flow, e.status, str(e), e.code)
         except ValueError as e:
@@ -282,34 +219,17 @@ class Routing:
             ex.original = flow.request.copy()
         # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
         client_model = ex.client_model if ex.fallback_of is not None and ex.client_model else chat.model
-        ex.endpoint = f"{flow.request.method} {flow.request.path}"
-        ex.client_model = client_model
-        ex.upstream_model = target.upstream_model
-        ex.stream = chat.stream
-        ex.litellm_model = target.litellm_model
-        ex.api_base = target.api_base
-        ex.provider = target.provider
-        ex.is_gemini = target.is_gemini
-        ex.key = keys.shown(target.api_key, target.api_base)
-        ex.key_source = target.key_source
-        ex.key_hint = keys.refusal_hint(keys.Key(target.api_key, target.key_source, target.key_hint), target.api_base)
-        ex.t_request = time.time()
-        ex.repairs = []
-        ex.fallbacks = list(target.fallbacks)
-        ex.context_window = target.context_window
-        ex.price_in = target.input_cost_per_token
-        ex.price_out = target.output_cost_per_token
-        ex.price_cached = target.cache_read_cost_per_token
+        record_target(ex, flow, target, client_model, chat.stream)
         # Vertex AI's token comes from google-auth (vertex_auth.py), not from a key.
         if target.api != "vertex" and (message := missing_key(flow, target.api_key)):
             return error_response(flow, 401, message, "upstream_key_missing")
         if target.api != "openai":
             return self.chat_native(flow, chat, target, ex)
-        ex.repairs = self.rewrite_body(chat, target)
+        ex.repairs = rewrite_body(chat, target, self.default_temperature)
         flow.request.headers.pop("content-encoding", None)  # the body goes upstream decoded
         flow.request.content = encode_body(chat.body)
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, client_model)}
-        self.point_at(flow, target.api_base, "chat/completions", target.api_key, {**target.headers, **hop})
+        point_at(flow, target.api_base, "chat/completions", target.api_key, {**target.headers, **hop})
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
 
     def chat_native(self, flow: http.HTTPFlow, chat: ChatRequest, target: resolution.Target, ex: Exchange) -> None:
@@ -319,52 +239,18 @@ class Routing:
         except ValueError as e:
             return error_response(flow, 400, str(e), "invalid_request")
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, ex.client_model or chat.model)}
-        self.point_at(flow, target.api_base, native_chat.path(target, chat.stream), None, {**target.headers, **hop})
+        point_at(flow, target.api_base, native_chat.path(target, chat.stream), None, {**target.headers, **hop})
         native_chat.attach_credentials(flow, target)
         flow.request.headers["accept-encoding"] = "identity"
 
-    def rewrite_body(self, chat: ChatRequest, target: resolution.Target) -> list[str]:
-        body = chat.body
-        body["model"] = target.upstream_model
-        repairs: list[str] = []
-        if self.default_temperature is not None and "temperature" not in body:
-            body["temperature"] = self.default_temperature
-        if ctx.options.translate_default_max_tokens and "max_tokens" not in body:
-            body["max_tokens"] = ctx.options.translate_default_max_tokens
-        if not target.is_gemini:
-            return repairs
-        # Fields first: translating legacy `functions` into `tools` gives the schema cleaner more to clean.
-        if ctx.options.translate_repair_fields:
-            repairs += request_fields.repair_fields(body, target.upstream_model)
-        if ctx.options.translate_repair_schemas:
-            repairs += tool_schema.clean_tools(body)
-        if ctx.options.translate_repair_signatures and thought_signatures.may_restore(
-            chat.call_refs, target.upstream_model
-        ):
-            repairs += thought_signatures.restore_request(load_messages(chat).body, target.upstream_model)
-        return repairs
-
-    def passthrough(self, flow: http.HTTPFlow, path: str) -> None:
+    def passthrough(self, flow: http.HTTPFlow, watch: ConfigWatch, path: str) -> None:
         """Any other path goes to the default upstream with its key (embeddings and the like)."""
-        target = self.watch.resolve(self.watch.settings.default_model)
+        target = watch.resolve(watch.settings.default_model)
         if message := missing_key(flow, target.api_key):
             return error_response(flow, 401, message, "upstream_key_missing")
         query = flow.request.path.partition("?")[2]
         rest = path.removeprefix("/v1").lstrip("/") + (f"?{query}" if query else "")
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, path)}
-        self.point_at(flow, target.api_base, rest, target.api_key, {**target.headers, **hop})
+        point_at(flow, target.api_base, rest, target.api_key, {**target.headers, **hop})
         ex = Exchange.of(flow)
         ex.passthrough, ex.key = True, keys.shown(target.api_key, target.api_base)
-
-    @staticmethod
-    def point_at(flow: http.HTTPFlow, api_base: str, rest: str, key: str | None, headers: dict[str, str]) -> None:
-        flow.request.scheme, flow.request.host, flow.request.port, flow.request.path = parsed_url(
-            api_base.rstrip("/") + "/" + rest
-        )
-        # One pass over the fields: popping each dropped name would scan them all a dozen times per request.
-        kept = [(name, value) for name, value in flow.request.headers.fields if name.lower() not in DROPPED_HEADERS]
-        flow.request.headers = http.Headers(kept)
-        for name, value in headers.items():
-            flow.request.headers[name] = value
-        if key:
-            upstream_key.attach_key(flow.request, key, resolution.mask_key(key))

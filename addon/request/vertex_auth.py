@@ -10,7 +10,7 @@ from mitmproxy import http
 from ..config import resolution
 from ..formats.exchange import Exchange
 from ..runtime import google_token, upstream_key
-from .routing import error_response
+from .local_answers import error_response
 
 logger = logging.getLogger(__name__)
 

@@ -109,11 +109,13 @@ def make_attempt(flow: http.HTTPFlow, original: http.Request, model: str, n: int
 
 def take_answer(flow: http.HTTPFlow, ex: Exchange, model: str, attempt: http.HTTPFlow) -> None:
     """The attempt's answer becomes the client's flow's response, with what the attempt found out."""
+    answer = attempt.response
+    assert answer is not None, "take_answer is called only for an attempt whose outcome() was a status"
     if flow.response is not None and flow.response.stream:  # its headers went out: the attempt's body follows
         flow.response.stream = False
-        flow.response.content = attempt.response.content
+        flow.response.content = answer.content
     else:
-        flow.response = error_pages.whole_response(attempt.response)
+        flow.response = error_pages.whole_response(answer)
     found = Exchange.of(attempt)
     for name in RESULT_KEYS:
         setattr(ex, name, getattr(found, name))
@@ -157,7 +159,7 @@ class Fallbacks:
         if flow.live and ex is not None and ex.key is not None and ex.fallback_of is None and wire.enabled():
             ex.hold_empty = ex.api == "openai"  # the native path turns these into errors
 
-    def response(self, flow: http.HTTPFlow) -> Awaitable[None] | None:
+    def response(self, flow: http.HTTPFlow) -> Awaitable[bool | None] | None:
         # Not async: mitmproxy awaits what a hook returns, and most answers need no fallback, so no coroutine.
         original, ex = self.take(flow)
         response = flow.response
@@ -220,12 +222,13 @@ class Fallbacks:
         await self.run(attempt, flow)
         got = outcome(attempt)
         ex.attempts.append(attempt_record(Exchange.of(attempt), model, got))
-        held = flow.response.stream if isinstance(flow.response.stream, StreamRewriter) else None
-        if got != 200:  # the first answer goes out after all
+        response, answer = flow.response, attempt.response
+        held = response.stream if response is not None and isinstance(response.stream, StreamRewriter) else None
+        if got != 200 or answer is None:  # the first answer goes out after all (a 200 always has its response)
             if held is not None:
                 wire.write_chunk(flow, held.release())
             return
-        if held is None or wire.write_chunk(flow, attempt.response.content or b""):
+        if held is None or wire.write_chunk(flow, answer.content or b""):
             take_answer(flow, ex, model, attempt)
 
     @staticmethod

@@ -113,22 +113,23 @@ class Responses:
 
     def response(self, flow: http.HTTPFlow) -> None:
         ex = routed(flow)
-        if ex is None or not flow.response or ex.passthrough or ex.answered_by:
+        response = flow.response
+        if ex is None or not response or ex.passthrough or ex.answered_by:
             return
         ex.t_end = time.time()
-        if isinstance(flow.response.stream, StreamRewriter):
-            return self.finish_stream(flow, ex, flow.response.stream)
+        if isinstance(response.stream, StreamRewriter):
+            return self.finish_stream(response, ex, response.stream)
         if ex.t_first_chunk is None:
             ex.t_first_chunk = ex.t_end
-        if flow.response.status_code >= 400:
-            return self.reshape_error(flow, ex)
+        if response.status_code >= 400:
+            return self.reshape_error(response, ex)
         if native_responses.is_native(ex):
             return native_responses.rewrite_completion(flow, ex)
-        self.rewrite_completion(flow, ex)
+        self.rewrite_completion(response, ex)
 
-    def finish_stream(self, flow: http.HTTPFlow, ex: Exchange, rewriter: StreamRewriter) -> None:
-        flow.response.stream = False
-        flow.response.content = bytes(rewriter.sent.data)
+    def finish_stream(self, response: http.Response, ex: Exchange, rewriter: StreamRewriter) -> None:
+        response.stream = False
+        response.content = bytes(rewriter.sent.data)
         ex.t_first_chunk = rewriter.t_first
         ex.chunk_times = rewriter.chunk_times
         ex.upstream_raw = bytes(rewriter.upstream.data)
@@ -136,33 +137,35 @@ class Responses:
         ex.body_truncated = rewriter.sent.truncated or rewriter.upstream.truncated
         ex.stream_done = rewriter.saw_done
         ex.repairs = ex.repairs + rewriter.repairs
-        if getattr(rewriter, "error", None):  # a native stream that ended in an error event
-            ex.error = rewriter.error
+        if error := getattr(rewriter, "error", None):  # a native stream that ended in an error event
+            ex.error = error
 
-    def finish_whole_stream(self, flow: http.HTTPFlow, ex: Exchange, rewriter: StreamRewriter) -> None:
+    def finish_whole_stream(
+        self, flow: http.HTTPFlow, response: http.Response, ex: Exchange, rewriter: StreamRewriter
+    ) -> None:
         """The stream reached [DONE] (or the upstream's end) before the connection went: the client has the whole
         answer, and a client that closes right after [DONE] (the openai SDK does) has cut nothing. mitmproxy
         records that close as the flow's error when it comes before the upstream's end of body; the flow is a
         complete answer, saved and shown as one."""
         logger.debug(f"{flow.error.msg if flow.error else 'connection closed'} after the stream's end: not a failure")
         flow.error = None
-        flow.response.timestamp_end = flow.response.timestamp_end or ex.t_end
-        self.finish_stream(flow, ex, rewriter)
+        response.timestamp_end = response.timestamp_end or ex.t_end
+        self.finish_stream(response, ex, rewriter)
 
-    def reshape_error(self, flow: http.HTTPFlow, ex: Exchange) -> None:
-        status = flow.response.status_code
-        reshaped = errors.normalize_upstream_error(status, flow.response.content or b"")
+    def reshape_error(self, response: http.Response, ex: Exchange) -> None:
+        status = response.status_code
+        reshaped = errors.normalize_upstream_error(status, response.content or b"")
         if ctx.options.translate_repair_errors and reshaped is not None:
-            flow.response.content = reshaped
-            flow.response.headers["content-type"] = "application/json"
+            response.content = reshaped
+            response.headers["content-type"] = "application/json"
             ex.repairs = ex.repairs + ["error reshaped to OpenAI's shape"]
-        if flow.response.status_code in (401, 403) and ex.key_hint:  # which key went where (keys.py)
-            flow.response.content = errors.with_hint(flow.response.content or b"", ex.key_hint)
-        ex.error = f"upstream {status}: {client_message(flow.response.content or b'')}"
+        if response.status_code in (401, 403) and ex.key_hint:  # which key went where (keys.py)
+            response.content = errors.with_hint(response.content or b"", ex.key_hint)
+        ex.error = f"upstream {status}: {client_message(response.content or b'')}"
 
-    def rewrite_completion(self, flow: http.HTTPFlow, ex: Exchange) -> None:
+    def rewrite_completion(self, response: http.Response, ex: Exchange) -> None:
         try:
-            body = orjson.loads(flow.response.content or b"")
+            body = orjson.loads(response.content or b"")
         except orjson.JSONDecodeError:
             return
         if not isinstance(body, dict):
@@ -179,7 +182,7 @@ class Responses:
         answer = Answer()
         answer.add_completion(body)
         ex.answer = answer.to_dict()
-        flow.response.content = orjson.dumps(body)
+        response.content = orjson.dumps(body)
 
     def error(self, flow: http.HTTPFlow) -> None:
         ex = routed(flow)
@@ -189,17 +192,23 @@ class Responses:
         if ex.answered_by:  # a fallback attempt's answer goes to the client instead (fallbacks.py)
             return
         ex.t_end = time.time()
-        rewriter = flow.response.stream if flow.response else None
-        if isinstance(rewriter, StreamRewriter) and (rewriter.saw_done or rewriter.finished) and not ex.error:
-            return self.finish_whole_stream(flow, ex, rewriter)
+        response = flow.response
+        rewriter = response.stream if response else None
+        if (
+            response
+            and isinstance(rewriter, StreamRewriter)
+            and (rewriter.saw_done or rewriter.finished)
+            and not ex.error
+        ):
+            return self.finish_whole_stream(flow, response, ex, rewriter)
         ex.error = ex.error or (flow.error.msg if flow.error else "unknown error")
         status, code, message = failure(ex)
-        if isinstance(rewriter, StreamRewriter):
+        if response and isinstance(rewriter, StreamRewriter):
             # The client has the headers and part of the stream: its last event says what happened.
             event = errors.sse_error_event(message, status, code)
             if wire.write_sse_error_and_end(flow, event):
                 rewriter.sent.add(event)
                 ex.error_event_sent = True
-            self.finish_stream(flow, ex, rewriter)
+            self.finish_stream(response, ex, rewriter)
             return
         error_pages.override.set(error_pages.page(status, message, code))

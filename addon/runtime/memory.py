@@ -21,6 +21,7 @@ import ctypes
 import gc
 import logging
 import threading
+from collections.abc import Callable
 
 from mitmproxy import ctx, http
 
@@ -30,7 +31,7 @@ from .option_help import one_paragraph
 logger = logging.getLogger(__name__)
 
 
-def _malloc_trim() -> ctypes._CFuncPtr | None:
+def _malloc_trim() -> Callable[[int], int] | None:
     try:
         trim = ctypes.CDLL(None).malloc_trim
     except (OSError, AttributeError):  # not glibc (macOS, musl)

@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from mitmproxy import connection, ctx, exceptions, http
 from mitmproxy.flow import Flow
 
 from ..formats.exchange import Exchange
 from .option_help import one_paragraph
+
+if TYPE_CHECKING:
+    from mitmproxy.addons.view import View
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +65,7 @@ def marker_text(dropped: int, keep_flows: int, keep_mb: int) -> tuple[str, str]:
 
 class FlowRetention:
     def __init__(self) -> None:
-        self.view = None  # mitmweb's View addon, found on the first finished flow
+        self.view: View | None = None  # mitmweb's View addon, found on the first finished flow
         self.sizes: dict[str, int] = {}  # flow id -> bytes, for finished flows in the view's store
         self.kept_bytes = 0
         self.dropped = 0
@@ -96,7 +100,7 @@ class FlowRetention:
                     f"Cannot use {name} {getattr(ctx.options, name)}: it must be 0 (no limit) or a positive number."
                 )
         if {"translate_keep_flows", "translate_keep_flows_mb"} & updated and self.view is not None:
-            self.trim()
+            self.trim(self.view)
 
     def response(self, f: http.HTTPFlow) -> None:
         self.finished(f)
@@ -105,78 +109,89 @@ class FlowRetention:
         self.finished(f)
 
     def finished(self, f: http.HTTPFlow) -> None:
-        if self.view is None and not self.attach():
+        view = self.view if self.view is not None else self.attach()
+        if view is None:
             return
-        if self.view.get_by_id(f.id) is not None:
+        if view.get_by_id(f.id) is not None:
             size = flow_bytes(f)
             self.kept_bytes += size - self.sizes.get(f.id, 0)
             self.sizes[f.id] = size
-        self.trim()
+        self.trim(view)
 
-    def attach(self) -> bool:
+    def attach(self) -> View | None:
+        """mitmweb's View, followed through its signals from now on; None under mitmdump."""
         self.view = ctx.master.addons.get("view")
         if self.view is None:
-            return False
+            return None
         self.view.sig_store_remove.connect(self.forget)
         self.view.sig_store_refresh.connect(self.recount)
-        return True
+        return self.view
 
     def forget(self, flow: Flow) -> None:  # the View's signal passes flow=...
         self.kept_bytes -= self.sizes.pop(flow.id, 0)
 
     def recount(self) -> None:
         """The store was cleared (or cleared of unmarked flows): keep sizes only for flows still in it."""
-        self.sizes = {fid: size for fid, size in self.sizes.items() if self.view.get_by_id(fid) is not None}
+        view = self.view
+        if view is None:  # connected in attach(), once the view is known
+            return
+        self.sizes = {fid: size for fid, size in self.sizes.items() if view.get_by_id(fid) is not None}
         self.kept_bytes = sum(self.sizes.values())
 
-    def over(self) -> bool:
+    def over(self, view: View) -> bool:
         keep_flows, keep_mb = ctx.options.translate_keep_flows, ctx.options.translate_keep_flows_mb
-        count = self.view.store_count() - self.marker_shown()
+        count = view.store_count() - (self.shown_marker(view) is not None)
         return bool(keep_flows and count > keep_flows or keep_mb and self.kept_bytes > keep_mb * 1024 * 1024)
 
-    def marker_shown(self) -> bool:
-        return self.marker is not None and self.view.get_by_id(self.marker.id) is self.marker
+    def shown_marker(self, view: View) -> http.HTTPFlow | None:
+        """The placeholder flow, when it is in the view's store."""
+        marker = self.marker
+        return marker if marker is not None and view.get_by_id(marker.id) is marker else None
 
-    def trim(self) -> None:
-        if not self.over():
+    def trim(self, view: View) -> None:
+        if not self.over(view):
             return
         dropped = 0
-        for old in self.view.resolve("@all"):  # oldest first: the store keeps arrival order
+        for old in view.resolve("@all"):  # oldest first: the store keeps arrival order
             if old is self.marker or old.live or old.intercepted:
                 continue
-            self.view.remove([old])  # one at a time: a longer list logs "Removed N flows" each time
+            view.remove([old])  # one at a time: a longer list logs "Removed N flows" each time
             dropped += 1
-            if not self.over():
+            if not self.over(view):
                 break
         if dropped:
             self.dropped += dropped
-            self.show()
+            self.show(view)
 
-    def show(self) -> None:
+    def show(self, view: View) -> None:
         path, body = marker_text(self.dropped, ctx.options.translate_keep_flows, ctx.options.translate_keep_flows_mb)
-        if not self.marker_shown():
-            self.marker = self.make_marker()
-            self.marker.request.path, self.marker.response.text = path, body
-            self.view.add([self.marker])
+        marker = self.shown_marker(view)
+        if marker is None:
+            self.marker = self.make_marker(view, path, body)
+            view.add([self.marker])
         else:
-            self.marker.request.path, self.marker.response.text = path, body
-            self.view.update([self.marker])
+            assert marker.response is not None  # make_marker gave it one
+            marker.request.path, marker.response.text = path, body
+            view.update([marker])
         now = time.monotonic()
         if now - self.last_log >= LOG_EVERY:
             self.last_log = now
             logger.info(f"retention: {body.splitlines()[0]}")
 
-    def make_marker(self) -> http.HTTPFlow:
+    def make_marker(self, view: View, path: str, body: str) -> http.HTTPFlow:
         """A flow that sorts before every flow still kept (it stands where the dropped ones were)."""
-        start = min((f.timestamp_created for f in self.view.resolve("@all")), default=time.time()) - 0.001
+        start = min((f.timestamp_created for f in view.resolve("@all")), default=time.time()) - 0.001
         marker = http.HTTPFlow(
             connection.Client(peername=("", 0), sockname=("", 0), timestamp_start=start),
             connection.Server(address=None),
         )
         marker.request = http.Request.make("INFO", MARKER_URL)
         marker.request.timestamp_start = marker.request.timestamp_end = start
-        marker.response = http.Response.make(200, b"", {"content-type": "text/plain; charset=utf-8"})
-        marker.response.timestamp_start = marker.response.timestamp_end = start
+        marker.request.path = path
+        response = http.Response.make(200, b"", {"content-type": "text/plain; charset=utf-8"})
+        response.timestamp_start = response.timestamp_end = start
+        response.text = body
+        marker.response = response
         marker.timestamp_created = start  # mitmweb's default order
         marker.marked = ":scissors:"
         marker.comment = "older flows were dropped from memory: see translate_keep_flows"

@@ -33,13 +33,13 @@ from mitmproxy import connection, ctx, http
 from . import internals
 
 if TYPE_CHECKING:
-    from mitmproxy.proxy.server import ConnectionHandler
+    from mitmproxy.addons.clientplayback import ReplayHandler
 
 logger = logging.getLogger(__name__)
 
 # A replayed flow's id -> (its ReplayHandler, the original flow whose client waits for its answer): fallback attempts;
 # None for a user's client replay, which has no client.
-replays: dict[str, tuple[ConnectionHandler, http.HTTPFlow | None]] = {}
+replays: dict[str, tuple[ReplayHandler, http.HTTPFlow | None]] = {}
 _state = {"enabled": False, "missed": False}  # installed (the start-up check passed); a failed lookup was logged
 
 
@@ -62,10 +62,10 @@ def adopt_client_replay(flow: http.HTTPFlow) -> bool:
     except RuntimeError:  # no event loop: not called from a hook
         return False
     frame = getattr(task.get_coro(), "cr_frame", None) if task is not None else None
-    handler = frame.f_locals.get("self") if frame is not None else None
-    if not isinstance(handler, ReplayHandler) or handler.flow is not flow:
+    owner = frame.f_locals.get("self") if frame is not None else None
+    if not isinstance(owner, ReplayHandler) or owner.flow is not flow:
         return False
-    replays[flow.id] = (handler, None)
+    replays[flow.id] = (owner, None)
     return True
 
 

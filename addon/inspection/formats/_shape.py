@@ -14,7 +14,7 @@ def chunk(model: str | None, delta: dict[str, Any], finish: str | None = None, *
 
 
 def completion(model: str | None, message: dict[str, Any], finish: str | None, usage: dict | None) -> dict[str, Any]:
-    body = {"object": "chat.completion", "model": model}
+    body: dict[str, Any] = {"object": "chat.completion", "model": model}
     body["choices"] = [{"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish}]
     return body | ({"usage": usage} if usage else {})
 

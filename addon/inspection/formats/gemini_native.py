@@ -43,7 +43,7 @@ class _Calls:
 
     def call(self, call: dict[str, Any]) -> str:
         self.count += 1
-        call_id = call.get("id") if isinstance(call.get("id"), str) and call["id"] else f"call_{self.count}"
+        call_id = given if isinstance(given := call.get("id"), str) and given else f"call_{self.count}"
         self.open.append((str(call.get("name")), call_id))
         return call_id
 
@@ -59,7 +59,10 @@ class _Calls:
 
 def _messages(content: dict[str, Any], calls: _Calls) -> list[dict[str, Any]]:
     role = "assistant" if content.get("role") == "model" else str(content.get("role") or "user")
-    results, parts, made, thoughts = [], [], [], []
+    results: list[dict[str, Any]] = []
+    parts: list[dict[str, Any]] = []
+    made: list[dict[str, Any]] = []
+    thoughts: list[dict[str, Any]] = []
     for part in content.get("parts") or ():
         if not isinstance(part, dict):
             continue

@@ -151,7 +151,7 @@ class Stream:
         if kind == "response.function_call_arguments.delta" and isinstance(index, int):
             self.calls_with_arguments.add(index)
             return [self._call(index, {"arguments": str(event.get("delta") or "")})]
-        item = event.get("item") if isinstance(event.get("item"), dict) else {}
+        item = given if isinstance(given := event.get("item"), dict) else {}
         if item.get("type") == "function_call" and isinstance(index, int):
             return self._call_item(kind, index, item)
         if kind in ENDS:
@@ -178,11 +178,11 @@ class Stream:
         return _shape.chunk(self.model, {"tool_calls": [fragment]})
 
     def _end(self, event: dict[str, Any]) -> list[dict[str, Any]]:
-        response = event.get("response") if isinstance(event.get("response"), dict) else {}
+        response = given if isinstance(given := event.get("response"), dict) else {}
         counted = usage(response.get("usage"))
         end = _shape.chunk(
             self.model, {}, _finish(response, self.made_calls), **({"usage": counted} if counted else {})
         )
-        if isinstance(response.get("error"), dict):
-            end["error"] = response["error"]
+        if isinstance(error := response.get("error"), dict):
+            end["error"] = error
         return [end]
