@@ -14,23 +14,8 @@ from typing import Any
 from mitmproxy.net import encoding
 
 from ..formats.answer import Answer
+from ..formats.capped import CappedBuffer
 from ..formats.sse import SSEDecoder
-
-
-class CappedBuffer:
-    """Bytes up to a cap; `truncated` says whether more came (the response side has its own for the proxy)."""
-
-    def __init__(self, cap: int) -> None:
-        self.data = bytearray()
-        self.cap = cap
-        self.truncated = False
-
-    def add(self, chunk: bytes) -> None:
-        room = self.cap - len(self.data)
-        if len(chunk) > room:
-            self.truncated = True
-            chunk = chunk[: max(room, 0)]
-        self.data += chunk
 
 
 class StreamTap:

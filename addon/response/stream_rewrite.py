@@ -24,6 +24,7 @@ from typing import NamedTuple
 import orjson
 
 from ..formats.answer import Answer
+from ..formats.capped import CappedBuffer
 from ..formats.sse import Event, SSEDecoder, encode_event
 from ..gemini import thought_signatures
 from ..gemini.stream_toolcalls import ToolCallFixer
@@ -35,22 +36,6 @@ class StreamOptions(NamedTuple):
     pack_signatures: bool
     keep_bytes: int  # per side; beyond this the stored body is cut (the answer stays complete)
     hold_empty: bool = False  # hold the events back while the answer is empty (see the module docstring)
-
-
-class CappedBuffer:
-    def __init__(self, cap: int) -> None:
-        self.data = bytearray()
-        self.cap = cap
-        self.truncated = False
-
-    def add(self, chunk: bytes) -> None:
-        data = self.data
-        if len(data) + len(chunk) <= self.cap:
-            data += chunk
-            return
-        room = self.cap - len(data)
-        self.truncated = True
-        data += chunk[: max(room, 0)]
 
 
 class StreamRewriter:
@@ -94,12 +79,7 @@ class StreamRewriter:
             # fast path, without the decoder and the Event).
             out = self.rewrite(data, data[6:-2])
             self.chunk_times.append(round(now - self.t_start, 4))
-            if self.t_first is None:
-                self.t_first = now
-            if self.held is not None and not (out := self.hold(out)):
-                return []
-            self.sent.add(out)
-            return [out]
+            return self.sent_out(now, out)
         return self.send(now, self.decoder.decode(data))
 
     def send(self, now: float, events: list[Event]) -> list[bytes]:
