@@ -1,6 +1,8 @@
 """addon/inspection/client_body.py: the client's request body, as client_request.py keeps it and as older native
 flows kept it, reads the same; the tool check of a native flow finds its tools there."""
 
+import gzip
+
 import orjson
 from mitmproxy.test import taddons, tflow
 
@@ -56,3 +58,26 @@ def test_a_native_flows_tool_calls_are_checked_against_the_clients_tools():
         Report().annotate(flow, Exchange.of(flow))
     assert Exchange.of(flow).tool_checks == ["write (c1): missing required field 'content'"]
     assert flow.marked == ":warning:"
+
+
+def test_a_compressed_client_body_is_not_read_so_the_decoded_request_is():
+    """A gzip client's kept body is gzip (replay resends it as it came): the tool check reads the flow's request,
+    which routing decoded, and still finds the problem."""
+    with taddons.context(Report()):
+        flow = tflow.tflow(resp=True)
+        flow.request.content = BODY  # what routing forwarded: decoded
+        flow.metadata["llm"] = Exchange(
+            client_model="local-model",
+            upstream_model="gemini-2.5-flash",
+            client_request={
+                "method": "POST",
+                "path": "/v1/chat/completions",
+                "headers": [["content-encoding", "gzip"]],
+                "body": gzip.compress(BODY),
+            },
+            answer={"content": "", "tool_calls": [{"id": "c1", "name": "write", "arguments": '{"filePath": "a"}'}]},
+        )
+        ex = Exchange.of(flow)
+        assert client_body(ex) is None
+        Report().annotate(flow, ex)
+    assert ex.tool_checks == ["write (c1): missing required field 'content'"]
