@@ -25,6 +25,7 @@ from addon.runtime import (
     log_broadcast,
     option_reads,
     patches,
+    stream_relay,
     wire,
 )
 from addon.runtime.patches import MitmproxyPatches
@@ -41,6 +42,7 @@ def mitmproxy_as_is(master) -> dict:
         "log filters": list(master._legacy_log_events.filters),
         "wire": wire._state["enabled"],
         "option reads": optmanager._Option.current,
+        "stream relay": _http1.Http1Client._handle_event,
     }
 
 
@@ -54,6 +56,7 @@ def installed(master, handler) -> dict[str, bool]:
         "error page": _http1.make_error_response is error_pages.make_error_response,
         "wire helpers": wire.client_gone(closed),
         "option reads": optmanager._Option.current is option_reads.current,
+        "stream relay": _http1.Http1Client._handle_event is stream_relay._handle_event,
     }
 
 

@@ -1,7 +1,7 @@
 """The mitmproxy internals the proxy relies on, and the start-up check that they are still what it was written for.
 
-Six modules reach below mitmproxy's addon API (hook_dispatch, log_broadcast, error_pages, wire, upstream_key,
-option_reads).
+Seven modules reach below mitmproxy's addon API (hook_dispatch, log_broadcast, error_pages, wire, upstream_key,
+option_reads, stream_relay).
 Each declares one `Patch`: the `Internal`s it relies on (a dotted name, how to reach it, the shape it must have:
 a signature, a type, the names a function looks up, dataclass fields), how it is installed and removed, the
 mitmproxy version it was written for, and what happens without it. The `MitmproxyPatches` addon (patches.py)
@@ -147,11 +147,27 @@ def looks_up(*names: str) -> Shape:
     """A function that still looks these names up when it runs (a module global, or an attribute it reads)."""
 
     def check(value: Any) -> str | None:
-        code = getattr(value, "__code__", None)
+        code = _code(value)
         missing = [name for name in names if code is None or name not in code.co_names]
         return f"no longer looks up {', '.join(missing)}" if missing else None
 
     return check
+
+
+def uses(*constants: object) -> Shape:
+    """A function whose code still holds these constants (a format it writes, a header name it reads)."""
+
+    def check(value: Any) -> str | None:
+        code = _code(value)
+        missing = [repr(c) for c in constants if code is None or c not in code.co_consts]
+        return f"no longer uses {', '.join(missing)}" if missing else None
+
+    return check
+
+
+def _code(value: Any) -> Any:
+    """The code object of a function, or of the function a decorator wraps (functools.wraps)."""
+    return getattr(inspect.unwrap(value) if callable(value) else value, "__code__", None)
 
 
 @dataclasses.dataclass(frozen=True)
