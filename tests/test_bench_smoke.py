@@ -75,13 +75,14 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
 
 
 def assert_scaling(scaling: dict) -> None:
-    """The stream-scaling table (its --quick size: 20 streams of 5 chunks): every setup measured, every chunk of
+    """The stream-scaling table (its --quick size: 20 streams of 5 chunks, twice): every setup measured, every chunk of
     every stream accounted for by its sequence number, this proxy checked against bare mitmdump."""
     rows = scaling["rows"]
     for setup in ("direct", "bare_mitmdump", "this_proxy", "replicas"):
         got = rows[setup]["20"]
         assert got["errors"] == 0 and got["incomplete"] == 0, f"{setup}: {got}"
-        assert got["streams"] == 20 and got["expected_chunks"] == 100 and got["chunks"] == 100, f"{setup}: {got}"
+        assert len(got["runs"]) == 2, f"{setup}: {got}"  # two runs, each of 20 streams of 5 chunks
+        assert got["streams"] == 40 and got["expected_chunks"] == 200 and got["chunks"] == 200, f"{setup}: {got}"
         assert got["lost"] == got["merged"] == got["disordered"] == 0, f"{setup}: {got}"
         assert got["delay_p50_ms"] > 0 and got["ttfc_p50_ms"] > 0, f"{setup}: {got}"
     assert [(c["streams"], c["verdict"] in ("PASS", "MISS")) for c in scaling["checks"]] == [(20, True)]
@@ -89,7 +90,7 @@ def assert_scaling(scaling: dict) -> None:
     assert "chunks received / lost / merged" in lines[0] and "vs bare p50 / p99" in lines[0]
     cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[2:]]
     assert [(row[0], row[1], row[5]) for row in cells] == [
-        ("20", title, "100/100 / 0 / 0") for title in ("direct", "bare mitmdump", "this proxy", "2 replicas")
+        ("20", title, "200/200 / 0 / 0") for title in ("direct", "bare mitmdump", "this proxy", "2 replicas")
     ]
     assert cells[2][7].startswith(("PASS", "MISS"))  # this proxy against bare mitmdump
 
@@ -121,3 +122,34 @@ def test_a_litellm_proxy_that_cannot_be_installed_is_reported_and_the_run_goes_o
     assert rows["litellm_proxy"] == {"ok": False, "error": "cannot create the LiteLLM environment: uv not found"}
     assert rows["direct"]["ok"] and rows["direct"]["plain_c1"]["rps"] > 0
     assert any("uv not found" in line for line in printed), printed  # the run says why the row is empty
+
+
+def test_a_setups_runs_at_one_count_become_one_row_of_means_and_sums() -> None:
+    from tests.bench import scaling
+
+    def run(p50: float, p99: float, lost: int = 0) -> dict:
+        return {
+            "ttfc_p50_ms": 10.0,
+            "ttfc_p99_ms": 20.0,
+            "delay_p50_ms": p50,
+            "delay_p99_ms": p99,
+            "delay_max_ms": p99 * 2,
+            "streams": 100,
+            "errors": 0,
+            "incomplete": 0,
+            "expected_chunks": 10_000,
+            "chunks": 10_000 - lost,
+            "lost": lost,
+            "merged": 0,
+            "disordered": 0,
+            "error_samples": [],
+        }
+
+    row = scaling.combine([run(1.0, 30.0), run(3.0, 50.0, lost=2)])
+    assert (row["delay_p50_ms"], row["delay_p99_ms"], row["delay_max_ms"]) == (2.0, 40.0, 100.0)
+    assert (row["chunks"], row["expected_chunks"], row["lost"], row["streams"]) == (19_998, 20_000, 2, 200)
+    assert [r["delay_p50_ms"] for r in row["runs"]] == [1.0, 3.0]
+    failed = {"failed": "the load client died"}
+    assert scaling.combine([run(1.0, 30.0), failed]) is failed  # one failed run fails the row
+    rows = {"this_proxy": {"100": row}, "bare_mitmdump": {"100": scaling.combine([run(1.5, 45.0)] * 2)}}
+    assert scaling.check(rows, 100) == {"streams": 100, "verdict": "MISS", "why": "p50 2.0 > bare 1.5 ms; 2 lost"}

@@ -1,8 +1,10 @@
 """The stream-scaling table: 100, 256, 512 and 1,024 concurrent streams of 100 chunks 10 ms apart, direct, through
 bare mitmdump, this proxy, and two replicas of this proxy behind nginx (512 and 1,024 streams).
 
-For each count the three single-server setups run back to back (the machine's load moves; compare within one
-count), each stream in a connection of its own, started spread over `stagger_ms`. Measured: time to first chunk,
+For each count the three single-server setups run back to back, twice, the second time in the reverse order
+(direct, bare, proxy, proxy, bare, direct): the machine's load moves, and a setup measured right after another pays
+for what that one is still finishing, so each setup's figures are the mean of its two runs, one from each position
+(compare within one count). Each stream has a connection of its own; streams start spread over `stagger_ms`. Measured: time to first chunk,
 each chunk's delay from the upstream's send to the client's read (and what a setup adds over direct), and every
 chunk accounted for (each carries its sequence number: lost, merged into another event, out of order). The target
 (issue 16): up to 512 streams this proxy adds no more p50 and p99 delay than bare mitmdump in the same run, and no
@@ -20,8 +22,8 @@ from typing import Any
 from . import balancer, measure, servers
 from .measure import log
 
-FULL = {"counts": [100, 256, 512, 1024], "replica_counts": [512, 1024], "chunks": 100, "interval_ms": 10}
-QUICK = {"counts": [20], "replica_counts": [20], "chunks": 5, "interval_ms": 10}
+FULL = {"counts": [100, 256, 512, 1024], "replica_counts": [512, 1024], "chunks": 100, "interval_ms": 10, "rounds": 2}
+QUICK = {"counts": [20], "replica_counts": [20], "chunks": 5, "interval_ms": 10, "rounds": 2}
 STAGGER_MS = 100
 TARGET_UP_TO = 512
 SETUPS = ("direct", "bare_mitmdump", "this_proxy", "replicas")
@@ -101,8 +103,13 @@ def run(upstream_port: int, p: dict[str, Any], args: argparse.Namespace) -> dict
         for port, path in targets.values():
             _warm_up(_spec(port, path, p, WARM_UP_STREAMS))
         for count in counts:
-            for setup, (port, path) in targets.items():
-                rows[setup][str(count)] = _measure(setup, _spec(port, path, p, count))
+            runs: dict[str, list[dict[str, Any]]] = {setup: [] for setup in targets}
+            order = list(targets.items())
+            for round_ in range(p["rounds"]):
+                for setup, (port, path) in order if round_ % 2 == 0 else reversed(order):
+                    runs[setup].append(_measure(setup, _spec(port, path, p, count)))
+            for setup, results in runs.items():
+                rows[setup][str(count)] = combine(results)
     finally:
         for server in started:
             server.stop()
@@ -122,11 +129,30 @@ def _replicas(
         nginx = started[-1]
         _warm_up(_spec(nginx.port, "/v1/chat/completions", p, WARM_UP_STREAMS))
         for count in counts:
-            out[str(count)] = _measure("replicas", _spec(nginx.port, "/v1/chat/completions", p, count))
+            spec = _spec(nginx.port, "/v1/chat/completions", p, count)
+            out[str(count)] = combine([_measure("replicas", spec) for _ in range(p["rounds"])])
         return []
     finally:
         for server in reversed(started):
             server.stop()
+
+
+MEANS = ("ttfc_p50_ms", "ttfc_p99_ms", "delay_p50_ms", "delay_p99_ms")
+SUMS = ("streams", "errors", "incomplete", "expected_chunks", "lost", "merged", "disordered", "chunks")
+
+
+def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """One setup's runs at one count as one row: the mean of their percentiles, every chunk and error of every run
+    counted, the worst delay; each run's own figures under "runs". A failed or empty run makes the row fail."""
+    bad = next((r for r in results if "failed" in r or r.get("delay_p50_ms") is None), None)
+    if bad is not None:
+        return bad
+    row: dict[str, Any] = {k: sum(r[k] for r in results) / len(results) for k in MEANS if results[0].get(k) is not None}
+    row.update({k: sum(r.get(k, 0) for r in results) for k in SUMS})
+    row["delay_max_ms"] = max(r.get("delay_max_ms") or 0 for r in results)
+    row["error_samples"] = [e for r in results for e in r.get("error_samples", [])][:3]
+    row["runs"] = [{k: r.get(k) for k in ("ttfc_p50_ms", "delay_p50_ms", "delay_p99_ms")} for r in results]
+    return row
 
 
 def check(rows: dict[str, Any], count: int) -> dict[str, Any]:
@@ -216,6 +242,8 @@ def describe(result: dict[str, Any]) -> str:
     p = result["params"]
     return (
         f"Stream scaling: N concurrent streams of {p['chunks']} chunks {p['interval_ms']} ms apart, started within "
-        f"{p['stagger_ms']} ms; open-files limit {result['fd_limit']}. Target up to {TARGET_UP_TO} streams: this "
+        f"{p['stagger_ms']} ms; each setup measured {p.get('rounds', 1)} times per count (single servers in the "
+        f"order direct, bare, proxy, then back), figures the mean of its runs, chunks summed over them; open-files "
+        f"limit {result['fd_limit']}. Target up to {TARGET_UP_TO} streams: this "
         "proxy's delay p50 and p99 no worse than bare mitmdump's, no chunk lost or merged."
     )
