@@ -1,5 +1,6 @@
 """addon/inspection/media_placeholders.py: opencode's text in place of an attachment, and the setting that fixes it."""
 
+import orjson
 import pytest
 
 from addon.inspection import media_placeholders
@@ -50,3 +51,15 @@ def test_the_advice_names_the_setting_as_opencodes_schema_spells_it():
     advice = media_placeholders.advice("local/local-model")
     assert "provider.<id>.models.local-model" in advice
     assert '"modalities": {"input": ["text", "image", "pdf"], "output": ["text"]}' in advice
+
+
+@pytest.mark.parametrize("placeholder", [UNSUPPORTED, STRIPPED])
+@pytest.mark.parametrize("before", [0, 3, media_placeholders.CANDIDATES + 5])
+def test_the_first_look_finds_a_marker_behind_any_number_of_lookalike_bytes(placeholder, before):
+    """`[` and `E` are everywhere in code: the look at each of them gives way to one search past CANDIDATES."""
+    noise = b'x = [1]; raise Exception("E") ' * before
+    body = orjson.dumps(
+        {"messages": [{"role": "tool", "content": noise.decode()}, {"role": "user", "content": placeholder}]}
+    )
+    assert media_placeholders.may_have(body)
+    assert not media_placeholders.may_have(body.replace(placeholder.encode().replace(b'"', b'\\"'), b"gone"))

@@ -13,8 +13,8 @@ import re
 
 from ..formats.answer import text
 
-# Both of opencode's texts; the bytes test is the cheap first look at every request.
-MARKERS = (b"[Attached ", b"(this model does not support ")
+# How each of opencode's texts starts; the bytes test is the cheap first look at every request.
+MARKERS = (b"[Attached ", b"ERROR: Cannot read ")
 _PLACEHOLDER = re.compile(
     r"\[Attached (?:(?:image|audio|video)/[\w.+-]+|application/pdf): [^\]\n]{0,300}\]"
     r"|ERROR: Cannot read [^\n]{1,300}? \(this model does not support (?:image|audio|video|pdf) input\)\."
@@ -24,8 +24,29 @@ MODALITIES = '"modalities": {"input": ["text", "image", "pdf"], "output": ["text
 LIMIT = 5
 
 
+CANDIDATES = 512  # places a marker's first byte is looked at before one substring search of the rest
+
+
 def may_have(raw: bytes) -> bool:
-    return any(marker in raw for marker in MARKERS)
+    """Whether either of opencode's texts may be in `raw` (a whole request body, often megabytes).
+
+    Each marker starts with a byte that is rare in JSON text (`[`, `E`): finding that byte is memchr-fast, and a
+    compare at each place it occurs settles most bodies; a body with more of them than CANDIDATES gets one
+    substring search from there. CPython's substring search skips poorly on these markers (their last byte is a
+    space): about 0.7 ms per MB each, on the way of every response."""
+    return any(_contains(raw, marker) for marker in MARKERS)
+
+
+def _contains(raw: bytes, marker: bytes) -> bool:
+    first = marker[:1]
+    at = raw.find(first)
+    for _ in range(CANDIDATES):
+        if at < 0:
+            return False
+        if raw.startswith(marker, at):
+            return True
+        at = raw.find(first, at + 1)
+    return at >= 0 and raw.find(marker, at) >= 0
 
 
 def find(body: object) -> list[str]:
