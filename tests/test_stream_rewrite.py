@@ -128,9 +128,12 @@ def test_the_usual_event_is_not_decoded_as_it_passes(monkeypatch):
     for n in range(100):
         [out] = rewriter(event(text_chunk(f"t{n} ")))
         assert out == event(text_chunk(f"t{n} ", "local-model"))
-    assert len(decoded) == 1  # the first event: to learn how the upstream writes its model's name
+    batches = 99 // stream_rewrite.FOLD_BATCH
+    # the first event decoded to learn how the upstream writes its model's name; the others folded in batches
+    assert len(decoded) == 1 + batches
+    assert all(d.count(b'"chat.completion.chunk"') == stream_rewrite.FOLD_BATCH for d in decoded[1:])
     assert rewriter.answer.content == "".join(f"t{n} " for n in range(100))
-    assert len(decoded) == 2  # the other 99 folded at once, when the answer was read
+    assert len(decoded) == 2 + batches  # the rest (fewer than a batch) folded at once, when the answer was read
 
 
 STOP = {**text_chunk(""), "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
