@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -282,8 +283,10 @@ class FakeGemini:
         port: int = 0,
         signature_scope: str = "all",
         record_limit: int = 10_000,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         self.key, self.host, self.port = key, host, port
+        self.ssl_context = ssl_context  # served over HTTPS with it, as Gemini is
         self.state = FakeState(key, signature_scope, record_limit)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -291,7 +294,7 @@ class FakeGemini:
 
     @property
     def root_url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -336,7 +339,7 @@ class FakeGemini:
         runner = web.AppRunner(make_app(self.state), handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
         try:
             loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, self.host, self.port).start())
+            loop.run_until_complete(web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context).start())
             self.port = runner.addresses[0][1]
         except BaseException as e:  # reported by start()
             self._failure = e
