@@ -10,9 +10,9 @@ swapped in its bytes, and its data waits in `pending` until FOLD_BATCH of them w
 which folds everything waiting at once (one JSON decode for the lot). Folding in batches, not all at the end,
 keeps a stream's last event cheap: with hundreds of streams ending within the same second, folding whole answers
 at the end held up the others' chunks (the benchmark's worst 1% of chunk delays were all in the streams' last
-fifth). An event with a tool call, any event after one (the finish reason may need
-its repair), an event whose name cannot be swapped in place, and every event while the answer is held empty is
-decoded at once, after the events before it are folded, so the answer keeps the stream's order.
+fifth). An event with a tool call, any event after one (the finish reason may need its repair), an event whose
+name cannot be swapped in place, and every event while the answer is held empty is decoded at once, after the
+events before it are folded, so the answer keeps the stream's order.
 
 With `hold_empty` (translate_retry_empty_answer), the events before the answer has any text, reasoning or tool
 call wait in `held` instead: an answer that ends with nothing in it can then be asked for again before the client

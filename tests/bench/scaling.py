@@ -4,11 +4,11 @@ bare mitmdump, this proxy, and two replicas of this proxy behind nginx (512 and 
 For each count the three single-server setups run back to back, twice, the second time in the reverse order
 (direct, bare, proxy, proxy, bare, direct): the machine's load moves, and a setup measured right after another pays
 for what that one is still finishing, so each setup's figures are the mean of its two runs, one from each position
-(compare within one count). Each stream has a connection of its own; streams start spread over `stagger_ms`. Measured: time to first chunk,
-each chunk's delay from the upstream's send to the client's read (and what a setup adds over direct), and every
-chunk accounted for (each carries its sequence number: lost, merged into another event, out of order). The target
-(issue 16): up to 512 streams this proxy adds no more p50 and p99 delay than bare mitmdump in the same run, and no
-chunk is lost or merged.
+(compare within one count). Each stream has a connection of its own; streams start spread over `stagger_ms`.
+Measured: time to first chunk, each chunk's delay from the upstream's send to the client's read (and what a setup
+adds over direct), and every chunk accounted for (each carries its sequence number: lost, merged into another
+event, out of order). The target (issue 16): up to 512 streams this proxy adds no more p50 and p99 delay than bare
+mitmdump in the same run, and no chunk is lost or merged.
 
 1,024 streams needs about 2,100 open files in a proxy process: the limit is raised (servers.raise_fd_limit) and a
 count it cannot carry is left out with a note.
