@@ -9,6 +9,7 @@ import asyncio
 import io
 import logging
 
+import orjson
 import pytest
 from mitmproxy import flowfilter
 from mitmproxy import io as mitmio
@@ -19,6 +20,7 @@ from addon.formats.exchange import Exchange
 from addon.inspection import chatview, session_keys
 from addon.inspection.report import Report
 from addon.inspection.sessions_addon import Sessions
+from addon.request.chat_request import parse_chat_request
 from addon.runtime.retention import FlowRetention
 from tests.session_fixtures import SESSION_ID, TURNS, body, encoded, next_turn
 from tests.test_report import llm_meta
@@ -209,3 +211,29 @@ def test_kept_like_flows(addons):
     for name in "abc":
         exchange(addons, chat_flow(body(1), {"x-session-affinity": f"ses_{name}"}))
     assert [s.id for s in sessions.index.sessions()] == ["ses_c", "ses_b"] and sessions.index.dropped_sessions == 1
+
+
+def routed_flow(data: dict, headers: dict, upstream_body: bytes):
+    """A chat flow as routing leaves it: the upstream request in its own format (Gemini's native API here), the
+    client's messages split and its body on the exchange record."""
+    chat = parse_chat_request(encoded(data), 64 << 20)
+    f = chat_flow(data, headers)
+    f.request.content = upstream_body
+    Exchange.of(f).conversation = (chat.split, chat.body)
+    return f
+
+
+def test_a_native_api_turn_is_read_from_what_the_client_sent(addons):
+    native = orjson.dumps({"contents": [{"role": "user", "parts": [{"text": "hi"}]}]})
+    flows = [exchange(addons, routed_flow(t["body"], t["headers"], native)) for t in TURNS]
+    assert [Exchange.of(f).session["turn"] for f in flows] == [1, 2, 3]
+    assert Exchange.of(flows[1]).session["diff"]["new_count"] == 2
+    assert all(Exchange.of(f).conversation is None for f in flows)  # let go once read: flows are kept a while
+    assert addons[0].index.get(SESSION_ID).turns[2].new.startswith(f"turn 3 of {TAG}: +2")
+
+
+def test_the_split_is_let_go_when_no_turn_is_read(addons):
+    answered = routed_flow(body(1), TURNS[0]["headers"], b"{}")
+    answered.response = tflow.tresp()  # answered by the proxy itself (an error)
+    addons[0].request(answered)
+    assert Exchange.of(answered).conversation is None and Exchange.of(answered).session is None

@@ -2,10 +2,14 @@
 
 import copy
 
+import orjson
 import pytest
 
+from addon.formats.conversation import Conversations
 from addon.inspection.turn_diff import choose_base, common_prefix, diff
-from addon.inspection.turn_digest import ToolShapes, digest, read_request
+from addon.inspection.turn_digest import ToolShapes, digest, read_request, read_split
+from addon.request.chat_request import encode_body, parse_chat_request
+from tests.bench import bodies
 from tests.session_fixtures import body, encoded, next_turn
 
 
@@ -175,3 +179,40 @@ def test_common_prefix():
 
     a, b = array.array("Q", [1, 2, 3]), array.array("Q", [1, 2, 4, 5])
     assert common_prefix(a, b) == 2 and common_prefix(a, a) == 3 and common_prefix(a, array.array("Q")) == 0
+
+
+def routed(data: dict):
+    """What routing leaves for the session digests: the split of the client's messages and the body it sends
+    on, here with the model renamed as routing renames it."""
+    chat = parse_chat_request(encoded(data), 64 << 20, Conversations())
+    chat.body["model"] = "gemini-2.5-flash"
+    return chat.split, chat.body
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        body(1),
+        body(3),
+        {**body(2), "tools": None, "temperature": None, "stop": ["x"]},
+        {"model": "m", "messages": [{"role": "developer", "content": "d"}, {"role": "assistant", "content": None}]},
+        orjson.loads(bodies.opencode_conversation(256 * 1024)),
+    ],
+)
+def test_routings_split_gives_the_digests_of_the_body_it_sends(data, shapes):
+    split, sent = routed(data)
+    from_split, split_raws = read_split(split, sent, shapes)
+    from_body, body_raws = read_request(encode_body(sent), ToolShapes())
+    assert from_split == from_body
+    assert [bytes(r) for r in split_raws] == [bytes(r) for r in body_raws]
+
+
+def test_a_turn_read_from_routings_split_has_the_same_diff(shapes):
+    first, second = body(2), next_turn(body(2), "the file", "call_9")
+    base = read_request(encoded(first), shapes)[0]
+    split, sent = routed(second)
+    cur, raws = read_split(split, sent, shapes)
+    expected, expected_raws = read_request(encode_body(sent), shapes)
+    assert diff((1, base), cur, raws, shapes, side=False) == diff(
+        (1, base), expected, expected_raws, shapes, side=False
+    )

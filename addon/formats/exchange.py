@@ -59,6 +59,8 @@ fallbacks.py:
   answered_by       the fallback name whose answer the client got
   hold_empty        a stream's events are held while its answer is empty (translate_retry_empty_answer)
   original          (not saved) the client's request as it came, kept by routing for fallbacks.py
+  conversation      (not saved) the client's messages split (formats/conversation.py) and the body routing sent
+                    on, for the session digests
 report.py and toolcheck.py:
   tool_checks       what the tool-call check found wrong in the answer's calls (None: not checked)
   heading_logged    how many repairs the request's log block showed (verbosity full or chunks)
@@ -151,6 +153,8 @@ class Exchange:
     extra: dict[str, Any] = field(default_factory=dict)
     # not saved: live objects for this process only
     original: Any = field(default=None, repr=False, compare=False)  # mitmproxy.http.Request (fallbacks.py)
+    # (formats/conversation.Split | None, the body dict routing sent on) (sessions_addon.py)
+    conversation: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, flow: Any) -> Exchange:
@@ -201,7 +205,7 @@ class Exchange:
         return self.to_state()
 
 
-_FIELDS = [f for f in dataclasses.fields(Exchange) if f.name not in ("extra", "original")]
+_FIELDS = [f for f in dataclasses.fields(Exchange) if f.name not in ("extra", "original", "conversation")]
 _SAVED = tuple(f.name for f in _FIELDS)
 _DEFAULTS = {
     f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default for f in _FIELDS

@@ -8,8 +8,10 @@ price, errors, tool calls) is added to the index after the answer (`index`, a Se
 page reads). Flows read back from a file (`mitmdump -nr`, `mitmweb --rfile`) rebuild the index from what they
 stored. The session headers are left as they are: they go upstream unchanged.
 
-A turn is read from the request body as an OpenAI chat body; capture mode, whose flows hold each provider's own
-format, passes `chat_body` to give its reading of the request in that shape (capture.py).
+A turn is read from the client's messages as routing split them (formats/conversation.py; also for the native
+API's flows, whose request upstream is Gemini's own format), else from the request body as an OpenAI chat body;
+capture mode, whose flows hold each provider's own format, passes `chat_body` to give its reading of the request
+in that shape (capture.py).
 
 What this adds to the flow's exchange record (formats/exchange.py; kept in -w files), as `session`, a dict:
   id           the session id: opencode's x-session-affinity / X-Session-Id, or "fp-<16 hex>" (a fingerprint)
@@ -36,7 +38,7 @@ import asyncio
 import logging
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from mitmproxy import ctx, http
@@ -47,7 +49,7 @@ from .client_body import client_body
 from .session_index import Session, SessionIndex, Turn
 from .summary import price
 from .turn_diff import choose_base, diff
-from .turn_digest import ToolShapes, read_request
+from .turn_digest import RawJSON, Snapshot, ToolShapes, read_request, read_split
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +75,11 @@ class Sessions:
             self.index.set_limits(keep, keep)
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live:
-            return
         ex = Exchange.find(flow)
-        if ex is None or ex.client_model is None or ex.fallback_of is not None:
+        if ex is None:
+            return
+        if flow.response or flow.error or not flow.live or ex.client_model is None or ex.fallback_of is not None:
+            ex.conversation = None  # routing's split is for this turn only: a kept flow keeps no second copy
             return
         if getattr(ctx.options, "translate_verbosity", "summary") == "summary":
             try:
@@ -90,7 +93,7 @@ class Sessions:
         self.scheduled.pop(flow, None)
         ex = Exchange.of(flow)
         try:
-            snap, raws = read_request(self.chat_body(flow), self.shapes)
+            snap, raws = self.read(flow, ex)
         except ValueError:
             return
         key = session_keys.from_headers(flow.request.headers) or session_keys.fingerprint(snap.system, snap.first_user)
@@ -109,6 +112,16 @@ class Sessions:
         }
         turn.new, turn.rewritten_at, turn.diff = turn_text.headline(info), turn_diff.get("rewritten_at"), turn_diff
         self.open[flow] = (session, turn)
+
+    def read(self, flow: http.HTTPFlow, ex: Exchange) -> tuple[Snapshot, Sequence[RawJSON]]:
+        """The request as digests: from routing's split of the client's messages when it made one (no second
+        pass over a long conversation; the native API's flows too, whose request is Gemini's), else read from
+        the request body."""
+        split, body = ex.conversation or (None, None)
+        ex.conversation = None
+        if split is not None and isinstance(body, dict):
+            return read_split(split, body, self.shapes)
+        return read_request(self.chat_body(flow), self.shapes)
 
     def response(self, flow: http.HTTPFlow) -> None:
         self.end_turn(flow)

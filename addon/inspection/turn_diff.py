@@ -16,10 +16,9 @@ import array
 from collections.abc import Sequence
 from typing import Any
 
-import msgspec
 import orjson
 
-from .turn_digest import Snapshot, ToolShape, ToolShapes
+from .turn_digest import RawJSON, Snapshot, ToolShape, ToolShapes
 
 MAX_NEW = 30  # new messages described one by one (the last ones); the rest are counted
 PREVIEW = 200  # characters of a new message's text kept in the flow
@@ -44,7 +43,7 @@ def choose_base(previous: Sequence[tuple[int, Snapshot]], cur: Snapshot) -> tupl
 
 
 def diff(
-    base: tuple[int, Snapshot] | None, cur: Snapshot, raws: Sequence[msgspec.Raw], shapes: ToolShapes, side: bool
+    base: tuple[int, Snapshot] | None, cur: Snapshot, raws: Sequence[RawJSON], shapes: ToolShapes, side: bool
 ) -> dict[str, Any]:
     """What is new in `cur` against `base`; `side`: the session had earlier turns but none is a base."""
     out: dict[str, Any] = {"messages": cur.messages, "tools": len(cur.tools), "base_turn": None}
@@ -113,7 +112,7 @@ def field_changes(old: Snapshot, new: Snapshot) -> dict[str, list[str | None]]:
     }
 
 
-def new_entries(raws: Sequence[msgspec.Raw], start: int) -> list[dict[str, Any]]:
+def new_entries(raws: Sequence[RawJSON], start: int) -> list[dict[str, Any]]:
     """A short description of each message from `start` on, with tool results named after their calls."""
     names: dict[str, str] = {}
     entries = []

@@ -5,6 +5,10 @@ and the length: cheap (about 1 ms per MB) and stable across restarts. Only the l
 decoded (for their role). Tools are hashed one by one; their shapes (description, parameters, required) are
 decoded once per distinct tool and kept in a small shared cache (`ToolShapes`), so a changed tool can be told
 apart by what changed. The request fields in FIELDS keep a digest and a short text.
+
+In the proxy, routing has already split and digested the client's messages (formats/conversation.py, reused
+from the turn before for the messages a turn repeats): `read_split` takes that split and gives what
+`read_request` gives for the body routing sends on, without another pass over the conversation.
 """
 
 from __future__ import annotations
@@ -12,11 +16,14 @@ from __future__ import annotations
 import array
 import zlib
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import msgspec
 import orjson
+
+from ..formats.conversation import Split
 
 SYSTEM_ROLES = frozenset(("system", "developer"))
 FIELD_TEXT = 80  # characters of a field's value kept for "changed from ... to ..."
@@ -32,6 +39,7 @@ FIELDS = (
     "user", "service_tier", "prompt_cache_key", "safety_identifier", "web_search_options", "extra_body",
 )  # fmt: skip
 _ABSENT = msgspec.Raw()  # the default of a field the request does not have
+RawJSON = bytes | memoryview | msgspec.Raw  # a JSON value's bytes, as they came
 
 
 class _BodyBase(msgspec.Struct):
@@ -56,7 +64,7 @@ _ROLE = msgspec.json.Decoder(_Role)
 _LIST = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def digest(raw: bytes | msgspec.Raw) -> int:
+def digest(raw: RawJSON) -> int:
     """A 64-bit digest of raw JSON: CRC-32 and the length."""
     view = memoryview(raw)
     return zlib.crc32(view) | len(view) << 32
@@ -103,7 +111,7 @@ class ToolShapes:
     def get(self, key: int) -> ToolShape | None:
         return self.shapes.get(key)
 
-    def shape(self, key: int, raw: msgspec.Raw) -> ToolShape:
+    def shape(self, key: int, raw: RawJSON) -> ToolShape:
         found = self.shapes.get(key)
         if found is None:
             found = self.shapes[key] = tool_shape(raw)
@@ -114,7 +122,7 @@ class ToolShapes:
         return found
 
 
-def tool_shape(raw: msgspec.Raw) -> ToolShape:
+def tool_shape(raw: RawJSON) -> ToolShape:
     try:
         tool = orjson.loads(memoryview(raw))
     except orjson.JSONDecodeError:
@@ -132,7 +140,7 @@ def tool_shape(raw: msgspec.Raw) -> ToolShape:
     )
 
 
-def field_text(raw: msgspec.Raw) -> str:
+def field_text(raw: RawJSON) -> str:
     text = bytes(memoryview(raw)[: FIELD_TEXT + 1]).decode("utf-8", "replace")
     return text if len(text) <= FIELD_TEXT else text[: FIELD_TEXT - 1] + "…"
 
@@ -148,12 +156,46 @@ def read_request(content: bytes, shapes: ToolShapes) -> tuple[Snapshot, list[msg
     n_system = 0
     while n_system < len(raws) and role_of(raws[n_system]) in SYSTEM_ROLES:
         n_system += 1
+    first_user = next((i for i in range(n_system, min(n_system + 4, len(raws))) if role_of(raws[i]) == "user"), None)
+    rest = array.array("Q", [zlib.crc32(r) | len(r) << 32 for r in raws[n_system:]])  # digest(), inline: ~300 a MB
+    fields = [(name, raw) for name in FIELDS if (raw := getattr(body, name))]
+    return _snapshot(raws, n_system, first_user, rest, tools, fields, shapes), raws
+
+
+def read_split(split: Split, body: dict, shapes: ToolShapes) -> tuple[Snapshot, list[memoryview]]:
+    """read_request's answer for a request routing has split (formats/conversation.py): the split's messages
+    and the other fields of `body`, encoded as routing sends them (msgspec), with no pass over the messages."""
+    raws = split.messages()
+    n_system = 0
+    while n_system < len(raws) and split.roles[n_system] in SYSTEM_ROLES:
+        n_system += 1
+    first_user = next((i for i in range(n_system, min(n_system + 4, len(raws))) if split.roles[i] == "user"), None)
+    tools = body.get("tools")
+    tool_raws = [msgspec.json.encode(tool) for tool in tools] if isinstance(tools, list) else []
+    fields = [(name, msgspec.json.encode(body[name])) for name in FIELDS if name in body]
+    rest = split.digests[n_system:]
+    return _snapshot(raws, n_system, first_user, rest, tool_raws, fields, shapes), raws
+
+
+def _snapshot(
+    raws: Sequence[RawJSON],
+    n_system: int,
+    first_user: int | None,
+    rest: array.array,
+    tools: Sequence[RawJSON],
+    fields: Sequence[tuple[str, RawJSON]],
+    shapes: ToolShapes,
+) -> Snapshot:
     system = digest(b"".join(memoryview(r) for r in raws[:n_system])) if n_system else 0
-    first_user = next((digest(r) for r in raws[n_system : n_system + 4] if role_of(r) == "user"), 0)
     named = []
     for raw in tools:
         key = digest(raw)
         named.append((shapes.shape(key, raw).name, key))
-    fields = tuple((name, digest(raw), field_text(raw)) for name in FIELDS if (raw := getattr(body, name)))
-    rest = array.array("Q", [zlib.crc32(r) | len(r) << 32 for r in raws[n_system:]])  # digest(), inline: ~300 a MB
-    return Snapshot(system, n_system, rest, first_user, tuple(named), fields), raws
+    return Snapshot(
+        system,
+        n_system,
+        rest,
+        digest(raws[first_user]) if first_user is not None else 0,
+        tuple(named),
+        tuple((name, digest(raw), field_text(raw)) for name, raw in fields),
+    )

@@ -4,20 +4,21 @@ Bad input is answered by the proxy itself with a 4xx that names the problem; not
 
 The conversation (`messages`) is most of a long opencode request, often a megabyte, and only needs checking,
 not changing. So the body is first split into its top-level values without decoding them (msgspec.Raw): every
-value but `messages` is decoded; `messages` is checked in place (each a role string and a content of the right
-kind, the text valid UTF-8) and stays raw, to be written out as it came. Anything that path does not accept
-is parsed the plain way, which says exactly what is wrong.
+value but `messages` is decoded; `messages` is checked and split in place (formats/conversation.py: each a role string
+and a content of the right kind, the text valid UTF-8; a turn that repeats an earlier request's messages checks
+only those it adds) and stays raw, to be written out as it came. Anything that path does not accept is parsed
+the plain way, which says exactly what is wrong.
 """
 
 from __future__ import annotations
 
-import codecs
 from typing import NamedTuple
 
 import msgspec
 import orjson
 
 from ..config.model_name import check_model_name
+from ..formats.conversation import Conversations, Split, split_messages
 
 
 class ClientError(ValueError):
@@ -36,6 +37,8 @@ class ChatRequest(NamedTuple):
     # While messages are raw: their raw `tool_calls` and `tool_call_id` values, one per line (what a repair
     # of tool-call ids would look at). None once messages are decoded.
     call_refs: bytes | None = None
+    # The client's messages as they came, split (conversation.py): kept even when a repair decodes them.
+    split: Split | None = None
 
 
 def _check_model(model: object) -> str:
@@ -110,15 +113,16 @@ def _check_messages(messages: object) -> None:
             )
 
 
-def parse_chat_request(content: bytes, max_bytes: int) -> ChatRequest:
-    """Parse and check a chat-completion body; raises ClientError with what is wrong."""
+def parse_chat_request(content: bytes, max_bytes: int, conversations: Conversations | None = None) -> ChatRequest:
+    """Parse and check a chat-completion body; raises ClientError with what is wrong. `conversations` keeps
+    recent requests' splits, so that a turn checks only the messages it adds."""
     if len(content) > max_bytes:
         raise ClientError(
             f"The request body is {len(content):,} bytes; the proxy accepts at most {max_bytes:,}.",
             status=413,
             code="request_too_large",
         )
-    return _parse_leaving_messages_raw(content) or _parse_all(content)
+    return _parse_leaving_messages_raw(content, conversations) or _parse_all(content)
 
 
 def _parse_all(content: bytes) -> ChatRequest:
@@ -142,24 +146,10 @@ def _checked(body: dict) -> ChatRequest:
     return ChatRequest(body, model, bool(stream))
 
 
-_NULL = msgspec.Raw(b"null")
-
-
-class _MessageShape(msgspec.Struct):
-    """What is checked of each message without decoding it."""
-
-    role: str
-    content: msgspec.Raw = _NULL
-    tool_calls: msgspec.Raw = _NULL
-    tool_call_id: msgspec.Raw = _NULL
-
-
 _TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_MESSAGES = msgspec.json.Decoder(list[_MessageShape])
-_CONTENT_STARTS = frozenset(b'"[n')  # a string, a list of parts, or null
 
 
-def _parse_leaving_messages_raw(content: bytes) -> ChatRequest | None:
+def _parse_leaving_messages_raw(content: bytes, conversations: Conversations | None) -> ChatRequest | None:
     """The request with `messages` checked but left raw; None when it needs the plain parse (any problem,
     so that the plain parse can say what it is)."""
     try:
@@ -167,31 +157,12 @@ def _parse_leaving_messages_raw(content: bytes) -> ChatRequest | None:
         messages = top.get("messages")
         if messages is None:
             return None
-        shapes = _MESSAGES.decode(messages)
+        raw = bytes(messages)
+        split = conversations.split(raw) if conversations is not None else split_messages(raw)
         body = {key: messages if key == "messages" else orjson.loads(memoryview(value)) for key, value in top.items()}
-        _check_utf8(content)  # msgspec does not look inside the values it skips
-    except (msgspec.DecodeError, RecursionError, orjson.JSONDecodeError, UnicodeDecodeError):
+    except (ValueError, RecursionError):  # msgspec's, orjson's and UTF-8's errors are ValueErrors
         return None
-    refs = []
-    for shape in shapes:
-        if memoryview(shape.content)[0] not in _CONTENT_STARTS:
-            return None
-        refs += [memoryview(raw) for raw in (shape.tool_calls, shape.tool_call_id) if raw != _NULL]
-    return _checked(body)._replace(call_refs=b"\n".join(refs))
-
-
-UTF8_PIECE = 16 * 1024
-
-
-def _check_utf8(content: bytes) -> None:
-    """Raise UnicodeDecodeError unless `content` is valid UTF-8. In pieces: decoding a megabyte at once builds
-    a string of several MB in fresh memory each time, which costs twice the decoding itself."""
-    if content.isascii():
-        return
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    for start in range(0, len(content), UTF8_PIECE):
-        decoder.decode(content[start : start + UTF8_PIECE])
-    decoder.decode(b"", True)
+    return _checked(body)._replace(call_refs=split.call_refs(), split=split)
 
 
 def load_messages(chat: ChatRequest) -> ChatRequest:

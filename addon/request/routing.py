@@ -19,6 +19,7 @@ from mitmproxy import ctx, exceptions, http
 from ..config import keys, opencode_config, resolution
 from ..config.config_watch import ConfigWatch
 from ..formats import litellm_bridge
+from ..formats.conversation import Conversations
 from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
 from . import body_encoding, hops, native_chat
@@ -59,6 +60,7 @@ class Routing:
         self.start_error: str | None = None
         self.proxy_key = os.environ.get("PROXY_API_KEY") or None
         self.instance = hops.new_instance()  # the hop mark on what this proxy forwards (hops.py)
+        self.conversations = Conversations()  # recent requests' messages, split: a turn reads only what it adds
         self.started = False
 
     def load(self, loader) -> None:
@@ -206,7 +208,7 @@ class Routing:
             content = body_encoding.decode_body(
                 flow.request.raw_content or b"", encoding, ctx.options.translate_max_body
             )
-            chat = parse_chat_request(content, ctx.options.translate_max_body)
+            chat = parse_chat_request(content, ctx.options.translate_max_body, self.conversations)
             target = watch.resolve(chat.model)
         except ClientError as e:
             return error_response(flow, e.status, str(e), e.code)
@@ -214,6 +216,7 @@ class Routing:
             return error_response(flow, 400, str(e), "invalid_model")
         # Kept for fallbacks.py: another target, or once more after an empty answer (its option, when loaded).
         ex = Exchange.of(flow)
+        ex.conversation = (chat.split, chat.body)  # for the session digests (sessions_addon.py)
         if target.fallbacks or getattr(ctx.options, "translate_retry_empty_answer", False):
             # Not saved with the flow: it holds the client's proxy key.
             ex.original = flow.request.copy()
