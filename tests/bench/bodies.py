@@ -115,8 +115,9 @@ def _turn(rng: random.Random, n: int) -> list[dict]:
     ]
 
 
-def opencode_conversation(size: int = MB, stream: bool = False, model: str = MODEL) -> bytes:
-    """A long opencode conversation (system prompt, tools, read-file turns) of at least `size` bytes."""
+def opencode_conversation(size: int = MB, stream: bool = False, model: str = MODEL, question: str = "") -> bytes:
+    """A long opencode conversation (system prompt, tools, read-file turns) of at least `size` bytes; `question`,
+    when given, is a last user message before the instruction."""
     rng = random.Random(1234)
     system = "You are opencode, an interactive CLI tool that helps users with software engineering tasks.\n" * 120
     messages: list[dict] = [{"role": "system", "content": system}]
@@ -132,5 +133,19 @@ def opencode_conversation(size: int = MB, stream: bool = False, model: str = MOD
     while len(orjson.dumps(body)) < size:
         for _ in range(16):
             messages.extend(_turn(rng, len(messages)))
+    if question:
+        messages.append({"role": "user", "content": question})
     messages.append({"role": "user", "content": instruction(3, 0)})
     return orjson.dumps(body)
+
+
+FOLLOW_UPS = 16
+
+
+def follow_up_turns(size: int = MB, count: int = FOLLOW_UPS) -> list[bytes]:
+    """One long conversation asked `count` different last questions: requests as a session's turns send them,
+    every earlier message again byte for byte and then new ones (sent in turn, each differs from the one before
+    in its last messages, as a follow-up turn does)."""
+    return [
+        opencode_conversation(size, question=f"Follow-up {i}: what changed in module_{i}.py?") for i in range(count)
+    ]

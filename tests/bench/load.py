@@ -18,6 +18,7 @@ Scenarios (spec["kind"]):
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import random
 import re
@@ -81,14 +82,16 @@ def _payload(spec: dict[str, Any], body: bytes) -> bytes:
     return http11.request("POST", spec["host"], spec["port"], spec["path"], body, spec.get("headers"))
 
 
-def _request_body(spec: dict[str, Any]) -> bytes:
+def _request_bodies(spec: dict[str, Any]) -> list[bytes]:
+    """The bodies sent in turn: one small request, or a long conversation's follow-up turns."""
     if spec.get("body") == "1mb":
-        return bodies.opencode_conversation(spec.get("body_size", bodies.MB))
-    return bodies.small(stream=False)
+        return bodies.follow_up_turns(spec.get("body_size", bodies.MB))
+    return [bodies.small(stream=False)]
 
 
 async def requests(spec: dict[str, Any]) -> dict[str, Any]:
-    payload = _payload(spec, _request_body(spec))
+    payloads = [_payload(spec, body) for body in _request_bodies(spec)]
+    turn = itertools.count()
     latencies: list[float] = []
     errors: list[str] = []
     count = spec.get("count")
@@ -102,6 +105,7 @@ async def requests(spec: dict[str, Any]) -> dict[str, Any]:
                     return
                 state["left"] -= 1
             try:
+                payload = payloads[next(turn) % len(payloads)]
                 response, sent = await asyncio.wait_for(conn.send(payload), TIMEOUT)
                 took = (time.time_ns() - sent) / 1e6
                 if response.status != 200:
@@ -137,7 +141,7 @@ async def requests(spec: dict[str, Any]) -> dict[str, Any]:
         "p50_ms": percentile(latencies, 50),
         "p99_ms": percentile(latencies, 99),
         "mean_ms": sum(latencies) / len(latencies) if latencies else None,
-        "body_bytes": len(payload),
+        "body_bytes": len(payloads[0]),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import os
 import sys
 import timeit
@@ -85,14 +86,19 @@ def _rewriter(tool_calls: bool) -> Callable[[], Any]:
     return run
 
 
-def _request_rewrite(body: bytes) -> Callable[[], Any]:
+def _request_rewrite(body: bytes, turns: list[bytes] | None = None) -> Callable[[], Any]:
+    """Routing's work on a request; with `turns`, on each of a session's turns in order (routing keeps the
+    split of the one before: formats/conversation.py)."""
+    from addon.formats.conversation import Conversations
     from addon.gemini import request_fields, thought_signatures, tool_schema
     from addon.request.chat_request import encode_body, load_messages, parse_chat_request
 
     request_fields.repair_fields({}, "gemini-2.5-flash")  # litellm's tables load on first use
+    conversations = Conversations() if turns else None
+    sent = itertools.cycle(turns) if turns else None
 
     def run() -> bytes:  # what routing.Routing.chat does to a Gemini request
-        chat = parse_chat_request(body, 64 << 20)
+        chat = parse_chat_request(next(sent) if sent else body, 64 << 20, conversations)
         chat.body["model"] = "gemini-2.5-flash"
         request_fields.repair_fields(chat.body, "gemini-2.5-flash")
         tool_schema.clean_tools(chat.body)
@@ -122,6 +128,11 @@ def benchmarks() -> dict[str, tuple[str, int, Setup]]:
         "sse rewrite, tool calls (StreamRewriter)": ("event", 201, lambda: _rewriter(True)),
         "request rewrite, small (chat_request + repairs)": ("request", 1, lambda: _request_rewrite(small)),
         f"request rewrite, {len(big) >> 10} KB opencode conversation": ("request", 1, lambda: _request_rewrite(big)),
+        f"request rewrite, {len(big) >> 10} KB conversation, follow-up turns": (
+            "request",
+            1,
+            lambda: _request_rewrite(big, bodies.follow_up_turns()),
+        ),
         f"baseline: orjson loads+dumps, {len(big) >> 10} KB": ("request", 1, lambda: _orjson_roundtrip(big)),
         "baseline: deepcopy of opencode's tool list": ("request", 1, _copy_tools),
     }
