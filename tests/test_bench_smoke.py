@@ -49,6 +49,7 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
             for field in fields:
                 assert got[scenario][field] > 0, f"{row} {scenario} {field}: {got[scenario]}"
     proxy = result["rows"]["this_proxy"]
+    assert [len(result["rows"][row]["runs"]) for row in ("direct", "bare_mitmdump", "this_proxy")] == [2, 2, 2]
     assert proxy["check"]["model"] == "local-model"
     assert proxy["check"]["upstream_saw"] == {"gemini-2.5-flash": 2}
     assert proxy["stream_100"]["incomplete"] == 0
@@ -153,3 +154,23 @@ def test_a_setups_runs_at_one_count_become_one_row_of_means_and_sums() -> None:
     assert scaling.combine([run(1.0, 30.0), failed]) is failed  # one failed run fails the row
     rows = {"this_proxy": {"100": row}, "bare_mitmdump": {"100": scaling.combine([run(1.5, 45.0)] * 2)}}
     assert scaling.check(rows, 100) == {"streams": 100, "verdict": "MISS", "why": "p50 2.0 > bare 1.5 ms; 2 lost"}
+
+
+def test_the_compared_rows_run_twice_in_a_b_b_a_order_and_become_means() -> None:
+    from tests.bench import run
+
+    rows = ["direct", "bare_mitmdump", "this_proxy", "litellm_proxy", "this_proxy_native"]
+    assert run.run_order(rows, 2) == [
+        "direct", "bare_mitmdump", "this_proxy", "this_proxy", "bare_mitmdump", "direct",
+        "litellm_proxy", "this_proxy_native",
+    ]  # fmt: skip
+    assert run.run_order(["this_proxy"], 1) == ["this_proxy"]
+
+    def measured(p50: float, errors: int, correct: bool = True) -> dict:
+        return {"ok": True, "correct": correct, "body_1mb": {"p50_ms": p50, "errors": errors, "client": "python"}}
+
+    row = run.combine([measured(8.0, 0), measured(10.0, 1, correct=False)])
+    assert row["body_1mb"] == {"p50_ms": 9.0, "errors": 1, "client": "python"}
+    assert row["ok"] and not row["correct"] and len(row["runs"]) == 2
+    failed = {"ok": False, "error": "did not start"}
+    assert run.combine([measured(8.0, 0), failed]) == failed

@@ -12,7 +12,9 @@ Measures: plain requests at 1 and 10 connections (p50/p99 latency, requests/s; t
 first chunk, per-chunk delay from the upstream's send to the client's read); a 1 MB opencode conversation
 (latency); resident memory before and after 1,000 requests with 1 MB bodies. Then the stream-scaling table
 (scaling.py): 100 to 1,024 concurrent streams, direct / bare mitmdump / this proxy / two replicas behind nginx;
-`--scaling` (or `--only scaling`) runs just that table, `--no-scaling` leaves it out. A full run takes about 7 minutes.
+`--scaling` (or `--only scaling`) runs just that table, `--no-scaling` leaves it out. Direct, bare mitmdump and this
+proxy, which the targets compare, are each measured twice, in the order direct, bare, proxy, proxy, bare, direct;
+a row's figures are the mean of its two runs (each kept in the JSON). A full run takes about 10 minutes.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ FULL = {
     "mem_connections": 2,
     "mem_batches": 10,
     "mem_max_seconds": 240,
+    "rounds": 2,
 }
 QUICK = {
     "duration": 0.3,
@@ -63,6 +66,7 @@ QUICK = {
     "mem_connections": 2,
     "mem_batches": 2,
     "mem_max_seconds": 60,
+    "rounds": 2,
 }
 CHAT = "/chat/completions"
 UPSTREAM_BASE = "/v1beta/openai"
@@ -152,6 +156,41 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+PAIRED = ("direct", "bare_mitmdump", "this_proxy")  # the rows the targets compare: measured in A-B-B-A order
+SUMMED = frozenset(
+    ("requests", "errors", "streams", "incomplete", "expected_chunks", "lost", "merged", "disordered", "chunks")
+)
+
+
+def run_order(rows: list[str], rounds: int) -> list[str]:
+    """The rows the targets compare, `rounds` times, each round in the other direction (direct, bare, proxy,
+    proxy, bare, direct), so that none is always measured on a fresher or a more tired machine; then the rest."""
+    paired = [row for row in PAIRED if row in rows]
+    order = [row for i in range(rounds) for row in (paired if i % 2 == 0 else paired[::-1])]
+    return order + [row for row in rows if row not in paired]
+
+
+def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """A row from its runs: each figure the mean of the runs' (counts summed); a failed run fails the row. Each
+    run's own result is kept under "runs" when there are several."""
+    failed = next((run for run in runs if not run.get("ok")), None)
+    if failed is not None or len(runs) == 1:
+        return failed or runs[0]
+    return {**_mean(runs), "runs": runs}
+
+
+def _mean(values: list[Any], key: str = "") -> Any:
+    first = values[0]
+    if isinstance(first, dict):
+        return {k: _mean([v.get(k) for v in values], k) for k in first if all(isinstance(v, dict) for v in values)}
+    if all(isinstance(v, bool) for v in values):
+        return all(values)  # "ok", "correct": every run's
+    numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    if len(numbers) != len(values) or not numbers:
+        return first
+    return sum(numbers) if key in SUMMED else sum(numbers) / len(numbers)
+
+
 def run_all(args: argparse.Namespace, p: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
     rows = [
         r
@@ -167,8 +206,10 @@ def run_all(args: argparse.Namespace, p: dict[str, Any]) -> tuple[dict[str, Any]
         why = servers.wait_healthy(upstream, "/health", 20)
         if why:
             raise SystemExit(f"bench: the fake upstream did not start: {why}")
-        for row in rows:
-            results[row] = run_row(row, upstream_port, p, args)
+        runs: dict[str, list[dict[str, Any]]] = {}
+        for row in run_order(rows, p["rounds"]):
+            runs.setdefault(row, []).append(run_row(row, upstream_port, p, args))
+        results = {row: combine(runs[row]) for row in rows}
         if args.run_scaling:
             scaled = scaling.run(upstream_port, scaling.QUICK if args.quick else scaling.FULL, args)
     finally:
