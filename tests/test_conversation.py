@@ -198,3 +198,12 @@ def test_reusing_kept_splits_gives_exactly_the_plain_split(turns, start, indent,
             history = history[:i] + new[:1] + history[i + 1 :]
         raw = formatted(history, indent, separators)
         assert fields(kept.split(raw)) == fields(split_messages(raw))
+
+
+def test_a_split_reused_in_part_is_kept_longer_than_one_not_used():
+    kept = Conversations(kept_splits=2)
+    system = [{"role": "system", "content": "shared " * 100}]
+    kept.split(orjson.dumps(system + [{"role": "user", "content": "main " * 300}]))
+    kept.split(orjson.dumps([{"role": "user", "content": "another conversation"}]))
+    kept.split(orjson.dumps(system + [{"role": "user", "content": "a subagent"}]))  # takes the system message
+    assert [s.roles for s in kept.kept.values()] == [("system", "user"), ("system", "user")]

@@ -165,6 +165,8 @@ class Conversations:
             # Most of it again: the same conversation, continued or retried, so the newer split stands for it.
             # (Subagents share only their first messages: each keeps its own.)
             self.forget(kept)
+        elif n:
+            self.kept.move_to_end(id(kept))
         self.keep(split)
         return split
 
