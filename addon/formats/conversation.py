@@ -206,11 +206,19 @@ def _shared_messages(kept: Split, raw: bytes) -> int:
     last = len(kept)
     if repeats(last):
         return last
-    low, high = 0, last - 1  # repeats(low) holds (0: trivially); find the largest n that does
-    while low < high:
-        mid = (low + high + 1) // 2
+    # A retried or edited turn changes its last few messages: step back 1, 2, 4, ... messages (each step a
+    # comparison of up to the whole conversation), then bisect between the last step that failed and the one
+    # that held.
+    high, step = last, 1  # repeats(high) does not hold
+    while True:
+        low = max(high - step, 0)
+        if low == 0 or repeats(low):
+            break
+        high, step = low, step * 2
+    while high - low > 1:  # repeats(low) holds (0: trivially), repeats(high) does not
+        mid = (low + high) // 2
         if repeats(mid):
             low = mid
         else:
-            high = mid - 1
+            high = mid
     return low
