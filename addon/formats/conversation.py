@@ -52,13 +52,10 @@ class Split:
     ends: array.array  # ('L') offset just after it
     roles: tuple[str, ...]
     refs: tuple[bytes, ...]  # each message's raw tool_calls and tool_call_id values, one per line; b"" for none
-    digests: array.array  # ('Q') each message's CRC-32 | length << 32 (turn_digest.digest of its bytes)
+    digests: array.array  # ('Q') each message's digest()
 
     def __len__(self) -> int:
         return len(self.starts)
-
-    def message(self, i: int) -> memoryview:
-        return memoryview(self.raw)[self.starts[i] : self.ends[i]]
 
     def messages(self) -> list[memoryview]:
         view = memoryview(self.raw)
@@ -67,6 +64,12 @@ class Split:
     def call_refs(self) -> bytes:
         """Every message's tool_calls and tool_call_id values, one per line."""
         return b"\n".join(ref for ref in self.refs if ref)
+
+
+def digest(raw: bytes | memoryview | msgspec.Raw) -> int:
+    """A 64-bit digest of raw JSON: CRC-32 and the length (the session digests compare messages by it)."""
+    view = memoryview(raw)
+    return zlib.crc32(view) | len(view) << 32
 
 
 def split_messages(raw: bytes) -> Split:
@@ -108,7 +111,7 @@ def _split_after(raw: bytes, kept: Split, n: int) -> Split:
         ends.append(pos)
         roles.append(shape.role)
         refs.append(b"\n".join(bytes(r) for r in (shape.tool_calls, shape.tool_call_id) if bytes(r) != _NULL))
-        digests.append(zlib.crc32(message) | len(message) << 32)
+        digests.append(digest(message))
     return Split(raw, starts, ends, tuple(roles), tuple(refs), digests)
 
 
@@ -184,7 +187,7 @@ class Conversations:
         return best, most
 
     def keep(self, split: Split) -> None:
-        if not len(split) or len(split.raw) > self.kept_bytes or id(split) in self.kept:
+        if not len(split) or len(split.raw) > self.kept_bytes:
             return
         self.kept[id(split)] = split
         self.size += len(split.raw)

@@ -16,14 +16,14 @@ from __future__ import annotations
 import array
 import zlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
 import msgspec
 import orjson
 
-from ..formats.conversation import Split
+from ..formats.conversation import Split, digest
 
 SYSTEM_ROLES = frozenset(("system", "developer"))
 FIELD_TEXT = 80  # characters of a field's value kept for "changed from ... to ..."
@@ -62,12 +62,6 @@ class _Role(msgspec.Struct):
 
 _ROLE = msgspec.json.Decoder(_Role)
 _LIST = msgspec.json.Decoder(list[msgspec.Raw])
-
-
-def digest(raw: RawJSON) -> int:
-    """A 64-bit digest of raw JSON: CRC-32 and the length."""
-    view = memoryview(raw)
-    return zlib.crc32(view) | len(view) << 32
 
 
 def role_of(raw: msgspec.Raw) -> str:
@@ -153,10 +147,7 @@ def read_request(content: bytes, shapes: ToolShapes) -> tuple[Snapshot, list[msg
     except msgspec.DecodeError as e:
         raise ValueError(f"not a chat request with a list of messages and tools: {e}") from None
     raws = body.messages
-    n_system = 0
-    while n_system < len(raws) and role_of(raws[n_system]) in SYSTEM_ROLES:
-        n_system += 1
-    first_user = next((i for i in range(n_system, min(n_system + 4, len(raws))) if role_of(raws[i]) == "user"), None)
+    n_system, first_user = _leading(len(raws), lambda i: role_of(raws[i]))
     rest = array.array("Q", [zlib.crc32(r) | len(r) << 32 for r in raws[n_system:]])  # digest(), inline: ~300 a MB
     fields = [(name, raw) for name in FIELDS if (raw := getattr(body, name))]
     return _snapshot(raws, n_system, first_user, rest, tools, fields, shapes), raws
@@ -166,15 +157,21 @@ def read_split(split: Split, body: dict, shapes: ToolShapes) -> tuple[Snapshot, 
     """read_request's answer for a request routing has split (formats/conversation.py): the split's messages
     and the other fields of `body`, encoded as routing sends them (msgspec), with no pass over the messages."""
     raws = split.messages()
-    n_system = 0
-    while n_system < len(raws) and split.roles[n_system] in SYSTEM_ROLES:
-        n_system += 1
-    first_user = next((i for i in range(n_system, min(n_system + 4, len(raws))) if split.roles[i] == "user"), None)
+    n_system, first_user = _leading(len(raws), split.roles.__getitem__)
     tools = body.get("tools")
     tool_raws = [msgspec.json.encode(tool) for tool in tools] if isinstance(tools, list) else []
     fields = [(name, msgspec.json.encode(body[name])) for name in FIELDS if name in body]
     rest = split.digests[n_system:]
     return _snapshot(raws, n_system, first_user, rest, tool_raws, fields, shapes), raws
+
+
+def _leading(count: int, role: Callable[[int], str]) -> tuple[int, int | None]:
+    """How many leading messages are system/developer, and the index of the first user message among the four
+    after them (None when there is none); `role(i)` is the role of message i."""
+    n_system = 0
+    while n_system < count and role(n_system) in SYSTEM_ROLES:
+        n_system += 1
+    return n_system, next((i for i in range(n_system, min(n_system + 4, count)) if role(i) == "user"), None)
 
 
 def _snapshot(
