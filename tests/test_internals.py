@@ -13,6 +13,7 @@ from mitmproxy import addonmanager, connection, hooks, optmanager
 from mitmproxy.addons import script
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.net.http import http1
+from mitmproxy.proxy import server
 from mitmproxy.proxy.layers.http import _http1, _http2
 from mitmproxy.test import taddons, tflow
 from mitmproxy.version import VERSION
@@ -21,6 +22,7 @@ from addon.runtime import (
     credentials,
     error_pages,
     hook_dispatch,
+    inline_reads,
     internals,
     log_broadcast,
     option_reads,
@@ -43,6 +45,7 @@ def mitmproxy_as_is(master) -> dict:
         "wire": wire._state["enabled"],
         "option reads": optmanager._Option.current,
         "stream relay": _http1.Http1Client._handle_event,
+        "inline reads": server.ConnectionHandler.handle_connection,
     }
 
 
@@ -57,6 +60,7 @@ def installed(master, handler) -> dict[str, bool]:
         "wire helpers": wire.client_gone(closed),
         "option reads": optmanager._Option.current is option_reads.current,
         "stream relay": _http1.Http1Client._handle_event is stream_relay._handle_event,
+        "inline reads": server.ConnectionHandler.handle_connection is inline_reads.handle_connection,
     }
 
 

@@ -1,7 +1,7 @@
 """The mitmproxy internals the proxy relies on, and the start-up check that they are still what it was written for.
 
-Seven modules reach below mitmproxy's addon API (hook_dispatch, log_broadcast, error_pages, wire, upstream_key,
-option_reads, stream_relay).
+Eight modules reach below mitmproxy's addon API (hook_dispatch, log_broadcast, error_pages, wire, upstream_key,
+option_reads, stream_relay, inline_reads).
 Each declares one `Patch`: the `Internal`s it relies on (a dotted name, how to reach it, the shape it must have:
 a signature, a type, the names a function looks up, dataclass fields), how it is installed and removed, the
 mitmproxy version it was written for, and what happens without it. The `MitmproxyPatches` addon (patches.py)

@@ -16,7 +16,17 @@ import logging
 
 from mitmproxy import ctx
 
-from . import credentials, error_pages, hook_dispatch, log_broadcast, option_reads, stream_relay, upstream_key, wire
+from . import (
+    credentials,
+    error_pages,
+    hook_dispatch,
+    inline_reads,
+    log_broadcast,
+    option_reads,
+    stream_relay,
+    upstream_key,
+    wire,
+)
 from .internals import Patch
 
 logger = logging.getLogger(__name__)
@@ -29,6 +39,7 @@ PATCHES: tuple[Patch, ...] = (
     upstream_key.PATCH,
     option_reads.PATCH,
     stream_relay.PATCH,
+    inline_reads.PATCH,
 )
 # Capture mode (capture.py): a passive forward proxy changes nothing of mitmproxy's but where credentials are written.
 CAPTURE: tuple[Patch, ...] = (credentials.PATCH,)
