@@ -1,6 +1,7 @@
 """The stream relay (addon/runtime/stream_relay.py) on the path real users take: Gemini over HTTPS. The upstream's
 TLS layer decrypts each read before the relay sees it, so a streamed answer from an HTTPS upstream is relayed read
-by read, and the client gets every event, renamed, in order, as from a plain-HTTP upstream.
+by read (each handled in the loop turn that received it: inline_reads.py), and the client gets every event,
+renamed, in order, as from a plain-HTTP upstream.
 
 The real proxy (mitm_run.sh) in front of the fake Gemini served over TLS with a certificate made here; a `-s`
 script counts the reads the relay took and prints the count when mitmdump stops.
@@ -24,10 +25,12 @@ from tests.conftest import start_proxy
 from tests.fake_gemini import FakeGemini
 
 COUNTER = """
-from addon.runtime import stream_relay
+from addon.runtime import inline_reads, stream_relay
 
 taken = [0]
+inline = [0]
 relay = stream_relay.relay
+run_now = inline_reads.run
 
 
 def counting(reader, event):
@@ -36,12 +39,19 @@ def counting(reader, event):
     return out
 
 
+def counting_inline(coro):
+    inline[0] += 1
+    return run_now(coro)
+
+
 stream_relay.relay = counting
+inline_reads.run = counting_inline
 
 
 class Count:
     def done(self):
         print(f"stream relay took {taken[0]} reads", flush=True)
+        print(f"inline reads took {inline[0]} reads", flush=True)
 
 
 addons = [Count()]
@@ -105,3 +115,6 @@ def test_a_stream_from_an_https_upstream_is_relayed_read_by_read_and_arrives_who
     assert code == 0
     taken = [line for line in proxy.log_text().splitlines() if line.startswith("stream relay took ")]
     assert taken and int(taken[-1].split()[3]) >= 20, proxy.log_text()[-3000:]  # most of the 40 reads relayed
+    # ... and handled in the loop turn that received them (inline_reads.py), TLS records decrypted on the way
+    inline = [line for line in proxy.log_text().splitlines() if line.startswith("inline reads took ")]
+    assert inline and int(inline[-1].split()[3]) >= 20, proxy.log_text()[-3000:]
