@@ -171,9 +171,11 @@ async def test_a_handler_whose_event_handling_waits_is_finished_by_a_task():
 
     inline_reads.run(handling())
     assert done == ["started"]
+    assert len(inline_reads._finishing) == 1  # held until done: the loop keeps only weak references to tasks
     gate.set_result(None)
     await asyncio.sleep(0.01)
     assert done == ["started", "finished"]
+    assert not inline_reads._finishing
 
 
 @in_a_loop

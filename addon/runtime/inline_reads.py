@@ -39,6 +39,7 @@ from . import internals
 _original: list[Any] = []  # mitmproxy's ConnectionHandler.handle_connection while installed
 _attached: weakref.WeakSet[asyncio.StreamReaderProtocol] = weakref.WeakSet()  # protocols reading inline now
 _feed = asyncio.StreamReaderProtocol.data_received
+_finishing: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
 
 
 def can_run_now(handler: Any, connection: Any, reader: Any) -> bool:
@@ -75,7 +76,9 @@ def run(coro: Coroutine[Any, Any, None]) -> None:
         waiting = coro.send(None)
     except StopIteration:
         return
-    asyncio.ensure_future(_finish(coro, waiting))
+    task = asyncio.ensure_future(_finish(coro, waiting))
+    _finishing.add(task)
+    task.add_done_callback(_finishing.discard)
 
 
 async def _finish(coro: Coroutine[Any, Any, None], waiting: Any) -> None:
