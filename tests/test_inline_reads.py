@@ -180,7 +180,7 @@ async def test_a_handler_whose_event_handling_waits_is_finished_by_a_task():
 
 @in_a_loop
 async def test_uninstall_gives_mitmproxy_its_method_back_and_open_connections_their_task(installed):
-    original = inline_reads._original[0]
+    original = inline_reads.SWAP.original
     conn = tflow.tserver_conn()
     handler = handler_with(conn)
     listener = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)

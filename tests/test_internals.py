@@ -299,3 +299,23 @@ def test_a_head_writer_that_formats_headers_otherwise_refuses_to_start_capture_m
         "mitmproxy internal mitmproxy.net.http.http1.assemble_request_head no longer writes `name: value` lines "
         "after the request line: the credentials would go out masked" in caplog.text
     )
+
+
+def test_a_swap_puts_back_exactly_what_was_there_defined_or_inherited():
+    class Base:
+        def inherited(self) -> str:
+            return "base"
+
+    class Child(Base):
+        def own(self) -> str:
+            return "own"
+
+    own = internals.Swap(Child, "own", lambda self: "patched " + own.original(self))
+    inherited = internals.Swap(Child, "inherited", lambda self: "patched " + inherited.original(self))
+    for swap in (own, inherited, own):  # a second install changes nothing
+        swap.install()
+    assert (Child().own(), Child().inherited()) == ("patched own", "patched base")
+    for swap in (own, inherited, own):
+        swap.uninstall()
+    assert (Child().own(), Child().inherited()) == ("own", "base")
+    assert "inherited" not in vars(Child) and "own" in vars(Child)  # inherited again, not copied down

@@ -36,7 +36,6 @@ from mitmproxy.proxy import events, server
 
 from . import internals
 
-_original: list[Any] = []  # mitmproxy's ConnectionHandler.handle_connection while installed
 _attached: weakref.WeakSet[asyncio.StreamReaderProtocol] = weakref.WeakSet()  # protocols reading inline now
 _feed = asyncio.StreamReaderProtocol.data_received
 _finishing: set[asyncio.Task] = set()  # the loop keeps only weak references to tasks
@@ -109,18 +108,18 @@ def handle_connection(self: Any, connection: Any) -> Coroutine[Any, Any, None]:
     """ConnectionHandler.handle_connection: an upstream connection's reads inline, then mitmproxy's own loop."""
     if connection is not self.client:
         attach(self, connection)
-    return _original[0](self, connection)
+    return SWAP.original(self, connection)
+
+
+SWAP = internals.Swap(server.ConnectionHandler, "handle_connection", handle_connection)
 
 
 def install(master: Any) -> None:
-    if not _original:
-        _original.append(server.ConnectionHandler.handle_connection)
-        server.ConnectionHandler.handle_connection = handle_connection  # type: ignore[method-assign]
+    SWAP.install()
 
 
 def uninstall() -> None:
-    if _original:
-        server.ConnectionHandler.handle_connection = _original.pop()  # type: ignore[method-assign]
+    SWAP.uninstall()
     for protocol in list(_attached):  # connections still open read through their task again
         protocol.__dict__.pop("data_received", None)
     _attached.clear()

@@ -170,6 +170,34 @@ def _code(value: Any) -> Any:
     return getattr(inspect.unwrap(value) if callable(value) else value, "__code__", None)
 
 
+class Swap:
+    """A class attribute of mitmproxy's that a patch replaces while it is installed. `uninstall` puts back exactly
+    what was there: the original, or nothing when the class inherited it (so that it inherits it again)."""
+
+    def __init__(self, owner: type, name: str, replacement: Any) -> None:
+        self.owner = owner
+        self.name = name
+        self.replacement = replacement
+        self.original: Any = None  # what the class had, while installed (a replacement may call it)
+        self.inherited = False
+
+    def install(self) -> None:
+        if self.original is not None:  # installed already: a second install changes nothing
+            return
+        self.inherited = self.name not in vars(self.owner)
+        self.original = getattr(self.owner, self.name)
+        setattr(self.owner, self.name, self.replacement)
+
+    def uninstall(self) -> None:
+        if self.original is None:
+            return
+        if self.inherited:
+            delattr(self.owner, self.name)
+        else:
+            setattr(self.owner, self.name, self.original)
+        self.original = None
+
+
 @dataclasses.dataclass(frozen=True)
 class Patch:
     """One change to mitmproxy, owned by one module. `without`: what happens when it cannot be installed."""

@@ -19,7 +19,6 @@ from mitmproxy import optmanager
 from . import internals
 
 _IMMUTABLE = frozenset({str, int, bool, float, bytes, type(None)})
-_original: list[Any] = []  # mitmproxy's _Option.current, while the patch is installed
 
 
 def current(self: optmanager._Option) -> Any:
@@ -33,15 +32,15 @@ def _sentinel(value: Any) -> str | None:
     return None if type(value) is object else f"is a {type(value).__name__}, expected a bare object()"
 
 
+SWAP = internals.Swap(optmanager._Option, "current", current)
+
+
 def install(master: Any) -> None:
-    if not _original:
-        _original.append(optmanager._Option.current)
-        optmanager._Option.current = current  # type: ignore[method-assign]
+    SWAP.install()
 
 
 def uninstall() -> None:
-    if _original:
-        optmanager._Option.current = _original.pop()  # type: ignore[method-assign]
+    SWAP.uninstall()
 
 
 PATCH = internals.Patch(

@@ -39,7 +39,6 @@ from mitmproxy.proxy.layers.http import _http1
 from . import internals
 
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
-_original: list[Any] = []  # mitmproxy's Http1Client._handle_event (inherited from Http1Connection) while installed
 
 
 def split_chunks(data: bytes) -> list[bytes] | None:
@@ -147,24 +146,21 @@ def _handle_event(self: Any, event: events.Event) -> Generator[commands.Command,
     """Http1Client._handle_event: a relayable read relayed, anything else as mitmproxy handles it."""
     relayed = relay(self, event)
     if relayed is None:
-        yield from _original[0](self, event)
+        yield from SWAP.original(self, event)
     else:
         yield from relayed
 
 
+# mitmproxy's Http1Client._handle_event is inherited from Http1Connection: removing the patch inherits it again.
+SWAP = internals.Swap(_http1.Http1Client, "_handle_event", _handle_event)
+
+
 def install(master: Any) -> None:
-    if not _original:
-        _original.append(_http1.Http1Client._handle_event)
-        _http1.Http1Client._handle_event = _handle_event  # type: ignore[method-assign]
+    SWAP.install()
 
 
 def uninstall() -> None:
-    if _original:
-        original = _original.pop()
-        if original is _http1.Http1Connection._handle_event:
-            del _http1.Http1Client._handle_event  # inherited again, as before
-        else:
-            _http1.Http1Client._handle_event = original  # type: ignore[method-assign]
+    SWAP.uninstall()
 
 
 HTTP = "mitmproxy.proxy.layers.http"
