@@ -51,7 +51,7 @@ def scenarios(p: dict[str, Any], row: str = "") -> list[tuple[str, dict[str, Any
     return [
         ("plain_c1", {"kind": "requests", "connections": 1, "duration": p["duration"], "warmup": p["warmup"]}),
         ("plain_c10", {"kind": "requests", "connections": 10, "duration": p["duration"], "warmup": p["warmup"]}),
-        ("stream_1", {**stream, "streams": 1, "rounds": p["stream_rounds"]}),
+        ("stream_1", {**stream, "chunks": p["stream_1_chunks"], "streams": 1, "rounds": p["stream_rounds"]}),
         ("stream_100", {**stream, "streams": p["streams"], "stagger_ms": p["stagger_ms"]}),
         ("body_1mb_warmup", {**mb, "count": p["mb_warmup"]}),
         ("body_1mb", {**mb, "count": p["mb_requests"]}),
