@@ -168,7 +168,7 @@ def _parse_leaving_messages_raw(content: bytes, conversations: Conversations | N
             return chat
     chat = _read_raw(content, conversations, None)
     if chat is not None and conversations is not None:
-        _keep_envelope(conversations, content, bytes(chat.body["messages"]))
+        _keep_envelope(conversations, content, chat.split.raw if chat.split is not None else b"")
     return chat
 
 
@@ -199,8 +199,9 @@ _NULL = b"null"
 
 def _keep_envelope(conversations: Conversations, content: bytes, raw: bytes) -> None:
     """Keep the bytes around the messages value (`raw`, a slice of `content`) for the conversation's next turn."""
-    at = content.find(raw)
-    if at >= 0 and content.find(raw, at + 1) < 0:  # where it is beyond doubt (a value repeated in a string is not)
+    at = content.find(raw) if raw else -1
+    # Only where it is beyond doubt: the same array as another field's value, before it, would be found first.
+    if at >= 0 and content.find(raw, at + 1) < 0:
         conversations.keep_envelope(content[:at], content[at + len(raw) :])
 
 
