@@ -166,10 +166,7 @@ def _parse_leaving_messages_raw(content: bytes, conversations: Conversations | N
         chat = _read_raw(content, conversations, envelope)
         if chat is not None:
             return chat
-    chat = _read_raw(content, conversations, None)
-    if chat is not None and conversations is not None:
-        _keep_envelope(conversations, content, chat.split.raw if chat.split is not None else b"")
-    return chat
+    return _read_raw(content, conversations, None)
 
 
 def _read_raw(
@@ -191,7 +188,10 @@ def _read_raw(
         body = {key: messages if key == "messages" else orjson.loads(memoryview(value)) for key, value in top.items()}
     except (ValueError, RecursionError):  # msgspec's, orjson's and UTF-8's errors are ValueErrors
         return None
-    return _checked(body)._replace(call_refs=split.call_refs(), split=split)
+    chat = _checked(body)._replace(call_refs=split.call_refs(), split=split)
+    if envelope is None and conversations is not None:  # read whole: keep what surrounds it for the next turn
+        _keep_envelope(conversations, content, raw)
+    return chat
 
 
 _NULL = b"null"
@@ -199,7 +199,7 @@ _NULL = b"null"
 
 def _keep_envelope(conversations: Conversations, content: bytes, raw: bytes) -> None:
     """Keep the bytes around the messages value (`raw`, a slice of `content`) for the conversation's next turn."""
-    at = content.find(raw) if raw else -1
+    at = content.find(raw)
     # Only where it is beyond doubt: the same array as another field's value, before it, would be found first.
     if at >= 0 and content.find(raw, at + 1) < 0:
         conversations.keep_envelope(content[:at], content[at + len(raw) :])

@@ -114,8 +114,7 @@ def handle_connection(self: Any, connection: Any) -> Coroutine[Any, Any, None]:
 SWAP = internals.Swap(server.ConnectionHandler, "handle_connection", handle_connection)
 
 
-def install(master: Any) -> None:
-    SWAP.install()
+install = SWAP.install
 
 
 def uninstall() -> None:

@@ -181,7 +181,7 @@ class Swap:
         self.original: Any = None  # what the class had, while installed (a replacement may call it)
         self.inherited = False
 
-    def install(self) -> None:
+    def install(self, master: Any = None) -> None:  # a Patch's install: the master is not needed
         if self.original is not None:  # installed already: a second install changes nothing
             return
         self.inherited = self.name not in vars(self.owner)

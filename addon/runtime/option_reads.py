@@ -35,12 +35,8 @@ def _sentinel(value: Any) -> str | None:
 SWAP = internals.Swap(optmanager._Option, "current", current)
 
 
-def install(master: Any) -> None:
-    SWAP.install()
-
-
-def uninstall() -> None:
-    SWAP.uninstall()
+install = SWAP.install
+uninstall = SWAP.uninstall
 
 
 PATCH = internals.Patch(

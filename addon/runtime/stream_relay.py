@@ -155,12 +155,8 @@ def _handle_event(self: Any, event: events.Event) -> Generator[commands.Command,
 SWAP = internals.Swap(_http1.Http1Client, "_handle_event", _handle_event)
 
 
-def install(master: Any) -> None:
-    SWAP.install()
-
-
-def uninstall() -> None:
-    SWAP.uninstall()
+install = SWAP.install
+uninstall = SWAP.uninstall
 
 
 HTTP = "mitmproxy.proxy.layers.http"
