@@ -45,7 +45,9 @@ def test_two_opencode_sessions_in_parallel_stay_apart(opencode_bin, proxy_factor
     runs: list = [None, None]
 
     def run(i: int) -> None:
-        prompt = f"Read it twice {read_marker(projects[i] / NOTES)} [steps:2]"
+        # Each answer takes a second, so that one run's three turns outlast the other opencode's start-up (a
+        # loaded machine had one finish before the other had sent anything, and the runs were not in parallel).
+        prompt = f"Read it twice {read_marker(projects[i] / NOTES)} [steps:2] [slow:1]"
         runs[i] = opencode_cli.run(opencode_bin, projects[i], prompt, MODEL, projects[i].parent / "home", RUN_TIMEOUT)
 
     threads = [threading.Thread(target=run, args=(i,)) for i in range(2)]
