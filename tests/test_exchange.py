@@ -175,3 +175,17 @@ def test_a_first_native_path_flow_keeps_its_client_body_as_it_was():
     assert record.client_request is None and record.api == "gemini"
     assert record.extra == {"client_request": b'{"messages": []}', "client_request_truncated": False}
     assert record.to_state() == state
+
+
+def test_a_deep_copy_is_an_exchange_equal_to_it_sharing_nothing():
+    import copy
+
+    record = full_record()
+    record.original = http.Request.make("POST", "http://127.0.0.1:8000/v1/chat/completions", b"{}")
+    twin = copy.deepcopy(record)
+    assert type(twin) is Exchange and twin == record and twin is not record
+    assert twin.original is None  # the live request is not copied (nor saved)
+    assert dict(twin) == record.to_state()  # as a dict it is what files hold
+    twin.answer["content"] = "changed"
+    assert record.answer["content"] == "Hi"
+    assert copy.deepcopy(twin) == record and bool(Exchange())

@@ -10,10 +10,12 @@ on the way out and on the way back, and `key` is replaced by Vertex AI's masked 
     ex = Exchange.find(flow)   # the flow's record, or None (readers and guards)
 
 Saved flows (`-w` files, `flow.copy()`, mitmweb's duplicate and revert) hold plain data: mitmproxy deep-copies
-`flow.metadata` for a flow's state, and deep-copying an Exchange gives `to_state()`, a dict of the fields that
-differ from their default, under the same key names the earlier dict used. `of` and `find` turn such a dict back
-into an Exchange (`from_state`), so files written by older versions read back too. A key this version does not
-know, or a value of an unexpected type, is kept in `extra` and written out again, never lost.
+`flow.metadata` for a flow's state, and a deep copy of an Exchange is an Exchange (equal to it, sharing nothing)
+that is also a dict holding `to_state()`: the fields that differ from their default, under the same key names
+the earlier dict used. mitmproxy's file writer (tnetstring) writes that dict; `of` and `find` turn a dict read
+back into an Exchange (`from_state`), so files written by older versions read back too. A key this version does
+not know, or a value of an unexpected type, is kept in `extra` and written out again, never lost. Only copies
+fill the dict: the live record's own mapping stays empty, and addons read and write its fields.
 
 Fields, by owner (the names are also the keys in saved flows):
 
@@ -87,8 +89,8 @@ from typing import Any
 KEY = "llm"  # the flow.metadata key (the name earlier versions used: their files read back)
 
 
-@dataclass(slots=True)
-class Exchange:
+@dataclass(slots=True, eq=True)
+class Exchange(dict):  # the dict is the saved form, filled in copies only (see the module docstring)
     # client_request.py, replay.py, resend.py
     client_request: dict[str, Any] | None = None
     replay: dict[str, Any] | None = None
@@ -199,10 +201,22 @@ class Exchange:
                 record.extra[str(name)] = value
         return record
 
-    def __deepcopy__(self, memo: dict) -> dict[str, Any]:
-        # mitmproxy's Flow.get_state deep-copies flow.metadata for -w files, flow.copy() and mitmweb's revert:
-        # they get plain data (tnetstring writes no objects), which `of` and `find` read back.
-        return self.to_state()
+    def __deepcopy__(self, memo: dict) -> Exchange:
+        # mitmproxy's Flow.get_state deep-copies flow.metadata for -w files, flow.copy() and mitmweb's revert: the
+        # copy is a record of its own, and as a dict it is the plain data tnetstring writes (it writes no objects).
+        state = self.to_state()
+        copied = Exchange.from_state(state)
+        dict.update(copied, state)
+        memo[id(self)] = copied
+        return copied
+
+    def __copy__(self) -> Exchange:
+        return self.__deepcopy__({})
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, like the dict it is
+
+    def __bool__(self) -> bool:  # a record is there even while its dict (the saved form) is empty
+        return True
 
 
 _FIELDS = [f for f in dataclasses.fields(Exchange) if f.name not in ("extra", "original", "conversation")]
