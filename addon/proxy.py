@@ -22,8 +22,9 @@ from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.offline_replay import OfflineReplay  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
 from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
+from addon.runtime import addon_order  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
-from addon.runtime.patches import MitmproxyPatches  # noqa: E402
+from addon.runtime.patches import PATCHES, SPEED, MitmproxyPatches  # noqa: E402
 from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
@@ -56,6 +57,29 @@ addons = [
     sessions,  # before Report: the log and comment tell the flow's session turn
     Report(),
     FlowRetention(),
-    MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages
+    MitmproxyPatches(PATCHES, SPEED),  # after GracefulShutdown: its `done` ends flows through the patches
     MemoryGuard(),
 ]  # last: its start-up freeze comes after the other addons' start-up (litellm's import freezes when it lands)
+
+# The addons that must keep this relative order, checked now: one missing or out of place stops the script (its
+# ERROR at start-up ends mitmdump). Others may go anywhere in `addons`; add a new addon's class name here, at its
+# place, only when it must run before or after one of these.
+ORDER = (
+    "GracefulShutdown",  # first: while stopping, its 503 answers before anything else runs
+    "RequestReadTimeout",
+    "Cors",  # before Routing: a preflight is answered before the proxy key is asked for
+    "SessionPage",  # before Routing: /_proxy/sessions never goes upstream
+    "Replay",  # a replayed flow back to its client request, before ClientRequest keeps it
+    "ClientRequest",
+    "Routing",  # translates once, after Replay and ClientRequest
+    "VertexAuth",  # after Routing: Vertex AI's token for the flows it sent there
+    "OfflineReplay",  # after Routing: it matches translated requests
+    "UpstreamTimeouts",
+    "Fallbacks",  # before Responses: its answer to a failed flow is what Responses' error hook keeps
+    "Responses",
+    "Sessions",  # before Report: the log and comment tell the flow's session turn
+    "Report",
+    "MitmproxyPatches",  # after GracefulShutdown: its `done` ends flows through the patches it removes
+    "MemoryGuard",  # last: its start-up freeze comes after the other addons' start-up
+)
+addon_order.check(addons, ORDER)

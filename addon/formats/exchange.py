@@ -213,7 +213,7 @@ class Exchange(dict):  # the dict is the saved form, filled in copies only (see 
     def __copy__(self) -> Exchange:
         return self.__deepcopy__({})
 
-    __hash__ = None  # type: ignore[assignment]  # mutable, like the dict it is
+    __hash__ = None  # mutable, like the dict it is
 
     def __bool__(self) -> bool:  # a record is there even while its dict (the saved form) is empty
         return True

@@ -24,7 +24,6 @@ from mitmproxy import http
 
 from ..formats import errors
 from ..formats.exchange import KEY, Exchange
-from ..runtime import wire
 from . import client_request, hops
 
 logger = logging.getLogger(__name__)
@@ -103,7 +102,6 @@ class Replay:
         old = Exchange.find(flow)
         if old is not None and old.fallback_of is not None and old.endpoint is None:
             return  # a fallback attempt on its way (fallbacks.py), not a user's replay
-        wire.adopt_client_replay(flow)
         previous = old or Exchange()
         fresh = Exchange(**{name: getattr(previous, name) for name in KEPT})
         if previous.fallback_of is not None:

@@ -18,7 +18,11 @@ no retry: error statuses are never streamed, and a stream that fails midway ends
 The same machinery asks once more, under the same name, for an empty answer (no text, no tool calls: what Gemini's
 OpenAI-compatible endpoint sends for MALFORMED_FUNCTION_CALL) when `translate_retry_empty_answer` is on. A stream's
 events are then held back while its answer is empty (stream_rewrite's `hold_empty`), so the client has only the
-headers when the retry starts; the retry's whole stream follows them, or, if the retry fails, the first answer.
+headers when the retry starts; the retry's whole stream follows them, or, if the retry fails, the first answer
+(sent after the `response` hook through mitmproxy's layers: stream_end.finish).
+
+What the client of a failed flow gets is decided in one place, responses.py's `error` hook: this addon, which runs
+before it, only makes a fallback's answer the flow's response (and notes `answered_by`), which that hook keeps.
 """
 
 from __future__ import annotations
@@ -29,13 +33,12 @@ from collections.abc import Awaitable
 
 import orjson
 from mitmproxy import connection, ctx, http
-from mitmproxy.addons.clientplayback import ReplayHandler
 
 from ..formats import answer
 from ..formats.exchange import KEY, Exchange
-from ..runtime import error_pages, wire
+from ..runtime import error_pages, replays, stream_end
 from ..runtime.option_help import one_paragraph
-from .stream_rewrite import StreamRewriter
+from .stream_rewrite import rewriter_of
 
 logger = logging.getLogger(__name__)
 
@@ -122,10 +125,10 @@ def take_answer(flow: http.HTTPFlow, ex: Exchange, model: str, attempt: http.HTT
     ex.answered_by = model
 
 
-def empty_answer(response: http.Response) -> bool:
+def empty_answer(flow: http.HTTPFlow, response: http.Response) -> bool:
     """Is this 200 answer empty, and has the client not had a byte of it (a stream's events all held)?"""
-    if isinstance(response.stream, StreamRewriter):
-        return response.stream.held is not None and answer.is_empty(response.stream.answer.to_dict())
+    if (rewriter := rewriter_of(flow)) is not None:
+        return rewriter.holding and answer.is_empty(rewriter.answer.to_dict())
     if response.stream or response.status_code != 200:
         return False
     try:
@@ -156,7 +159,7 @@ class Fallbacks:
         ex = Exchange.find(flow)
         if not ctx.options.translate_retry_empty_answer or flow.response is None or flow.response.status_code != 200:
             return
-        if flow.live and ex is not None and ex.key is not None and ex.fallback_of is None and wire.enabled():
+        if flow.live and ex is not None and ex.key is not None and ex.fallback_of is None and stream_end.enabled():
             ex.hold_empty = ex.api == "openai"  # the native path turns these into errors
 
     def response(self, flow: http.HTTPFlow) -> Awaitable[bool | None] | None:
@@ -168,7 +171,7 @@ class Fallbacks:
         if ex.fallbacks and not response.stream and retryable(response.status_code):
             ex.attempts = [attempt_record(ex, ex.client_model or "", response.status_code)]
             return self.fall_back(flow, ex, original, str(response.status_code))
-        if ctx.options.translate_retry_empty_answer and empty_answer(response):
+        if ctx.options.translate_retry_empty_answer and empty_answer(flow, response):
             return self.retry_empty(flow, ex, original)
         return None
 
@@ -178,9 +181,7 @@ class Fallbacks:
             return
         reason = str(ex.error or (flow.error.msg if flow.error else "no answer"))
         ex.attempts = [attempt_record(ex, ex.client_model or "", reason)]
-        if await self.fall_back(flow, ex, original, reason):
-            # mitmproxy answers a flow with an error by its error page: the page is the attempt's answer.
-            error_pages.override.set(flow.response)
+        await self.fall_back(flow, ex, original, reason)  # an answer is now flow.response (responses.py keeps it)
 
     @staticmethod
     def take(flow: http.HTTPFlow) -> tuple[http.Request | None, Exchange | None]:
@@ -197,7 +198,7 @@ class Fallbacks:
         """Try the fallbacks in turn; True when one's answer (or last error) is now the flow's response."""
         answer: tuple[str, http.HTTPFlow] | None = None
         for n, model in enumerate(ex.fallbacks, 1):
-            if wire.client_gone(flow):
+            if replays.client_gone(flow):
                 break
             logger.info(f"fallback: {ex.client_model} -> {model} after {reason[:120]}")
             attempt = make_attempt(flow, original, model, n)
@@ -222,21 +223,20 @@ class Fallbacks:
         await self.run(attempt, flow)
         got = outcome(attempt)
         ex.attempts.append(attempt_record(Exchange.of(attempt), model, got))
-        response, answer = flow.response, attempt.response
-        held = response.stream if response is not None and isinstance(response.stream, StreamRewriter) else None
+        held, answer = rewriter_of(flow), attempt.response
         if got != 200 or answer is None:  # the first answer goes out after all (a 200 always has its response)
             if held is not None:
-                wire.write_chunk(flow, held.release())
+                stream_end.finish(flow, held.release())
             return
-        if held is None or wire.write_chunk(flow, answer.content or b""):
+        if held is None or stream_end.finish(flow, answer.content or b""):
             take_answer(flow, ex, model, attempt)
 
     @staticmethod
     async def run(attempt: http.HTTPFlow, flow: http.HTTPFlow) -> None:
         """Send the attempt through every addon and the upstream; returns once its response or error hook ran."""
-        handler = ReplayHandler(attempt, ctx.options)
-        wire.replays[attempt.id] = (handler, flow)
+        handler = replays.Handler(attempt, ctx.options)
+        replays.waiting[attempt.id] = flow
         try:
             await handler.replay()
         finally:
-            del wire.replays[attempt.id]
+            del replays.waiting[attempt.id]

@@ -1,7 +1,9 @@
 """The response side: every answer goes back under the name the client asked for, in OpenAI's shape.
 
 Streams are rewritten event by event as they pass (stream_rewrite); whole JSON answers are rewritten in
-`response`; upstream errors are reshaped (errors). The upstream key in the flow is masked as soon as the upstream
+`response`; upstream errors are reshaped (errors). The `error` hook is the one place that decides what the client
+of a failed exchange gets: an error page (set as flow.response, sent by stream_end.py) before the answer began, an
+SSE error event as the last of a begun stream, or the answer of a fallback (fallbacks.py set it) when one came. The upstream key in the flow is masked as soon as the upstream
 has answered, so mitmweb, saved flows and the log only ever show the masked form.
 """
 
@@ -18,10 +20,10 @@ from ..formats import errors
 from ..formats.answer import Answer
 from ..formats.exchange import Exchange
 from ..gemini import stream_toolcalls, thought_signatures
-from ..runtime import error_pages, upstream_key, wire
+from ..runtime import error_pages, stream_end, upstream_key
 from ..runtime.option_help import one_paragraph
 from . import native_responses
-from .stream_rewrite import StreamOptions, StreamRewriter
+from .stream_rewrite import StreamOptions, StreamRewriter, rewriter_of
 
 logger = logging.getLogger(__name__)
 
@@ -117,8 +119,8 @@ class Responses:
         if ex is None or not response or ex.passthrough or ex.answered_by:
             return
         ex.t_end = time.time()
-        if isinstance(response.stream, StreamRewriter):
-            return self.finish_stream(response, ex, response.stream)
+        if (rewriter := rewriter_of(flow)) is not None:
+            return self.finish_stream(response, ex, rewriter)
         if ex.t_first_chunk is None:
             ex.t_first_chunk = ex.t_end
         if response.status_code >= 400:
@@ -137,8 +139,8 @@ class Responses:
         ex.body_truncated = rewriter.sent.truncated or rewriter.upstream.truncated
         ex.stream_done = rewriter.saw_done
         ex.repairs = ex.repairs + rewriter.repairs
-        if error := getattr(rewriter, "error", None):  # a native stream that ended in an error event
-            ex.error = error
+        if rewriter.error:  # a native stream that ended in an error event
+            ex.error = rewriter.error
 
     def finish_whole_stream(
         self, flow: http.HTTPFlow, response: http.Response, ex: Exchange, rewriter: StreamRewriter
@@ -189,26 +191,20 @@ class Responses:
         if ex is None:
             return
         upstream_key.detach_key(flow.request)
-        if ex.answered_by:  # a fallback attempt's answer goes to the client instead (fallbacks.py)
+        if ex.answered_by:  # a fallback attempt's answer is the flow's response now (fallbacks.py)
             return
         ex.t_end = time.time()
-        response = flow.response
-        rewriter = response.stream if response else None
-        if (
-            response
-            and isinstance(rewriter, StreamRewriter)
-            and (rewriter.saw_done or rewriter.finished)
-            and not ex.error
-        ):
+        response, rewriter = flow.response, rewriter_of(flow)
+        if response and rewriter is not None and rewriter.complete and not ex.error:
             return self.finish_whole_stream(flow, response, ex, rewriter)
         ex.error = ex.error or (flow.error.msg if flow.error else "unknown error")
         status, code, message = failure(ex)
-        if response and isinstance(rewriter, StreamRewriter):
+        if response and rewriter is not None:
             # The client has the headers and part of the stream: its last event says what happened.
             event = errors.sse_error_event(message, status, code)
-            if wire.write_sse_error_and_end(flow, event):
+            if stream_end.finish(flow, event):
                 rewriter.sent.add(event)
                 ex.error_event_sent = True
             self.finish_stream(response, ex, rewriter)
             return
-        error_pages.override.set(error_pages.page(status, message, code))
+        flow.response = error_pages.page(status, message, code)  # sent instead of mitmproxy's page (stream_end)

@@ -17,6 +17,12 @@ events before it are folded, so the answer keeps the stream's order.
 With `hold_empty` (translate_retry_empty_answer), the events before the answer has any text, reasoning or tool
 call wait in `held` instead: an answer that ends with nothing in it can then be asked for again before the client
 got a byte of it (fallbacks.py), and is sent as it came otherwise (`release`).
+
+What other addons may use (the rewriter's whole interface; anything else is its own): `rewriter_of(flow)` finds a
+flow's rewriter (None when its response is not a rewritten stream); `answer` (the answer so far), `holding` (its
+events are held while the answer is empty) and `release()` (the held events, now sent) for fallbacks.py;
+`last_data` (when the upstream last sent bytes) and `complete` (the client has the whole answer) for
+upstream_timeouts.py; `error` (an error event ended the stream, native_responses.py) for responses.py.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import time
 from typing import NamedTuple
 
 import orjson
+from mitmproxy import http
 
 from ..formats.answer import Answer
 from ..formats.capped import CappedBuffer
@@ -43,7 +50,15 @@ class StreamOptions(NamedTuple):
     hold_empty: bool = False  # hold the events back while the answer is empty (see the module docstring)
 
 
+def rewriter_of(flow: http.HTTPFlow) -> StreamRewriter | None:
+    """The flow's stream rewriter while its response is a rewritten stream, else None."""
+    stream = flow.response.stream if flow.response is not None else None
+    return stream if isinstance(stream, StreamRewriter) else None
+
+
 class StreamRewriter:
+    error: str | None = None  # why an error event ended the stream (native_responses.py sets it)
+
     def __init__(self, options: StreamOptions, t_start: float | None = None) -> None:
         self.options = options
         self.client_model_field = b'"model":' + orjson.dumps(options.client_model)  # what rename() writes
@@ -105,6 +120,16 @@ class StreamRewriter:
             return []
         self.sent.add(out)
         return [out]
+
+    @property
+    def holding(self) -> bool:
+        """The events are held back while the answer is empty (`hold_empty`): the client has none of them yet."""
+        return self.held is not None
+
+    @property
+    def complete(self) -> bool:
+        """The client has the whole answer: [DONE] came, or the upstream's body ended."""
+        return self.saw_done or self.finished
 
     @property
     def answer(self) -> Answer:

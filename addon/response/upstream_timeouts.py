@@ -2,9 +2,10 @@
 
 mitmproxy has no timeout on connecting to, or waiting for, a server. This addon keeps the LLM flows in flight in
 one dict and looks at them twice a second from one task (cheaper than a timer per flow). A flow that waited too
-long is marked `timed_out` in its metadata and its upstream connection is closed (wire.close_upstream); mitmproxy
-then runs the `error` hook, where responses answers 504 (nothing sent yet) or ends the stream with an SSE error
-event. A client that left has its upstream closed at the next look, so nothing keeps generating for nobody.
+long is marked `timed_out` in its record and failed in transit (flow_failure.fail: mitmproxy's layers close its
+upstream connection, or cut its connect short); mitmproxy then runs the `error` hook, where responses answers 504
+(nothing sent yet) or ends the stream with an SSE error event. A client that left has its upstream closed (by
+mitmproxy itself; for a fallback attempt, at the next look), so nothing keeps generating for nobody.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ from typing import NamedTuple
 from mitmproxy import ctx, http
 
 from ..formats.exchange import Exchange
-from ..runtime import wire
+from ..runtime import flow_failure, replays
 from ..runtime.option_help import one_paragraph
-from .stream_rewrite import StreamRewriter
+from .stream_rewrite import rewriter_of
 
 logger = logging.getLogger(__name__)
 
@@ -46,11 +47,11 @@ def expired(flow: http.HTTPFlow, since: float, now: float, connect: float, read:
         if now - max(since, connected) > read:
             return Expired("read", f"The upstream sent no answer within {read:g} s (translate_read_timeout).")
         return None
-    rewriter = response.stream
-    if isinstance(rewriter, StreamRewriter):
-        if rewriter.saw_done or rewriter.finished:
+    rewriter = rewriter_of(flow)
+    if rewriter is not None:
+        if rewriter.complete:
             return None  # the client has the whole answer; a client that leaves now has not cut anything
-        if wire.client_gone(flow):
+        if replays.client_gone(flow):
             return Expired("client gone", "The client left in the middle of the stream; the upstream was closed.")
         if now - rewriter.last_data > idle:
             return Expired(
@@ -149,8 +150,7 @@ class UpstreamTimeouts:
         if found.phase != "client gone":
             ex.timed_out = True
         ex.error = found.message
-        closed = wire.close_upstream(flow)
+        ended = flow_failure.fail(flow, found.message)
         logger.info(
-            f"{found.phase}: {'closed' if closed else 'found no'} upstream connection for "
-            f"{ex.client_model or flow.request.pretty_url}"
+            f"{found.phase}: {'ended' if ended else 'could not end'} {ex.client_model or flow.request.pretty_url}"
         )

@@ -1,11 +1,11 @@
 """mitmproxy's own error responses (upstream unreachable, timed out, cut) in OpenAI's JSON shape.
 
 When the upstream cannot be reached mitmproxy answers the client itself with an HTML page (502) built by
-`make_error_response` in its HTTP/1 server layer; there is no hook that can replace that body. An OpenAI client
-cannot read HTML, so this module swaps that one function for one that writes an OpenAI-shaped JSON error. The
-`error` hook runs in the same task right before mitmproxy builds the page (an async hook too: mitmproxy awaits it
-in that task), so a hook can choose the response for its flow through `override`: an error of its own making, or a
-fallback's answer (fallbacks.py). mitmproxy closes the connection after the page either way.
+`make_error_response` in its HTTP/1 server layer. An OpenAI client cannot read HTML, so this module swaps that one
+function for one that writes an OpenAI-shaped JSON error. It is the page for failures no addon answers (a request
+mitmproxy cannot parse, a flow the proxy did not route); for the exchanges it routed, the proxy's `error` hook
+(responses.py) sets the answer itself, which stream_end.py sends through mitmproxy's layers (HTTP/2 and TLS
+clients included) instead of this page.
 
 The swap is the `PATCH` below, installed in `running` and undone in `done` by patches.py after the start-up check
 (internals.py) found `make_error_response` as mitmproxy 12.3.1 has it: a module global of `_http1` that its
@@ -14,8 +14,6 @@ HTTP/1 server looks up each time it builds a page. Without the swap the pages ar
 
 from __future__ import annotations
 
-import contextvars
-
 from mitmproxy import http
 from mitmproxy.net.http import http1
 from mitmproxy.version import MITMPROXY
@@ -23,21 +21,13 @@ from mitmproxy.version import MITMPROXY
 from ..formats import errors
 from . import internals
 
-# The response to send instead of the next error page built in this task.
-override: contextvars.ContextVar[http.Response | None] = contextvars.ContextVar("override", default=None)
-
 _saved: list = []  # mitmproxy's own make_error_response while ours is installed
 
 
 def make_error_response(status_code: int, message: str = "") -> bytes:
-    response = override.get()
-    if response is not None:
-        override.set(None)
-    else:
-        code = "upstream_unreachable" if status_code == 502 else "proxy_error"
-        message = f"The proxy could not complete the request: {message or 'no detail'}."
-        response = page(status_code, message, code)
-    return assemble_whole(response)
+    code = "upstream_unreachable" if status_code == 502 else "proxy_error"
+    message = f"The proxy could not complete the request: {message or 'no detail'}."
+    return assemble_whole(page(status_code, message, code))
 
 
 def page(status: int, message: str, code: str) -> http.Response:
@@ -86,6 +76,5 @@ PATCH = internals.Patch(
     ),
     install=install,
     uninstall=uninstall,
-    without="its error pages are mitmproxy's HTML, not OpenAI-shaped JSON, and a fallback's answer to a failed "
-    "connection does not reach the client",
+    without="the error pages of failures no addon answers are mitmproxy's HTML, not OpenAI-shaped JSON",
 )

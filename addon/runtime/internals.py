@@ -1,7 +1,6 @@
 """The mitmproxy internals the proxy relies on, and the start-up check that they are still what it was written for.
 
-Eight modules reach below mitmproxy's addon API (hook_dispatch, log_broadcast, error_pages, wire, upstream_key,
-option_reads, stream_relay, inline_reads).
+The modules that reach below mitmproxy's addon API are listed in patches.py and docs/internals.md.
 Each declares one `Patch`: the `Internal`s it relies on (a dotted name, how to reach it, the shape it must have:
 a signature, a type, the names a function looks up, dataclass fields), how it is installed and removed, the
 mitmproxy version it was written for, and what happens without it. The `MitmproxyPatches` addon (patches.py)
@@ -18,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import inspect
+import types
 from collections.abc import Callable
 from typing import Any
 
@@ -171,10 +171,10 @@ def _code(value: Any) -> Any:
 
 
 class Swap:
-    """A class attribute of mitmproxy's that a patch replaces while it is installed. `uninstall` puts back exactly
+    """A class (or module) attribute of mitmproxy's that a patch replaces while it is installed. `uninstall` puts back exactly
     what was there: the original, or nothing when the class inherited it (so that it inherits it again)."""
 
-    def __init__(self, owner: type, name: str, replacement: Any) -> None:
+    def __init__(self, owner: type | types.ModuleType, name: str, replacement: Any) -> None:
         self.owner = owner
         self.name = name
         self.replacement = replacement

@@ -3,9 +3,9 @@
 A client that sends its headers and then stalls (or trickles) its body would hold a connection, and a flow, for
 as long as it likes: mitmproxy's own tcp_timeout only ends a connection that is wholly silent, and only after
 10 minutes. The timer starts when the headers are in (`requestheaders`) and stops when the whole body is
-(`request`). Written for mitmproxy 12: while a body is being read nothing has been sent to the client yet, so the
-408 is written straight onto the client's connection (wire.client_writer), which is then closed; mitmproxy sees
-the client go and ends the flow with an error, which the report shows as refused by the proxy.
+(`request`). Then the flow is failed in transit (flow_failure.fail); in the `error` hook that follows, this addon
+sets the 408 as the flow's response, which mitmproxy's layers send (stream_end.py; TLS and HTTP/2 clients too)
+before the client's connection (HTTP/1) or stream (HTTP/2) is closed. The report shows it as refused by the proxy.
 """
 
 from __future__ import annotations
@@ -17,8 +17,7 @@ from mitmproxy import ctx, http
 
 from ..formats import errors
 from ..formats.exchange import Exchange
-from . import wire
-from .error_pages import assemble_whole
+from . import flow_failure
 from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
@@ -36,23 +35,10 @@ def timeout_message(seconds: int) -> str:
     )
 
 
-def answer_and_close(flow: http.HTTPFlow, response: http.Response) -> bool:
-    """Write a whole response to an HTTP/1 client whose request is still arriving, and close its connection.
-
-    True when it was written; False when the client is gone or speaks another protocol (its connection carries
-    other streams that must not be cut).
-    """
-    writer = wire.client_writer(flow)
-    if writer is None or writer.is_closing() or not flow.request.http_version.startswith("HTTP/1"):
-        return False
-    writer.write(assemble_whole(response))
-    writer.close()  # what is buffered is still sent; then mitmproxy sees the client go
-    return True
-
-
 class RequestReadTimeout:
     def __init__(self) -> None:
         self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.expired: dict[str, str] = {}  # flow id -> the message of its timeout, until its error hook
 
     def load(self, loader) -> None:
         loader.add_option(
@@ -78,11 +64,14 @@ class RequestReadTimeout:
 
     def error(self, flow: http.HTTPFlow) -> None:
         self.stop(flow)
+        if (message := self.expired.pop(flow.id, None)) is not None and flow.response is None:
+            flow.response = errors.error_response(message, 408, "request_timeout")  # sent by stream_end.py
 
     def done(self) -> None:
         for timer in self.timers.values():
             timer.cancel()
         self.timers.clear()
+        self.expired.clear()
 
     def stop(self, flow: http.HTTPFlow) -> None:
         timer = self.timers.pop(flow.id, None)
@@ -95,6 +84,7 @@ class RequestReadTimeout:
             return
         message = timeout_message(seconds)
         Exchange.of(flow).error = message
-        # The report logs the refusal when mitmproxy ends the flow; this says only whether the 408 went out.
-        sent = answer_and_close(flow, errors.error_response(message, 408, "request_timeout"))
-        logger.debug(f"request read timeout: {'408 sent' if sent else 'nothing sent'} to {flow.client_conn.peername}")
+        self.expired[flow.id] = message
+        # The report logs the refusal when mitmproxy ends the flow; this says only whether it could be ended.
+        ended = flow_failure.fail(flow, message)
+        logger.debug(f"request read timeout: {'ended' if ended else 'could not end'} {flow.client_conn.peername}")

@@ -2,8 +2,8 @@
 
 mitmproxy's signal handlers ask the master to shut down; it then runs every addon's `done` hook in order and
 exits. This addon's `done` waits up to `translate_shutdown_grace` seconds for the requests in flight (a second
-SIGTERM or Ctrl-C stops the wait); requests that arrive meanwhile get a 503. What is still running then has its
-upstream connection closed (wire.close_upstream): mitmproxy runs the `error` hook, where responses ends a begun
+SIGTERM or Ctrl-C stops the wait); requests that arrive meanwhile get a 503. What is still running then is failed
+in transit (flow_failure.fail, through mitmproxy's layers): mitmproxy runs the `error` hook, where responses ends a begun
 stream with an SSE error event and answers a request still waiting with an OpenAI-shaped error. Every flow has
 then passed its last hook, so the `save` addon, whose `done` runs after this one, writes a complete -w file.
 """
@@ -22,7 +22,7 @@ from mitmproxy import ctx, exceptions, http
 
 from ..formats import errors
 from ..formats.exchange import Exchange
-from . import wire
+from . import flow_failure
 from .option_help import one_paragraph
 
 logger = logging.getLogger(__name__)
@@ -120,8 +120,8 @@ class GracefulShutdown:
     @staticmethod
     def end(flow: http.HTTPFlow, grace: float) -> None:
         ex = Exchange.of(flow)
-        ex.error = f"The proxy was stopped while this answer was in flight (after {grace:g} s of grace)."
-        ex.shutdown = True
-        if not wire.close_upstream(flow):
+        message = f"The proxy was stopped while this answer was in flight (after {grace:g} s of grace)."
+        ex.error, ex.shutdown = message, True
+        if not flow_failure.fail(flow, message):
             flow.kill()
         logger.info(f"shutting down: ended {ex.client_model or flow.request.pretty_url} in flight")
