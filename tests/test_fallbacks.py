@@ -18,7 +18,7 @@ from addon.request.routing import Routing
 from addon.response import fallbacks
 from addon.response.fallbacks import Fallbacks
 from addon.response.stream_rewrite import StreamOptions, StreamRewriter
-from addon.runtime import error_pages, wire
+from addon.runtime import error_pages, replays, stream_end
 
 PROXY_KEY = "client-proxy-key-0123456789"
 CONFIG = {
@@ -211,7 +211,7 @@ class Scripted(Fallbacks):
 
 @pytest.fixture
 def loop_ctx(routing_ctx, monkeypatch):
-    monkeypatch.setattr(wire, "client_gone", lambda flow: False)
+    monkeypatch.setattr(replays, "client_gone", lambda flow: False)
     return routing_ctx[0]
 
 
@@ -275,21 +275,6 @@ def test_no_fallback_for_attempts_streams_or_flows_without_fallbacks(loop_ctx):
     assert addon.asked == []
 
 
-def test_a_connect_failure_is_answered_through_the_error_page(loop_ctx):
-    flow, addon = routed_flow(), Scripted(200)
-    flow.response, flow.error = None, Error("Connect call failed")
-    Exchange.of(flow).original = client_request()
-
-    async def error_hook_then_page() -> bytes:  # as in mitmproxy: one task runs the hook, then builds the page
-        await addon.error(flow)
-        return error_pages.make_error_response(502, "Connect call failed")
-
-    page = asyncio.run(error_hook_then_page())
-    assert Exchange.of(flow).attempts[0]["error"] == "Connect call failed"
-    assert page.startswith(b"HTTP/1.1 200 OK\r\n") and page.endswith(b"\r\n\r\nanswer from local-b")
-    assert flow.response.status_code == 200 and Exchange.of(flow).answered_by == "local-b"
-
-
 def test_no_fallback_while_shutting_down(loop_ctx):
     flow, addon = routed_flow(), Scripted()
     flow.response, flow.error = None, Error("killed")
@@ -301,15 +286,13 @@ def test_no_fallback_while_shutting_down(loop_ctx):
 # The error page and the comment line.
 
 
-def test_error_page_override_may_be_a_whole_response():
-    response = http.Response.make(429, b'{"error": {}}', {"retry-after": "7", "transfer-encoding": "chunked"})
-    error_pages.override.set(response)
-    page = error_pages.make_error_response(502, "refused")
-    head, _, body = page.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 429 ") and body == b'{"error": {}}'
-    assert b"retry-after: 7" in head and b"content-length: 13" in head and b"connection: close" in head
-    assert b"transfer-encoding" not in head and error_pages.override.get() is None
-    assert b"502 Bad Gateway" in error_pages.make_error_response(502, "refused")  # next page: the usual one
+def test_a_fallbacks_answer_to_a_failed_flow_is_its_response_whole(loop_ctx):
+    flow, addon = routed_flow(503), Scripted(200)
+    flow.response, flow.error = None, Error("Connection refused")
+    hook(addon, loop_ctx, flow, "error")
+    assert flow.response.status_code == 200 and flow.response.content == b"answer from local-b"
+    assert "transfer-encoding" not in flow.response.headers and flow.response.headers["content-length"] == "19"
+    assert Exchange.of(flow).answered_by == "local-b"  # responses.py's error hook keeps it (no error page)
 
 
 def test_comment_line_tells_attempts():
@@ -328,18 +311,19 @@ def test_comment_line_tells_attempts():
     assert summary.comment_line(attempt) == "fallback attempt 1 for abc | local-model -> gemini-2.0-flash"
 
 
-def test_an_attempts_connections_are_its_replay_handlers():
-    class Handler:
-        transports = {"server": "io"}
+def test_an_attempt_asks_about_the_client_waiting_for_it():
+    from mitmproxy.connection import ConnectionState
 
     original = routed_flow()
     attempt = fallbacks.make_attempt(original, client_request(), "local-b", 1)
-    wire.replays[attempt.id] = (Handler(), original)
+    replays.waiting[attempt.id] = original
     try:
-        assert wire._transports(attempt) == {"server": "io"}
-        assert wire.client_writer(attempt) is None
+        original.client_conn.state = ConnectionState.OPEN
+        assert not replays.client_gone(attempt)
+        original.client_conn.state = ConnectionState.CAN_WRITE  # it sent its FIN: mitmproxy takes it as gone
+        assert replays.client_gone(attempt)
     finally:
-        del wire.replays[attempt.id]
+        del replays.waiting[attempt.id]
 
 
 # Asking once more for an empty answer (translate_retry_empty_answer): the same machinery, the same name.
@@ -361,9 +345,9 @@ EMPTY_EVENTS = [
 @pytest.fixture
 def retry_ctx(routing_ctx, monkeypatch):
     routing, addon = routing_ctx
-    monkeypatch.setattr(wire, "client_gone", lambda flow: False)
+    monkeypatch.setattr(replays, "client_gone", lambda flow: False)
     written: list[bytes] = []
-    monkeypatch.setattr(wire, "write_chunk", lambda flow, data: written.append(data) or True)
+    monkeypatch.setattr(stream_end, "finish", lambda flow, data: written.append(data) or True)
     ctx.options.update(translate_retry_empty_answer=True)
     return routing, written
 
@@ -426,7 +410,7 @@ def test_when_the_retry_fails_the_held_first_answer_goes_out(retry_ctx):
 
 
 def test_only_live_compatible_streams_are_held_and_only_with_the_option(retry_ctx, monkeypatch):
-    monkeypatch.setattr(wire, "enabled", lambda: True)
+    monkeypatch.setattr(stream_end, "enabled", lambda: True)
     compatible, native, attempt = routed_flow(200, ()), routed_flow(200, ()), routed_flow(200, ())
     Exchange.of(native).api = "gemini"
     Exchange.of(attempt).fallback_of = "some-flow-id"

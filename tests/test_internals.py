@@ -9,30 +9,33 @@ import logging
 from pathlib import Path
 
 import pytest
-from mitmproxy import addonmanager, connection, hooks, optmanager
-from mitmproxy.addons import script
+from mitmproxy import addonmanager, hooks, optmanager
+from mitmproxy.addons import clientplayback, script
 from mitmproxy.addons.proxyserver import Proxyserver
 from mitmproxy.net.http import http1
 from mitmproxy.proxy import server
-from mitmproxy.proxy.layers.http import _http1, _http2
-from mitmproxy.test import taddons, tflow
+from mitmproxy.proxy.layers.http import HttpLayer, HttpStream, _http1, _http2
+from mitmproxy.test import taddons
 from mitmproxy.version import VERSION
 
 from addon.runtime import (
     credentials,
     error_pages,
+    flow_failure,
     hook_dispatch,
     inline_reads,
     internals,
     log_broadcast,
     option_reads,
     patches,
+    replays,
+    stream_end,
     stream_relay,
-    wire,
 )
 from addon.runtime.patches import MitmproxyPatches
 
 ROOT = Path(__file__).resolve().parent.parent
+ALL = patches.PATCHES + patches.SPEED
 PATCHED = ("trigger_event", *hook_dispatch.CHANGES)
 
 
@@ -42,7 +45,9 @@ def mitmproxy_as_is(master) -> dict:
         **{name: getattr(addonmanager.AddonManager, name) for name in PATCHED},
         "make_error_response": _http1.make_error_response,
         "log filters": list(master._legacy_log_events.filters),
-        "wire": wire._state["enabled"],
+        "stream endings": (HttpStream.handle_protocol_error, HttpStream.send_response),
+        "flow failure": (HttpLayer._handle_event, HttpStream._handle_event),
+        "replay handlers": clientplayback.ReplayHandler,
         "option reads": optmanager._Option.current,
         "stream relay": _http1.Http1Client._handle_event,
         "inline reads": server.ConnectionHandler.handle_connection,
@@ -51,13 +56,13 @@ def mitmproxy_as_is(master) -> dict:
 
 def installed(master, handler) -> dict[str, bool]:
     """Which patches are in place, seen from outside (handler: the master's legacy log handler)."""
-    closed = tflow.tflow()
-    closed.client_conn.state = connection.ConnectionState.CLOSED
     return {
         "hook dispatch": addonmanager.AddonManager.trigger_event is hook_dispatch.trigger_event,
         "log broadcast": any(isinstance(f, log_broadcast.ListenerGate) for f in handler.filters),
         "error page": _http1.make_error_response is error_pages.make_error_response,
-        "wire helpers": wire.client_gone(closed),
+        "stream endings": HttpStream.send_response is stream_end.send_response,
+        "flow failure": HttpLayer._handle_event is flow_failure.layer_handle_event,
+        "replay handlers": clientplayback.ReplayHandler is replays.Handler,
         "option reads": optmanager._Option.current is option_reads.current,
         "stream relay": _http1.Http1Client._handle_event is stream_relay._handle_event,
         "inline reads": server.ConnectionHandler.handle_connection is inline_reads.handle_connection,
@@ -67,14 +72,15 @@ def installed(master, handler) -> dict[str, bool]:
 def test_every_internal_is_as_the_patches_were_written_for():
     assert VERSION == internals.WRITTEN_FOR == "12.3.1"  # the locked mitmproxy (pyproject pins 12.3.x)
     with taddons.context(Proxyserver()) as tctx:
-        for patch in patches.PATCHES:
+        for patch in ALL:
             assert patch.written_for == internals.WRITTEN_FOR
             assert patch.problems(tctx.master) == [], patch.name
 
 
 def test_running_installs_every_patch_and_done_restores_mitmproxys_originals():
-    addon = MitmproxyPatches()
+    addon = MitmproxyPatches(patches.PATCHES, patches.SPEED)
     with taddons.context(Proxyserver(), addon) as tctx:
+        tctx.options.translate_speed_patches = True
         before = mitmproxy_as_is(tctx.master)
         assert not any(installed(tctx.master, tctx.master._legacy_log_events).values())  # load changes nothing
         addon.running()
@@ -107,12 +113,14 @@ def test_a_reloaded_script_patches_once_and_unloading_it_restores_everything(tmp
     path = tmp_path / "patches_only.py"
     path.write_text(
         f"import sys\nsys.path.insert(0, {str(ROOT)!r})\n"
-        "from addon.runtime.patches import MitmproxyPatches\naddons = [MitmproxyPatches()]\n"
+        "from addon.runtime.patches import PATCHES, SPEED, MitmproxyPatches\n"
+        "addons = [MitmproxyPatches(PATCHES, SPEED)]\n"
     )
     with taddons.context(Proxyserver()) as tctx:
         before = mitmproxy_as_is(tctx.master)
         loaded = script.Script(str(path), False)
         loaded.running()
+        tctx.options.update(translate_speed_patches=True)
         tctx.master.addons.invoke_addon_sync(loaded.ns, hooks.RunningHook())
         loaded.loadscript()  # what mitmproxy does when the file changes: done on the old addons, running on the new
         assert hook_dispatch._original == {name: before[name] for name in PATCHED}  # the originals, not our own
@@ -124,9 +132,7 @@ def test_a_reloaded_script_patches_once_and_unloading_it_restores_everything(tmp
 
 
 EVERY_INTERNAL = [
-    pytest.param(patch, internal, id=f"{patch.name}: {internal.name}")
-    for patch in patches.PATCHES
-    for internal in patch.internals
+    pytest.param(patch, internal, id=f"{patch.name}: {internal.name}") for patch in ALL for internal in patch.internals
 ]
 
 
@@ -137,8 +143,9 @@ class Changed:
 @pytest.mark.parametrize("how", ["changed", "missing"])
 @pytest.mark.parametrize(("patch", "internal"), EVERY_INTERNAL)
 def test_a_changed_internal_is_named_at_start_and_its_patch_stays_off(patch, internal, how, monkeypatch, caplog):
-    addon = MitmproxyPatches()
+    addon = MitmproxyPatches(patches.PATCHES, patches.SPEED)
     with taddons.context(Proxyserver(), addon) as tctx:
+        tctx.options.translate_speed_patches = True
         handler = tctx.master._legacy_log_events
         owner = internal.owner(tctx.master)
         if how == "missing":
@@ -156,7 +163,7 @@ def test_a_changed_internal_is_named_at_start_and_its_patch_stays_off(patch, int
             monkeypatch.undo()
             addon.done()
         tctx.master.event_loop.run_until_complete(asyncio.sleep(0))  # a refusal asks the master to shut down
-    relying = {p.name for p in patches.PATCHES if any(i.name == internal.name for i in p.internals)}
+    relying = {p.name for p in ALL if any(i.name == internal.name for i in p.internals)}
     said = [r for r in caplog.records if r.name == patches.__name__]
     named = {patch_name(r) for r in said if f"mitmproxy internal {internal.name} " in r.getMessage()}
     assert named == relying

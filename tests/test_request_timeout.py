@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+from mitmproxy.flow import Error
 from mitmproxy.test import taddons, tflow
 
-from addon.formats import errors
 from addon.formats.exchange import Exchange
 from addon.runtime import request_timeout
-from addon.runtime.request_timeout import RequestReadTimeout, answer_and_close, stalled, timeout_message
+from addon.runtime.request_timeout import RequestReadTimeout, stalled, timeout_message
 
 
 def arriving_flow():
@@ -77,31 +77,15 @@ def test_expiry_fires_and_records_why():
     assert "llm" not in done.metadata
 
 
-class FakeWriter:
-    """Stands in for the client's asyncio StreamWriter (what wire.client_writer finds on a live connection)."""
-
-    def __init__(self) -> None:
-        self.written, self.closed = b"", False
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def write(self, data: bytes) -> None:
-        self.written += data
-
-    def close(self) -> None:
-        self.closed = True
-
-
-def test_answer_and_close_writes_a_whole_408(monkeypatch):
-    writer = FakeWriter()
-    monkeypatch.setattr(request_timeout.wire, "client_writer", lambda flow: writer)
-    flow = arriving_flow()
-    assert answer_and_close(flow, errors.error_response("too slow", 408, "request_timeout"))
-    head, _, body = writer.written.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.1 408") and b"connection: close" in head.lower() and writer.closed
-    assert orjson.loads(body)["error"]["type"] == "timeout_error"
-    assert not answer_and_close(flow, errors.error_response("again", 408))  # closed: nothing more is written
-    writer = FakeWriter()
-    flow.request.http_version = "HTTP/2.0"  # one connection, many streams: not ours to close
-    assert not answer_and_close(flow, errors.error_response("h2", 408)) and not writer.closed
+def test_an_expired_request_is_failed_in_transit_and_its_error_hook_answers_408(monkeypatch):
+    failed = []
+    monkeypatch.setattr(request_timeout.flow_failure, "fail", lambda flow, message: failed.append(message) or True)
+    addon = RequestReadTimeout()
+    with taddons.context(addon):
+        flow = arriving_flow()
+        addon.expire(flow, 7)
+        assert failed == [timeout_message(7)] and flow.response is None
+        flow.error = Error(timeout_message(7))
+        addon.error(flow)
+    assert flow.response.status_code == 408
+    assert orjson.loads(flow.response.content)["error"]["type"] == "timeout_error"

@@ -15,7 +15,7 @@ from addon.formats.exchange import Exchange
 from addon.inspection.report import Report
 from addon.response.responses import Responses, failure
 from addon.response.stream_rewrite import StreamOptions, StreamRewriter
-from addon.runtime import error_pages, upstream_key
+from addon.runtime import stream_end, upstream_key
 
 GEMINI_429 = b'[{"error": {"code": 429, "message": "Quota exceeded.", "status": "RESOURCE_EXHAUSTED"}}]'
 
@@ -26,7 +26,6 @@ def tctx():
         if "translate_repair_signatures" not in context.options:  # routing's option; responses reads it
             context.options.add_option("translate_repair_signatures", bool, True, "")
         yield context
-    error_pages.override.set(None)
 
 
 @pytest.fixture
@@ -246,8 +245,9 @@ def test_an_answer_taken_over_by_a_fallback_is_left_to_it(addon):
     addon.response(flow)
     assert flow.response.content == GEMINI_429 and Exchange.of(flow).error is None
     flow.error = Error("connection closed")
+    taken = flow.response
     addon.error(flow)
-    assert error_pages.override.get() is None
+    assert flow.response is taken  # the fallback's answer stays the flow's response: no error page replaces it
 
 
 # Failures: the proxy's own status and code
@@ -274,7 +274,7 @@ def test_an_upstream_failure_before_the_answer_becomes_the_error_page(addon, ext
     flow.response = None
     flow.error = Error("Connection refused")
     addon.error(flow)
-    page = error_pages.override.get()
+    page = flow.response  # what stream_end.py sends in place of mitmproxy's page
     assert page.status_code == status and page.headers["content-type"] == "application/json"
     error = json.loads(page.content)["error"]
     assert error["code"] == code and "Connection refused" in error["message"]
@@ -293,8 +293,24 @@ def test_a_cut_stream_keeps_what_was_sent(addon):
     meta = Exchange.of(flow)
     assert meta.error == "Server disconnected" and meta.answer["content"] == "part"
     assert flow.response.content == b"".join(first) and meta.stream_done is False
-    assert meta.error_event_sent is False  # no client connection in this test to write it to
-    assert error_pages.override.get() is None  # the headers went out: no error page for a begun stream
+    assert meta.error_event_sent is False  # the stream endings patch is not installed in this test
+    assert flow.response.status_code == 200  # the headers went out: no error page for a begun stream
+
+
+def test_a_cut_stream_ends_with_an_error_event_through_the_stream_endings(addon):
+    stream_end.install()
+    try:
+        flow = routed(content_type="text/event-stream")
+        addon.responseheaders(flow)
+        first = flow.response.stream(sse(delta("part"))[0])
+        flow.error = Error("Server disconnected")
+        addon.error(flow)
+        meta = Exchange.of(flow)
+        last = stream_end._last.get(flow)
+        assert last is not None and json.loads(last.removeprefix(b"data: "))["error"]["code"] == "upstream_unreachable"
+        assert meta.error_event_sent is True and flow.response.content == b"".join(first) + last
+    finally:
+        stream_end.uninstall()
 
 
 # ---------------------------------------------------------------- a stream's end, and the client's

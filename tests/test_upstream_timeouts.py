@@ -45,10 +45,10 @@ def test_waiting_for_the_upstream(connected, now, phase):
 
 
 def test_idle_stream_and_client_gone():
-    with mock.patch.object(upstream_timeouts.wire, "client_gone", return_value=False):
+    with mock.patch.object(upstream_timeouts.replays, "client_gone", return_value=False):
         assert expired(streaming_flow(1000), 900, 1020, **LIMITS) is None
         assert expired(streaming_flow(1000), 900, 1031, **LIMITS).phase == "idle"
-    with mock.patch.object(upstream_timeouts.wire, "client_gone", return_value=True):
+    with mock.patch.object(upstream_timeouts.replays, "client_gone", return_value=True):
         assert expired(streaming_flow(1000), 900, 1001, **LIMITS).phase == "client gone"
 
 
@@ -56,7 +56,7 @@ def test_a_stream_that_reached_done_is_complete_even_if_the_client_leaves():
     """The client closes right after [DONE]; the flow's response hook may not have run yet: not a failure."""
     flow = streaming_flow(1000)
     flow.response.stream(b'data: {"choices": []}\n\ndata: [DONE]\n\n')
-    with mock.patch.object(upstream_timeouts.wire, "client_gone", return_value=True):
+    with mock.patch.object(upstream_timeouts.replays, "client_gone", return_value=True):
         assert expired(flow, 900, 1001, **LIMITS) is None
         assert expired(flow, 900, 5000, **LIMITS) is None
 
@@ -75,11 +75,11 @@ def test_expiry_marks_the_flow_and_closes_the_upstream():
         flow = waiting_flow(None)
         flow.metadata["llm"] = Exchange(key="k…y", client_model="m")
         addon.in_flight[flow.id] = (flow, 1000)
-        with mock.patch.object(upstream_timeouts.wire, "close_upstream", return_value=True) as close:
+        with mock.patch.object(upstream_timeouts.flow_failure, "fail", return_value=True) as fail:
             addon.check(1005)
-            assert not close.called and flow.id in addon.in_flight
+            assert not fail.called and flow.id in addon.in_flight
             addon.check(1011)
-        close.assert_called_once_with(flow)
+        fail.assert_called_once_with(flow, Exchange.of(flow).error)
         assert Exchange.of(flow).timed_out is True
         assert "translate_connect_timeout" in Exchange.of(flow).error
         assert flow.id not in addon.in_flight

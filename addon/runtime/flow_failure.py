@@ -150,13 +150,21 @@ PATCH = internals.Patch(
             internals.signature("event"),
         ),
         internals.at("mitmproxy.proxy.events.MessageInjected", internals.fields("flow", "message")),
-        internals.at(f"{HTTP}.HttpLayer._handle_event", internals.signature("self", "event")),
+        internals.at(
+            f"{HTTP}.HttpLayer._handle_event",
+            internals.signature("self", "event"),
+            internals.looks_up("MessageInjected", "event_to_child", "streams"),
+        ),
         internals.at(
             f"{HTTP}.HttpLayer",
             internals.annotated("streams", "connections", "command_sources", "waiting_for_establishment"),
         ),
         internals.at(f"{HTTP}.HttpLayer.event_to_child", internals.signature("self", "child", "event")),
-        internals.at(f"{HTTP}.HttpStream._handle_event", internals.signature("self", "event")),
+        internals.at(
+            f"{HTTP}.HttpStream._handle_event",
+            internals.signature("self", "event"),
+            internals.looks_up("client_state", "server_state", "handle_protocol_error"),
+        ),
         internals.at(f"{HTTP}.HttpStream.handle_protocol_error", internals.signature("self", "event")),
         internals.at(f"{HTTP}.HttpStream", internals.annotated("flow", "stream_id")),
         internals.at(f"{HTTP}.HttpStream.__init__", internals.looks_up("client_state", "server_state")),

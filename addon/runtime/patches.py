@@ -63,6 +63,7 @@ class MitmproxyPatches:
         self.speed = speed
         self.installed: list[Patch] = []
         self.started = False
+        self.wanted = False  # translate_speed_patches, as configure last saw it
 
     def load(self, loader) -> None:
         if self.speed:  # the reverse proxy's (proxy.py); capture mode and tests have no speed patches
@@ -84,7 +85,7 @@ class MitmproxyPatches:
             return
         self.started = True
         refused = not self.install(self.patches)
-        if self.speed and ctx.options.translate_speed_patches:
+        if self.wanted:
             self.install(self.speed)
         if refused:
             ctx.master.shutdown()
@@ -106,10 +107,11 @@ class MitmproxyPatches:
         return ok
 
     def configure(self, updated: set[str]) -> None:
-        if self.started and self.speed and OPTION in updated:
-            if ctx.options.translate_speed_patches:
+        if self.speed and OPTION in updated:
+            self.wanted = ctx.options.translate_speed_patches
+            if self.started and self.wanted:
                 self.install(self.speed)
-            else:
+            elif self.started:
                 self.remove(self.speed)
         for patch in self.installed:
             if patch.configure is not None:
