@@ -28,6 +28,7 @@ from addon.runtime.patches import PATCHES, SPEED, MitmproxyPatches  # noqa: E402
 from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
+from addon.runtime.upstream_key import UpstreamHttp1  # noqa: E402
 
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
@@ -54,6 +55,7 @@ addons = [
     UpstreamTimeouts(),
     Fallbacks(),
     Responses(),
+    UpstreamHttp1(),  # HTTP/1.1 upstream, where the key goes on the wire only (runtime/upstream_key.py)
     sessions,  # before Report: the log and comment tell the flow's session turn
     Report(),
     FlowRetention(),

@@ -123,6 +123,14 @@ class ProxyProcess:
         return self.process.returncode
 
 
+SPEED_ENV = "TRANSLATE_SPEED_PATCHES"  # "1": every proxy the tests start runs with the speed patches (CI's second mode)
+
+
+def speed_mode() -> list[str]:
+    """The mitmdump arguments of the mode the tests run in: the default, or the speed patches on (SPEED_ENV)."""
+    return ["--set", "translate_speed_patches=true"] if os.environ.get(SPEED_ENV) == "1" else []
+
+
 def start_proxy(
     fake: FakeGemini,
     workdir: Path,
@@ -155,7 +163,7 @@ def start_proxy(
         run_env.update(WEB_HOST="127.0.0.1", WEB_PORT=str(web_port))
     run_env.update(env or {})
     log_path = workdir / f"proxy-{port}.log"
-    command = [str(RUN_SH), *(["web"] if web else []), *args]
+    command = [str(RUN_SH), *(["web"] if web else []), *speed_mode(), *args]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command,

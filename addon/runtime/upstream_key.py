@@ -4,8 +4,10 @@ mitmproxy has no hook between "the request hook is done" and "the request bytes 
 serialize a flow at any moment while the upstream is still thinking (its flow API, a view update). So the
 Authorization header in the flow always holds the masked key, and the real one lives in a Headers subclass
 that substitutes it only when the headers are turned into bytes for the upstream: mitmproxy's HTTP/1 client
-writes `bytes(request.headers)`. The proxy's listener is plain HTTP, so mitmproxy speaks HTTP/1.1 upstream
-(it offers no ALPN to the server for a client without TLS).
+writes `bytes(request.headers)`. So the upstream must be spoken to in HTTP/1.1: a request of an HTTP/2 client (a
+TLS client that chose h2) is turned into HTTP/1.1 when the key is attached, as mitmproxy's HTTP/1 client would
+turn it (its copy would drop the key), and `UpstreamHttp1` offers an upstream only HTTP/1.1 in TLS's ALPN
+(mitmproxy would otherwise offer the client's h2, and HTTP/2 writes headers field by field).
 
 Nothing of mitmproxy's is replaced, so there is nothing to install; but the start-up check (internals.py)
 probes what this relies on, as mitmproxy 12.3.1 has it. There is no safe fallback (the masked key would go
@@ -18,6 +20,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mitmproxy import http
+from mitmproxy.proxy import server_hooks
 
 from . import internals
 
@@ -42,11 +45,32 @@ def attach_key(
     request: http.Request, key: str, masked: str, header: str = "authorization", scheme: str = "Bearer "
 ) -> None:
     """Send `Bearer key` upstream while the flow shows `Bearer masked` (or `header: key`, scheme "")."""
+    if request.is_http2 or request.is_http3:
+        as_http1(request)
     request.headers[header] = f"{scheme}{masked}"
     headers = KeyedHeaders(request.headers.fields)
     headers.wire_authorization = f"{scheme}{key}".encode()
     headers.wire_header = header.lower().encode()
     request.headers = headers
+
+
+def as_http1(request: http.Request) -> None:
+    """An HTTP/2 or HTTP/3 request as HTTP/1.1, as mitmproxy's HTTP/1 client converts one (Http1Client.send)."""
+    request.http_version = "HTTP/1.1"
+    if "Host" not in request.headers and request.authority:
+        request.headers.insert(0, "Host", request.authority)
+    request.authority = ""
+    cookies = request.headers.get_all("Cookie")
+    if len(cookies) > 1:
+        request.headers["Cookie"] = "; ".join(cookies)
+
+
+class UpstreamHttp1:
+    """Offers every upstream only HTTP/1.1 (TLS's ALPN), where the key is written from bytes(headers)."""
+
+    def server_connect(self, data: server_hooks.ServerConnectionHookData) -> None:
+        if not data.server.alpn_offers:
+            data.server.alpn_offers = (b"http/1.1",)
 
 
 def detach_key(request: http.Request) -> None:
