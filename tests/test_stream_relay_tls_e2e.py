@@ -1,4 +1,5 @@
-"""The stream relay (addon/runtime/stream_relay.py) on the path real users take: Gemini over HTTPS. The upstream's
+"""The stream relay (addon/runtime/stream_relay.py, a speed patch: translate_speed_patches on) on the path real
+users take: Gemini over HTTPS. The upstream's
 TLS layer decrypts each read before the relay sees it, so a streamed answer from an HTTPS upstream is relayed read
 by read (each handled in the loop turn that received it: inline_reads.py), and the client gets every event,
 renamed, in order, as from a plain-HTTP upstream.
@@ -96,7 +97,16 @@ def test_a_stream_from_an_https_upstream_is_relayed_read_by_read_and_arrives_who
     fake, cert = tls_gemini
     script = tmp_path / "count_relayed.py"
     script.write_text(COUNTER)
-    proxy = start_proxy(fake, tmp_path, "--set", f"ssl_verify_upstream_trusted_ca={cert}", "-s", str(script))
+    proxy = start_proxy(
+        fake,
+        tmp_path,
+        "--set",
+        f"ssl_verify_upstream_trusted_ca={cert}",
+        "--set",
+        "translate_speed_patches=true",
+        "-s",
+        str(script),
+    )
     try:
         client = openai.OpenAI(base_url=proxy.base_url, api_key="unused", max_retries=0, timeout=30)
         chunks = list(

@@ -1,5 +1,7 @@
 """An upstream connection's read is handled in the turn of the event loop that received it, not in the next one.
 
+A speed patch: installed only while the translate_speed_patches option is on (off by default; docs/internals.md).
+
 mitmproxy reads each connection in a task of its own: the socket's callback puts the bytes in the connection's
 StreamReader and wakes the task, which asyncio runs in its *next* turn, after every callback already queued for
 that turn. With a hundred streams a turn holds a hundred other streams' events (10-30 ms on this project's 2-core

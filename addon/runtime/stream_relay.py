@@ -1,5 +1,7 @@
 """A streamed response's body goes from the upstream's HTTP/1 connection to the client's in one step per read.
 
+A speed patch: installed only while the translate_speed_patches option is on (off by default; docs/internals.md).
+
 mitmproxy hands every read of a streamed body through five layers: the upstream's HTTP/1 reader parses it (h11's
 chunked reader, an event per chunk), the HTTP layer routes each chunk to its stream, the stream calls the flow's
 `response.stream` callable, the HTTP layer routes what comes back to the client's HTTP/1 writer, which looks up

@@ -14,11 +14,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
-ROWS = ("direct", "bare_mitmdump", "this_proxy", "litellm_proxy", "this_proxy_native")
+ROWS = ("direct", "bare_mitmdump", "this_proxy", "litellm_proxy", "this_proxy_native", "this_proxy_speed")
 TITLES = {
     "direct": "direct",
     "bare_mitmdump": "bare mitmdump",
     "this_proxy": "this proxy",
+    "this_proxy_speed": "speed patches on",
     "litellm_proxy": "LiteLLM Proxy",
     "this_proxy_native": "native path",
 }
@@ -138,6 +139,7 @@ def table(rows: dict[str, Any], checks: list[dict[str, Any]]) -> str:
         "proxy/bare",
         "proxy/LiteLLM",
         "native vs proxy",
+        "speed on / off",
         "target",
         "check",
     ]
@@ -154,6 +156,7 @@ def table(rows: dict[str, Any], checks: list[dict[str, Any]]) -> str:
                 _ratio(mine, values[1]),
                 _ratio(mine, values[3]),
                 _native_vs_proxy(values[4], mine, metric.unit),
+                _ratio(values[5], mine),
                 "; ".join(t.describe() for t, _ in targets),
                 "; ".join(c["verdict"] + _measured(t, c["measured"]) for t, c in targets),
             ]

@@ -1,7 +1,8 @@
 """The side-by-side benchmark: `./mitm_run.sh bench [--quick] [--skip-litellm] [--only ROW] [--scaling] [--json PATH]`.
 
-One fake upstream (its own process) and, one after another, five ways to reach it: direct, bare mitmdump
-(reverse mode, no addon, streaming on), this proxy (started by mitm_run.sh), LiteLLM Proxy (own venv under
+One fake upstream (its own process) and, one after another, six ways to reach it: direct, bare mitmdump
+(reverse mode, no addon, streaming on), this proxy (started by mitm_run.sh, default mode), this proxy with
+`translate_speed_patches` on (the opt-in mode, its own column: the targets are checked on the default), LiteLLM Proxy (own venv under
 .bench/, installed on first use), and this proxy on Gemini's native path (the same requests translated by litellm
 to streamGenerateContent and back: plain requests at 1 connection and the streams only). Each row runs the same scenarios with the load client in its own process;
 a row that cannot start is reported and the run goes on. Prints one Markdown table with ratios and target checks;
@@ -74,6 +75,7 @@ QUICK = {
     "rounds": 2,
 }
 CHAT = "/chat/completions"
+SPEED_ON = ["--set", "translate_speed_patches=true"]  # the opt-in mode, measured beside the default
 UPSTREAM_BASE = "/v1beta/openai"
 
 
@@ -82,9 +84,11 @@ def start_row(row: str, upstream_port: int, args: argparse.Namespace) -> tuple[s
     port = servers.free_port()
     if row == "bare_mitmdump":
         server, health = servers.bare_mitmdump(port, upstream_port), "/health"
-    elif row in ("this_proxy", "this_proxy_native"):
-        native = row == "this_proxy_native"
-        server, health = servers.this_proxy(port, upstream_port, args.proxy_arg, native), "/health"
+    elif row in ("this_proxy", "this_proxy_native", "this_proxy_speed"):
+        native, extra = row == "this_proxy_native", list(args.proxy_arg)
+        if row == "this_proxy_speed":
+            extra += SPEED_ON
+        server, health = servers.this_proxy(port, upstream_port, extra, native, name=row), "/health"
     else:
         litellm, why = litellm_proxy.ensure_installed(log)
         if litellm is None:
@@ -161,7 +165,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-PAIRED = ("direct", "bare_mitmdump", "this_proxy")  # the rows the targets compare: measured in A-B-B-A order
+# The rows the targets compare, and the proxy with its speed patches on (the opt-in mode, shown beside the default):
+# measured in A-B-B-A order.
+PAIRED = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed")
 SUMMED = frozenset(
     ("requests", "errors", "streams", "incomplete", "expected_chunks", "lost", "merged", "disordered", "chunks")
 )

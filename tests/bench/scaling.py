@@ -26,8 +26,15 @@ FULL = {"counts": [100, 256, 512, 1024], "replica_counts": [512, 1024], "chunks"
 QUICK = {"counts": [20], "replica_counts": [20], "chunks": 5, "interval_ms": 10, "rounds": 2}
 STAGGER_MS = 100
 TARGET_UP_TO = 512
-SETUPS = ("direct", "bare_mitmdump", "this_proxy", "replicas")
-TITLES = {"direct": "direct", "bare_mitmdump": "bare mitmdump", "this_proxy": "this proxy", "replicas": "2 replicas"}
+SETUPS = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed", "replicas")
+TITLES = {
+    "direct": "direct",
+    "bare_mitmdump": "bare mitmdump",
+    "this_proxy": "this proxy",
+    "this_proxy_speed": "speed patches on",
+    "replicas": "2 replicas",
+}
+SPEED_ON = ["--set", "translate_speed_patches=true"]  # the opt-in mode, measured beside the default
 WARM_UP_STREAMS = 10
 FILES_PER_STREAM = 2  # a proxy holds the client's connection and its own to the upstream
 
@@ -91,9 +98,12 @@ def run(upstream_port: int, p: dict[str, Any], args: argparse.Namespace) -> dict
     try:
         bare = servers.bare_mitmdump(servers.free_port(), upstream_port)
         proxy = servers.this_proxy(servers.free_port(), upstream_port, args.proxy_arg)
-        started = [bare, proxy]
+        speed = servers.this_proxy(
+            servers.free_port(), upstream_port, [*args.proxy_arg, *SPEED_ON], name="this_proxy_speed"
+        )
+        started = [bare, proxy, speed]
         targets = {"direct": (upstream_port, "/v1beta/openai/chat/completions")}
-        for setup, server in (("bare_mitmdump", bare), ("this_proxy", proxy)):
+        for setup, server in (("bare_mitmdump", bare), ("this_proxy", proxy), ("this_proxy_speed", speed)):
             why = servers.wait_healthy(server, "/health", 60) if server is bare else servers.wait_ready(server, 90)
             if why:
                 notes.append(f"{TITLES[setup]} did not start: {why}")
