@@ -14,10 +14,12 @@ from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
+from addon.request.ingress import Ingress  # noqa: E402
 from addon.request.replay import Replay  # noqa: E402
 from addon.request.resend import Resend  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.request.vertex_auth import VertexAuth  # noqa: E402
+from addon.response.egress import Egress  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.offline_replay import OfflineReplay  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
@@ -46,6 +48,7 @@ addons = [
     SessionPage(sessions.index, routing.instance),  # before routing: /_proxy/sessions never goes upstream
     Replay(),
     ClientRequest(),
+    Ingress(routing),  # after ClientRequest (it keeps the client's Responses/Messages body), before routing
     routing,
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
     Resend(),
@@ -55,6 +58,7 @@ addons = [
     Responses(),
     sessions,  # before Report: the log and comment tell the flow's session turn
     Report(),
+    Egress(),  # after Responses (wraps its stream rewriter), Sessions and Report (they read the chat answer)
     FlowRetention(),
     MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages
     MemoryGuard(),

@@ -205,7 +205,7 @@ class Responses:
         status, code, message = failure(ex)
         if response and isinstance(rewriter, StreamRewriter):
             # The client has the headers and part of the stream: its last event says what happened.
-            event = errors.sse_error_event(message, status, code)
+            event = rewriter.error_event(message, status, code)
             if wire.write_sse_error_and_end(flow, event):
                 rewriter.sent.add(event)
                 ex.error_event_sent = True

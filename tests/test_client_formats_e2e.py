@@ -1,0 +1,177 @@
+"""OpenAI Responses and Anthropic Messages clients end to end: the openai SDK's `responses.create` and the anthropic
+SDK's `messages.create` / `messages.stream` -> the real proxy (mitm_run.sh) -> the strict fake Gemini
+(OpenAI-compatible): plain, streamed, a Gemini 3 tool round trip (the thought signature travels in the call id),
+errors in the client's shape, and a dropped upstream ending each stream with its format's error."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import anthropic
+import httpx
+import openai
+import pytest
+
+from tests.conftest import ProxyProcess
+from tests.fake_gemini import FakeGemini
+
+pytestmark = pytest.mark.e2e
+
+RESPONSES_TOOLS: Any = [
+    {
+        "type": "function",
+        "name": "read",
+        "description": "Read a file.",
+        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]},
+    }
+]
+ANTHROPIC_TOOLS: Any = [
+    {
+        "name": "read",
+        "description": "Read a file.",
+        "input_schema": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {"path": {"type": "string", "format": "uri-reference"}},
+            "required": ["path"],
+            "additionalProperties": False,
+        },
+    }
+]
+SCRIPT = '[tool:read {"path": "a.txt"}] read it'
+
+
+@pytest.fixture
+def oai(proxy: ProxyProcess, fake: FakeGemini) -> openai.OpenAI:
+    return openai.OpenAI(base_url=proxy.base_url, api_key="anything", max_retries=0, timeout=30)
+
+
+@pytest.fixture
+def claude(proxy: ProxyProcess, fake: FakeGemini) -> anthropic.Anthropic:
+    return anthropic.Anthropic(base_url=proxy.root_url, api_key="anything", max_retries=0, timeout=30)
+
+
+def test_responses_plain(oai: openai.OpenAI, fake: FakeGemini) -> None:
+    answer = oai.responses.create(model="local-model", input="hi there", instructions="Be brief.", store=False)
+    assert answer.output_text == "Hello from fake Gemini. You said: hi there"
+    assert answer.model == "local-model" and answer.status == "completed"
+    assert answer.usage is not None and answer.usage.output_tokens > 0
+    sent = fake.chat_requests()[-1]["body"]
+    assert sent["model"] == "gemini-2.5-flash"
+    assert sent["messages"][0] == {"role": "system", "content": "Be brief."}
+
+
+def test_responses_streamed_events_are_complete(oai: openai.OpenAI) -> None:
+    events = list(oai.responses.create(model="local-model", input="hi there", stream=True))
+    kinds = [e.type for e in events]
+    assert kinds[:3] == ["response.created", "response.in_progress", "response.output_item.added"]
+    assert kinds[-1] == "response.completed"
+    for kind in ("response.content_part.added", "response.output_text.done", "response.content_part.done"):
+        assert kind in kinds
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    assert text == "Hello from fake Gemini. You said: hi there"
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    final = events[-1].response
+    assert final.output_text == text and final.usage is not None and final.usage.total_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_responses_gemini_3_tool_round_trip(oai: openai.OpenAI, fake: FakeGemini, stream: bool) -> None:
+    items: list[Any] = [{"role": "developer", "content": "You read files."}, {"role": "user", "content": SCRIPT}]
+    extra = {"store": False, "include": ["reasoning.encrypted_content"], "parallel_tool_calls": False}
+    if stream:
+        events = list(oai.responses.create(model="local-3", input=items, tools=RESPONSES_TOOLS, stream=True, **extra))
+        kinds = [e.type for e in events]
+        assert "response.function_call_arguments.delta" in kinds and kinds[-1] == "response.completed"
+        calls = [i for i in events[-1].response.output if i.type == "function_call"]
+    else:
+        answer = oai.responses.create(model="local-3", input=items, tools=RESPONSES_TOOLS, **extra)
+        calls = [i for i in answer.output if i.type == "function_call"]
+    assert [(c.name, json.loads(c.arguments)) for c in calls] == [("read", {"path": "a.txt"})]
+    assert "__thought__" in calls[0].call_id  # Gemini 3's signature rides in the call id
+    items += [
+        {"type": "function_call", "call_id": calls[0].call_id, "name": "read", "arguments": calls[0].arguments},
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "A"},
+    ]
+    follow = oai.responses.create(model="local-3", input=items, tools=RESPONSES_TOOLS, **extra)
+    assert follow.output_text == "Tool said: A"  # the strict fake checked the signature came back
+
+
+def test_anthropic_plain(claude: anthropic.Anthropic, fake: FakeGemini) -> None:
+    answer = claude.messages.create(
+        model="local-model",
+        max_tokens=200,
+        system=[{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        messages=[{"role": "user", "content": "hi there"}],
+        metadata={"user_id": json.dumps({"device_id": "x"})},
+    )
+    assert answer.content[0].type == "text" and answer.content[0].text == "Hello from fake Gemini. You said: hi there"
+    assert answer.stop_reason == "end_turn" and answer.model == "local-model" and answer.usage.output_tokens > 0
+    sent = fake.chat_requests()[-1]["body"]
+    assert sent["messages"][0]["role"] == "system" and "user" not in sent
+
+
+def test_anthropic_streamed(claude: anthropic.Anthropic) -> None:
+    with claude.messages.stream(
+        model="local-model", max_tokens=200, messages=[{"role": "user", "content": "hi there"}]
+    ) as stream:
+        kinds = [event.type for event in stream]
+        final = stream.get_final_message()
+    assert kinds[0] == "message_start" and kinds[-1] == "message_stop"
+    assert {"content_block_start", "content_block_delta", "content_block_stop", "message_delta"} <= set(kinds)
+    assert final.content[0].text == "Hello from fake Gemini. You said: hi there"
+    assert final.stop_reason == "end_turn" and final.usage.output_tokens > 0
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_anthropic_gemini_3_tool_round_trip(claude: anthropic.Anthropic, stream: bool) -> None:
+    messages: list[Any] = [{"role": "user", "content": SCRIPT}]
+    options: Any = {"model": "local-3", "max_tokens": 500, "tools": ANTHROPIC_TOOLS, "thinking": {"type": "adaptive"}}
+    if stream:
+        with claude.messages.stream(messages=messages, **options) as events:
+            kinds = [e.type for e in events]
+            answer = events.get_final_message()
+        assert "content_block_delta" in kinds and kinds[-1] == "message_stop"
+    else:
+        answer = claude.messages.create(messages=messages, **options)
+    uses = [block for block in answer.content if block.type == "tool_use"]
+    assert [(u.name, u.input) for u in uses] == [("read", {"path": "a.txt"})]
+    assert answer.stop_reason == "tool_use" and "__thought__" in uses[0].id
+    messages += [
+        {"role": "assistant", "content": [u.model_dump(exclude_none=True) for u in uses]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": uses[0].id, "content": "A"}]},
+    ]
+    follow = claude.messages.create(messages=messages, **options)
+    assert follow.content[0].text == "Tool said: A"
+
+
+def test_errors_come_in_the_clients_shape(oai: openai.OpenAI, claude: anthropic.Anthropic, proxy: ProxyProcess) -> None:
+    with pytest.raises(openai.BadRequestError, match="previous_response_id"):
+        oai.responses.create(model="local-model", input="x", previous_response_id="resp_1")
+    with pytest.raises(openai.BadRequestError, match="file_search"):
+        oai.responses.create(model="local-model", input="x", tools=[{"type": "file_search", "vector_store_ids": ["v"]}])
+    reply = httpx.post(proxy.root_url + "/v1/messages?beta=true", json={"model": "local-model", "max_tokens": 5})
+    assert reply.status_code == 400
+    assert reply.json()["type"] == "error" and reply.json()["error"]["type"] == "invalid_request_error"
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        claude.messages.create(model="local-model", max_tokens=5, messages=[{"role": "user", "content": "[error:400]"}])
+    assert caught.value.body["type"] == "error"  # type: ignore[index]
+
+
+def test_a_dropped_upstream_ends_each_stream_with_its_error(oai: openai.OpenAI, claude: anthropic.Anthropic) -> None:
+    events = list(oai.responses.create(model="local-model", input="[chunks:6:50] [cut] go", stream=True))
+    assert [e.type for e in events][-2:] == ["response.failed", "error"]
+    assert events[-2].response.status == "failed"
+    with pytest.raises(anthropic.APIStatusError, match="upstream|Upstream"):  # noqa: PT012
+        with claude.messages.stream(
+            model="local-model", max_tokens=50, messages=[{"role": "user", "content": "[chunks:6:50] [cut] go"}]
+        ) as stream:
+            for _ in stream:
+                pass
+
+
+def test_count_tokens_is_answered_by_the_proxy(claude: anthropic.Anthropic, fake: FakeGemini) -> None:
+    before = len(fake.requests)
+    counted = claude.messages.count_tokens(model="local-model", messages=[{"role": "user", "content": "hello world"}])
+    assert counted.input_tokens > 0 and len(fake.requests) == before
