@@ -36,21 +36,21 @@ logger = logging.getLogger(__name__)
 class ClientStream(StreamRewriter):
     """The translating layer, mixed in over the rewriter's own class (see `translate_stream`)."""
 
-    translator: ChatStreamReader
+    client_translator: ChatStreamReader
     client_sent: CappedBuffer
 
     def __call__(self, data: bytes) -> list[bytes]:
         pieces = super().__call__(data)
-        out = b"".join([self.translator.feed(piece) for piece in pieces])
+        out = b"".join([self.client_translator.feed(piece) for piece in pieces])
         if not data:
-            out += self.translator.end()
+            out += self.client_translator.end()
         if not out:
             return []
         self.client_sent.add(out)
         return [out]
 
     def error_event(self, message: str, status: int, code: str | None = None) -> bytes:
-        out = self.translator.fail(message, status, code) or b": stream ended\n\n"
+        out = self.client_translator.fail(message, status, code) or b": stream ended\n\n"
         self.client_sent.add(out)
         return out
 
@@ -65,7 +65,7 @@ def translate_stream(rewriter: StreamRewriter, translator: ChatStreamReader, kee
     cls = _classes.get(base) or _classes.setdefault(base, type(f"Client{base.__name__}", (ClientStream, base), {}))
     rewriter.__class__ = cls
     layer: Any = rewriter
-    layer.translator, layer.client_sent = translator, CappedBuffer(keep_bytes)
+    layer.client_translator, layer.client_sent = translator, CappedBuffer(keep_bytes)
 
 
 def stream_translator(ex: Exchange) -> ChatStreamReader:
