@@ -15,6 +15,7 @@ here in its client format (replay.py restores the client request), so it is tran
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Coroutine
 from typing import Any
 
@@ -27,6 +28,7 @@ from ..formats.exchange import Exchange
 from . import body_encoding
 from .local_answers import answered_here, client_authorized, json_response
 
+logger = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
 # Fields the chat request gets although Gemini does nothing with them; dropped with a note.
 DROPPED_CHAT_FIELDS = ("user", "context_management", "metadata", "prompt_cache_key", "web_search_options")
@@ -138,6 +140,8 @@ class Ingress:
             status, code = (e.status, e.code) if isinstance(e, IngressError) else (400, "invalid_request_error")
             return refuse(flow, fmt, IngressError(str(e), status, code))
         ex.client_params, ex.client_notes = params, notes
+        dropped = f"; {', '.join(notes)}" if notes else ""
+        logger.info(f"{fmt} request {flow.request.path.split('?')[0]} translated to a chat request{dropped}")
         flow.request.path = CHAT_PATH
         flow.request.headers.pop("content-encoding", None)
         flow.request.content = orjson.dumps(chat)
