@@ -8,7 +8,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon.inspection import chatview, client_view, native_view  # noqa: E402
+from addon.inspection import chatview, client_view, format_view, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
@@ -34,6 +34,7 @@ contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 contentviews.add(native_view.NativeRequestView)
 contentviews.add(client_view.ClientRequestView)
+contentviews.add(format_view.ClientFormatView)
 
 sessions = Sessions()
 routing = Routing()
