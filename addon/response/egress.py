@@ -42,12 +42,19 @@ class ClientStream(StreamRewriter):
     def __call__(self, data: bytes) -> list[bytes]:
         pieces = super().__call__(data)
         out = b"".join([self.client_translator.feed(piece) for piece in pieces])
-        if not data:
+        if not data and self.held is None:  # while events are held (fallbacks.py), release() ends the stream
             out += self.client_translator.end()
         if not out:
             return []
         self.client_sent.add(out)
         return [out]
+
+    def release(self) -> bytes:
+        """The held events (fallbacks.py sends them when a retry failed), translated, with the stream's end."""
+        held = super().release()
+        out = self.client_translator.feed(held) + self.client_translator.end()
+        self.client_sent.add(out)
+        return out
 
     def error_event(self, message: str, status: int, code: str | None = None) -> bytes:
         out = self.client_translator.fail(message, status, code) or b": stream ended\n\n"
@@ -114,9 +121,9 @@ class Egress:
         response = flow.response
         if ex is None or ex.client_format is None or response is None or not flow.live:
             return
-        if flow.is_replay == "response" or ex.chat_response is not None:
-            return  # played back from a recording (already the client's), or done already
         stream = self.streams.pop(flow.id, None)
+        if flow.is_replay == "response" or ex.chat_response is not None or ex.answered_by:
+            return  # played back from a recording, done already, or a fallback attempt's answer (translated there)
         if stream is not None:
             ex.chat_response = response.content
             response.content = bytes(stream.client_sent.data)
