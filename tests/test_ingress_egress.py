@@ -40,13 +40,14 @@ def client_flow(path: str, body: dict, **headers: str) -> http.HTTPFlow:
 def test_a_messages_request_becomes_a_chat_request(tctx) -> None:
     body = {"model": "local-3", "max_tokens": 50, "stream": True, "metadata": {"user_id": "u"},
             "messages": [{"role": "user", "content": "hi"}]}  # fmt: skip
-    flow = client_flow("/v1/messages?beta=true", body, **{"x-api-key": "proxy-key"})
+    flow = client_flow("/v1/messages?beta=true", body, **{"x-api-key": "proxy-key", "anthropic-beta": "x"})
     Ingress().request(flow)
     chat = json.loads(flow.request.content or b"")
     assert flow.request.path == "/v1/chat/completions" and flow.response is None
     assert chat["messages"] == [{"role": "user", "content": "hi"}] and chat["max_tokens"] == 50
     assert chat["stream_options"] == {"include_usage": True} and "user" not in chat
     assert flow.request.headers["authorization"] == "Bearer proxy-key"  # routing's proxy-key check reads it
+    assert "anthropic-beta" not in flow.request.headers
     ex = Exchange.of(flow)
     assert ex.client_format == "anthropic" and ex.client_params == {"tool_names": {}, "stream": True}
     assert ex.client_notes == ["dropped user"]

@@ -116,3 +116,14 @@ def test_count_tokens() -> None:
 def test_litellm_refusals_become_value_errors() -> None:
     with pytest.raises(ValueError):
         litellm_formats.anthropic_to_chat({"model": "m", "messages": "not a list"})
+
+
+def test_a_reasoning_item_gets_the_summary_responses_clients_read() -> None:
+    thinking = {
+        **COMPLETION["choices"][0],
+        "message": {"role": "assistant", "content": "Hi", "reasoning_content": "Hmm."},
+    }
+    answer = litellm_formats.chat_to_responses({"model": "m", "input": "x"}, {**COMPLETION, "choices": [thinking]})
+    reasoning = answer["output"][0]
+    assert reasoning["type"] == "reasoning" and reasoning["summary"] == [{"type": "summary_text", "text": "Hmm."}]
+    assert reasoning["content"] == [{"type": "reasoning_text", "text": "Hmm."}]

@@ -89,7 +89,20 @@ def chat_to_responses(request: dict[str, Any], completion: dict[str, Any]) -> di
         )
     except Exception as e:
         raise ValueError(litellm_bridge._message(e)) from None
-    return answer.model_dump(mode="json", exclude_none=True)
+    body = answer.model_dump(mode="json", exclude_none=True)
+    for item in body.get("output") or ():
+        if isinstance(item, dict) and item.get("type") == "reasoning":
+            _reasoning_summary(item)
+    return body
+
+
+def _reasoning_summary(item: dict[str, Any]) -> None:
+    """litellm puts the thoughts in a reasoning item's `content` as output_text; Responses clients (Codex, the AI
+    SDK) read its `summary` (required there): the text goes into both, with the types the Responses API uses."""
+    texts = [part.get("text") or "" for part in item.get("content") or () if isinstance(part, dict)]
+    item.setdefault("summary", [{"type": "summary_text", "text": "".join(texts)}] if texts else [])
+    item["content"] = [{"type": "reasoning_text", "text": text} for text in texts]
+    item.pop("role", None)
 
 
 def count_tokens(model: str, messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> int:

@@ -30,6 +30,7 @@ from .local_answers import answered_here, client_authorized, json_response
 
 logger = logging.getLogger(__name__)
 CHAT_PATH = "/v1/chat/completions"
+CLIENT_ONLY_HEADERS = ("anthropic-", "openai-beta", "x-stainless-")
 # Fields the chat request gets although Gemini does nothing with them; dropped with a note.
 DROPPED_CHAT_FIELDS = ("user", "context_management", "metadata", "prompt_cache_key", "web_search_options")
 # Echoed on a Responses answer (what the Responses API repeats from the request).
@@ -143,6 +144,8 @@ class Ingress:
         dropped = f"; {', '.join(notes)}" if notes else ""
         logger.info(f"{fmt} request {flow.request.path.split('?')[0]} translated to a chat request{dropped}")
         flow.request.path = CHAT_PATH
+        for name in [n for n in flow.request.headers if n.lower().startswith(CLIENT_ONLY_HEADERS)]:
+            flow.request.headers.pop(name, None)  # the format's own headers mean nothing upstream
         flow.request.headers.pop("content-encoding", None)
         flow.request.content = orjson.dumps(chat)
 
