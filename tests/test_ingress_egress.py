@@ -169,3 +169,27 @@ def test_the_view_shows_both_sides() -> None:
     assert "anthropic answer, as the client received it" in answer and "Hi" in answer.split("─" * 40)[1]
     assert view.render_priority(b"", Metadata(flow=flow)) > 2
     assert view.render_priority(b"", Metadata(flow=tflow.tflow())) < 0
+
+
+def test_a_replay_is_translated_once_from_the_clients_request(tctx) -> None:
+    from addon.request.client_request import ClientRequest
+    from addon.request.replay import Replay
+
+    tctx.options.add_option("translate_keep_client_request", int, 1 << 20, "")
+    body = {"model": "local-3", "max_tokens": 50, "messages": [{"role": "user", "content": "hi"}]}
+    flow = client_flow("/v1/messages", body, **{"x-api-key": "proxy-key"})
+    ClientRequest().request(flow)
+    Ingress().request(flow)
+    chat = flow.request.content
+    ex = Exchange.of(flow)
+    assert ex.client_request is not None and ex.client_request["path"] == "/v1/messages"
+    assert all(name != "x-api-key" for name, _ in ex.client_request["headers"])  # the key is never stored
+    ex.endpoint, ex.key = "POST /v1/chat/completions", "k…1"  # what routing would have recorded
+    flow.request.path = "/v1beta/openai/chat/completions"
+    flow.is_replay = "request"
+    Replay().request(flow)
+    assert flow.request.path == "/v1/messages" and json.loads(flow.request.content or b"") == body
+    ClientRequest().request(flow)
+    Ingress().request(flow)
+    assert flow.request.path == "/v1/chat/completions" and flow.request.content == chat
+    assert Exchange.of(flow).client_format == "anthropic" and Exchange.of(flow).replay is not None
