@@ -175,3 +175,65 @@ def test_count_tokens_is_answered_by_the_proxy(claude: anthropic.Anthropic, fake
     before = len(fake.requests)
     counted = claude.messages.count_tokens(model="local-model", messages=[{"role": "user", "content": "hello world"}])
     assert counted.input_tokens > 0 and len(fake.requests) == before
+
+
+CODEX_TOOLS: Any = [
+    {
+        "type": "function",
+        "name": "shell",
+        "description": "Run a command.",
+        "strict": False,
+        "parameters": {
+            "type": "object",
+            "properties": {"command": {"type": "array", "items": {"type": "string"}}},
+            "required": ["command"],
+            "additionalProperties": False,
+        },
+    },
+    {
+        "type": "custom",
+        "name": "apply_patch",
+        "description": "Patch files.",
+        "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"},
+    },
+    {"type": "web_search"},
+]
+
+
+def test_a_codex_shaped_request_gets_a_custom_tool_call_back(proxy: ProxyProcess, fake: FakeGemini) -> None:
+    body = {
+        "model": "local-3",
+        "instructions": "You are Codex.",
+        "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "sandbox: none"}]},
+            {
+                "type": "message",
+                "role": "user",
+                "content": [{"type": "input_text", "text": '[tool:apply_patch {"input": "*** Begin Patch"}] patch it'}],
+            },
+        ],
+        "tools": CODEX_TOOLS,
+        "tool_choice": "auto",
+        "parallel_tool_calls": False,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": False,
+        "stream": True,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "abc",
+    }
+    headers = {
+        "authorization": "Bearer anything",
+        "session-id": "codex-session-1",
+        "openai-beta": "responses=experimental",
+    }
+    reply = httpx.post(proxy.base_url + "/responses", json=body, headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text
+    events = [json.loads(line[6:]) for line in reply.text.splitlines() if line.startswith("data: ")]
+    kinds = [e["type"] for e in events]
+    assert kinds[-1] == "response.completed" and "response.custom_tool_call_input.done" in kinds
+    [call] = [i for i in events[-1]["response"]["output"] if i["type"] == "custom_tool_call"]
+    assert call["name"] == "apply_patch" and call["input"] == "*** Begin Patch" and "__thought__" in call["call_id"]
+    sent = fake.chat_requests()[-1]
+    assert {t["function"]["name"] for t in sent["body"]["tools"]} == {"shell", "apply_patch"}
+    assert not {"prompt_cache_key", "store", "include", "web_search_options"} & set(sent["body"])
+    assert "openai-beta" not in {k.lower() for k in sent["headers"]}
