@@ -237,3 +237,88 @@ def test_a_codex_shaped_request_gets_a_custom_tool_call_back(proxy: ProxyProcess
     assert {t["function"]["name"] for t in sent["body"]["tools"]} == {"shell", "apply_patch"}
     assert not {"prompt_cache_key", "store", "include", "web_search_options"} & set(sent["body"])
     assert "openai-beta" not in {k.lower() for k in sent["headers"]}
+
+
+CLAUDE_CODE_TOOLS: Any = [
+    {
+        "name": "Read",
+        "description": "Read a file.",
+        "input_schema": {
+            "$schema": "http://json-schema.org/draft-07/schema#",
+            "type": "object",
+            "properties": {
+                "file_path": {"type": "string", "pattern": "^/", "format": "path"},
+                "limit": {"type": "integer", "exclusiveMinimum": 0},
+                "mode": {"allOf": [{"type": "string"}, {"enum": ["text", "bytes"]}]},
+            },
+            "required": ["file_path"],
+            "additionalProperties": False,
+        },
+        "cache_control": {"type": "ephemeral"},
+    },
+    {"name": "ToolSearch", "description": "Find tools.", "input_schema": {"type": "object", "properties": {}}},
+    {"name": "mcp__x__y", "description": "Deferred.", "defer_loading": True, "input_schema": {"type": "object"}},
+]
+
+
+def claude_code_turn(proxy: ProxyProcess, messages: list[Any]) -> list[dict[str, Any]]:
+    body = {
+        "model": "local-3",
+        "max_tokens": 32000,
+        "stream": True,
+        "system": [{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
+        "messages": messages,
+        "tools": CLAUDE_CODE_TOOLS,
+        "tool_choice": {"type": "auto"},
+        "thinking": {"type": "adaptive"},
+        "output_config": {"effort": "high"},
+        "context_management": {"edits": [{"type": "clear_thinking_20251015", "keep": "all"}]},
+        "metadata": {"user_id": json.dumps({"device_id": "d", "session_id": "s"})},
+    }
+    headers = {
+        "x-api-key": "anything",
+        "anthropic-version": "2023-06-01",
+        "anthropic-beta": "claude-code-20250219,interleaved-thinking-2025-05-14",
+        "x-claude-code-session-id": "claude-code-session-1",
+    }
+    reply = httpx.post(proxy.root_url + "/v1/messages?beta=true", json=body, headers=headers, timeout=30)
+    assert reply.status_code == 200, reply.text
+    return [json.loads(line[6:]) for line in reply.text.splitlines() if line.startswith("data: ")]
+
+
+def test_a_claude_code_shaped_tool_round_trip(proxy: ProxyProcess, fake: FakeGemini) -> None:
+    mark = proxy.log_size()
+    prompt = '[tool:Read {"file_path": "/a.txt"}] read it'
+    messages: list[Any] = [
+        {"role": "user", "content": "Hello."},
+        {"role": "assistant", "content": "Hello from fake Gemini."},
+        {"role": "system", "content": "A reminder inside messages."},
+        {"role": "user", "content": [{"type": "text", "text": prompt, "cache_control": {"type": "ephemeral"}}]},
+    ]
+    events = claude_code_turn(proxy, messages)
+    assert events[0]["type"] == "message_start" and events[-1]["type"] == "message_stop"
+    start = next(e for e in events if e["type"] == "content_block_start" and e["content_block"]["type"] == "tool_use")
+    use = start["content_block"]
+    arguments = "".join(
+        e["delta"]["partial_json"]
+        for e in events
+        if e["type"] == "content_block_delta" and e["delta"]["type"] == "input_json_delta"
+    )
+    assert use["name"] == "Read" and json.loads(arguments) == {"file_path": "/a.txt"} and "__thought__" in use["id"]
+    assert next(e for e in events if e["type"] == "message_delta")["delta"]["stop_reason"] == "tool_use"
+    messages += [
+        {"role": "assistant", "content": [{**use, "input": json.loads(arguments)}]},
+        {
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": use["id"], "content": [{"type": "text", "text": "A"}]}],
+        },
+    ]
+    events = claude_code_turn(proxy, messages)
+    text = "".join(e["delta"].get("text", "") for e in events if e["type"] == "content_block_delta")
+    assert text == "Tool said: A" and events[-1]["type"] == "message_stop"
+    first, second = fake.chat_requests()[-2:]
+    assert first["body"]["reasoning_effort"] == "high" and "context_management" not in first["body"]
+    read = next(t["function"] for t in first["body"]["tools"] if t["function"]["name"] == "Read")
+    assert "$schema" not in json.dumps(read) and "allOf" not in json.dumps(read)  # the strict fake took the rest
+    log = proxy.log_text(mark)
+    assert "turn 2 of s:" in log and log.count("first turn") == 1  # one session, from Claude Code's header
