@@ -8,16 +8,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from mitmproxy import contentviews  # noqa: E402
 
-from addon.inspection import chatview, client_view, native_view  # noqa: E402
+from addon.inspection import chatview, client_view, format_view, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
+from addon.request.ingress import Ingress  # noqa: E402
 from addon.request.replay import Replay  # noqa: E402
 from addon.request.resend import Resend  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
 from addon.request.vertex_auth import VertexAuth  # noqa: E402
+from addon.response.egress import Egress  # noqa: E402
 from addon.response.fallbacks import Fallbacks  # noqa: E402
 from addon.response.offline_replay import OfflineReplay  # noqa: E402
 from addon.response.responses import Responses  # noqa: E402
@@ -34,6 +36,7 @@ contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
 contentviews.add(native_view.NativeRequestView)
 contentviews.add(client_view.ClientRequestView)
+contentviews.add(format_view.ClientFormatView)
 
 sessions = Sessions()
 routing = Routing()
@@ -48,6 +51,7 @@ addons = [
     SessionPage(sessions.index, routing.instance),  # before routing: /_proxy/sessions never goes upstream
     Replay(),
     ClientRequest(),
+    Ingress(routing),  # after ClientRequest (it keeps the client's Responses/Messages body), before routing
     routing,
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
     Resend(),
@@ -58,6 +62,7 @@ addons = [
     UpstreamHttp1(),  # HTTP/1.1 upstream, where the key goes on the wire only (runtime/upstream_key.py)
     sessions,  # before Report: the log and comment tell the flow's session turn
     Report(),
+    Egress(),  # after Responses (wraps its stream rewriter), Sessions and Report (they read the chat answer)
     FlowRetention(),
     MitmproxyPatches(PATCHES, SPEED),  # after GracefulShutdown: its `done` ends flows through the patches
     MemoryGuard(),

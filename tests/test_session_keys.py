@@ -25,6 +25,8 @@ def test_a_subagent_names_its_parent():
     [
         ({}, None),
         ({"x-session-id": "ses_b"}, "ses_b"),  # either header names the session
+        ({"x-claude-code-session-id": "cc-1"}, "cc-1"),  # Claude Code
+        ({"session-id": "codex-1"}, "codex-1"),  # Codex CLI
         ({"x-session-affinity": "  "}, None),
         ({"x-session-affinity": "a\x00b"}, None),  # not printable: not an id
         ({"x-session-affinity": "s" * 1000}, "s" * 128),  # cut: a label, not a key

@@ -72,6 +72,13 @@ inspection/capture.py (capture mode, `./mitm_run.sh capture`, where the reverse 
   it writes the fields routing and responses write above, as far as a watched exchange has them):
   capture           the format recognised ("openai_chat", "anthropic", ...; formats/recognise.py)
   host, path_model  the host as the client named it; the model named in the path (Gemini's), if any
+ingress.py (request side) and egress.py (response side), for clients that speak another format:
+  client_format     "openai_responses" or "anthropic" (formats/client_formats.py); None for chat clients
+  client_params     what the answer's translation needs: Responses fields to echo and custom tool names, or
+                    Anthropic's shortened tool names; `stream`
+  client_notes      what the translation mapped or dropped, in words
+  chat_response     the chat answer the client's was translated from (egress.py; cut like stream bodies); the
+                    flow's response is what the client received
 sessions_addon.py:
   session           the session turn, a dict documented in inspection/sessions_addon.py (id, parent_id, source,
                     tag, turn, diff)
@@ -151,6 +158,11 @@ class Exchange(dict):  # the dict is the saved form, filled in copies only (see 
     path_model: str | None = None
     # sessions_addon.py
     session: dict[str, Any] | None = None
+    # request/ingress.py and response/egress.py (a client that speaks Responses or Anthropic Messages)
+    client_format: str | None = None
+    client_params: dict[str, Any] | None = None
+    client_notes: list[str] = field(default_factory=list)
+    chat_response: bytes | None = None
     # what a saved flow held that this version does not know (or not in this type): written back as it came
     extra: dict[str, Any] = field(default_factory=dict)
     # not saved: live objects for this process only

@@ -65,6 +65,8 @@ def exchange(flow: http.HTTPFlow, ex: Exchange) -> dict[str, Any]:
         "session": ex.session,
         "client_model": ex.client_model,
         "upstream_model": ex.upstream_model,
+        "client_format": ex.client_format or "openai_chat",  # Responses and Messages clients (request/ingress.py)
+        "client_notes": ex.client_notes,
         "client_request": {
             "method": client.get("method"),
             "path": client.get("path"),

@@ -2,7 +2,7 @@
 
 opencode (1.18.x) sends `x-session-affinity: <sessionID>` and `X-Session-Id: <sessionID>` with every request to a
 provider that is not opencode's own, and `x-parent-session-id: <parentID>` when the session is a subagent started
-by the parent's `task` tool. Clients that send none of these (the openai SDK) are grouped by a fingerprint: a
+by the parent's `task` tool. Claude Code sends `X-Claude-Code-Session-Id`, Codex CLI `session-id`. Clients that send none of these (the openai SDK) are grouped by a fingerprint: a
 hash of the system prompt and the first user message, which stay the same while a chat grows turn by turn.
 
 Pure functions: no mitmproxy, no state.
@@ -14,7 +14,8 @@ import hashlib
 from collections.abc import Mapping
 from typing import NamedTuple
 
-SESSION_HEADERS = ("x-session-affinity", "x-session-id")
+# opencode's two, then Claude Code's and Codex's (the Anthropic Messages and Responses clients, docs/formats.md).
+SESSION_HEADERS = ("x-session-affinity", "x-session-id", "x-claude-code-session-id", "session-id")
 PARENT_HEADER = "x-parent-session-id"
 MAX_ID = 128  # longer header values are cut: an id is a label here, never trusted for anything else
 FINGERPRINT_PREFIX = "fp-"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from mitmproxy import ctx, http
 
+from ..formats.client_formats import client_format
 from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
 
@@ -33,7 +34,7 @@ def snapshot(request: http.Request, keep_bytes: int) -> dict:
             [name, value] for name, value in request.headers.items(multi=True) if name.lower() not in CREDENTIALS
         ],
     }
-    if request.method == "POST" and is_chat_path(request.path):
+    if request.method == "POST" and (is_chat_path(request.path) or client_format(request.path)):
         body = request.raw_content or b""
         stored["body"] = body if len(body) <= keep_bytes else body[:keep_bytes]
         if len(body) > keep_bytes:

@@ -106,7 +106,15 @@ def make_attempt(flow: http.HTTPFlow, original: http.Request, model: str, n: int
     attempt = http.HTTPFlow(flow.client_conn.copy(), connection.Server(address=None))
     attempt.request = replay_request(original, model)
     attempt.is_replay = "request"
-    attempt.metadata[KEY] = Exchange(fallback_of=flow.id, attempt=n, client_model=Exchange.of(flow).client_model)
+    ex = Exchange.of(flow)
+    # The attempt answers in the client's format (response/egress.py translates it as for the client's flow).
+    attempt.metadata[KEY] = Exchange(
+        fallback_of=flow.id,
+        attempt=n,
+        client_model=ex.client_model,
+        client_format=ex.client_format,
+        client_params=ex.client_params,
+    )
     return attempt
 
 

@@ -201,7 +201,7 @@ class Responses:
         status, code, message = failure(ex)
         if response and rewriter is not None:
             # The client has the headers and part of the stream: its last event says what happened.
-            event = errors.sse_error_event(message, status, code)
+            event = rewriter.error_event(message, status, code)
             if stream_end.finish(flow, event):
                 rewriter.sent.add(event)
                 ex.error_event_sent = True

@@ -33,6 +33,7 @@ from typing import NamedTuple
 import orjson
 from mitmproxy import http
 
+from ..formats import errors
 from ..formats.answer import Answer
 from ..formats.capped import CappedBuffer
 from ..formats.sse import Event, SSEDecoder, encode_event
@@ -169,6 +170,11 @@ class StreamRewriter:
             return b""
         self.held = None
         return bytes(held) + out if held else out
+
+    def error_event(self, message: str, status: int, code: str | None = None) -> bytes:
+        """The last event for a client whose stream is cut (responses.py writes it): OpenAI's error event here;
+        a client that speaks another format gets its own (response/egress.py)."""
+        return errors.sse_error_event(message, status, code)
 
     def release(self) -> bytes:
         """The events still held (none once the answer had something in it), now counted as sent."""

@@ -33,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from . import litellm_proxy, measure, report, scaling, servers, wrk
+from . import formats, litellm_proxy, measure, report, scaling, servers, wrk
 from .measure import log
 
 FULL = {
@@ -137,7 +137,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--skip-litellm", action="store_true", help="leave out the LiteLLM Proxy row")
     parser.add_argument(
-        "--only", action="append", choices=(*report.ROWS, "scaling"), help="run only this row (repeatable)"
+        "--only", action="append", choices=(*report.ROWS, "scaling", "formats"), help="run only this row (repeatable)"
     )
     parser.add_argument("--scaling", action="store_true", help="run only the stream-scaling table (--only scaling)")
     parser.add_argument("--no-scaling", action="store_true", help="leave out the stream-scaling table")
@@ -158,6 +158,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if args.scaling:
         args.only = [*(args.only or []), "scaling"]
     args.run_scaling = not args.no_scaling and (not args.only or "scaling" in args.only)
+    args.run_formats = not args.only or "formats" in args.only  # the client-format table (formats.py)
     if args.client == "auto":
         args.client = "wrk" if wrk.available() and not args.quick else "python"
     elif args.client == "wrk" and not wrk.available():
@@ -202,7 +203,9 @@ def _mean(values: list[Any], key: str = "") -> Any:
     return sum(numbers) if key in SUMMED else sum(numbers) / len(numbers)
 
 
-def run_all(args: argparse.Namespace, p: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
+def run_all(
+    args: argparse.Namespace, p: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, Any] | None, dict[str, Any] | None]:
     rows = [
         r
         for r in report.ROWS
@@ -212,7 +215,7 @@ def run_all(args: argparse.Namespace, p: dict[str, Any]) -> tuple[dict[str, Any]
     upstream_port = servers.free_port()
     upstream = servers.upstream(upstream_port)
     results: dict[str, Any] = {}
-    scaled = None
+    scaled = formatted = None
     try:
         why = servers.wait_healthy(upstream, "/health", 20)
         if why:
@@ -221,11 +224,13 @@ def run_all(args: argparse.Namespace, p: dict[str, Any]) -> tuple[dict[str, Any]
         for row in run_order(rows, p["rounds"]):
             runs.setdefault(row, []).append(run_row(row, upstream_port, p, args))
         results = {row: combine(runs[row]) for row in rows}
+        if args.run_formats:
+            formatted = formats.run(upstream_port, formats.QUICK if args.quick else formats.FULL, args)
         if args.run_scaling:
             scaled = scaling.run(upstream_port, scaling.QUICK if args.quick else scaling.FULL, args)
     finally:
         upstream.stop()
-    return results, scaled
+    return results, scaled, formatted
 
 
 def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> int:
@@ -236,7 +241,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     started, load_average = time.monotonic(), os.getloadavg()[0]
     if load_average > 0.5:
         log(f"the machine is busy (load average {load_average:.2f}): the numbers will be noisy")
-    rows, scaled = run_all(args, p)
+    rows, scaled, formatted = run_all(args, p)
     checks = [report.check(rows, t) for t in report.TARGETS]
     info = report.machine(args.client, litellm_proxy.venv_dir() / ".bench-version")
     info["load_average"] = load_average
@@ -252,6 +257,10 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         out(text)
         for line in report.problems(rows):
             out(line)
+    if formatted is not None:
+        formatted["table"] = formats.table(formatted, formats.QUICK if args.quick else formats.FULL)
+        out("")
+        out(formatted["table"])
     if scaled is not None:
         scaled["checks"], scaled["table"] = scaling.checks(scaled), scaling.table(scaled)
         out("")
@@ -267,6 +276,7 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
         "targets": checks,
         "table": text,
         "scaling": scaled,
+        "formats": formatted,
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
