@@ -27,7 +27,6 @@ from ..formats.chat_stream_in import ChatStreamReader
 from ..formats.client_formats import ANTHROPIC, COUNT_TOKENS
 from ..formats.exchange import Exchange
 from ..formats.responses_stream import ResponsesStream
-from ..runtime import error_pages
 from .stream_rewrite import StreamRewriter
 
 logger = logging.getLogger(__name__)
@@ -152,6 +151,6 @@ class Egress:
             ex.chat_response = flow.response.content
             flow.response.content = bytes(stream.client_sent.data)
             return
-        page = error_pages.override.get()
+        page = flow.response  # the error hook's answer (responses.py), sent in place of mitmproxy's page
         if page is not None and page.status_code >= 400:
             page.content = error_in_format(ex, page.status_code, page.content or b"")
