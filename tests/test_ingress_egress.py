@@ -16,7 +16,6 @@ from addon.inspection.format_view import ClientFormatView
 from addon.request.ingress import Ingress
 from addon.response.egress import ClientStream, Egress
 from addon.response.responses import Responses
-from addon.runtime import error_pages
 
 
 @pytest.fixture
@@ -25,7 +24,6 @@ def tctx():
         context.options.add_option("translate_repair_signatures", bool, True, "")
         context.options.add_option("translate_max_body", int, 1 << 20, "")
         yield context
-    error_pages.override.set(None)
 
 
 def client_flow(path: str, body: dict, **headers: str) -> http.HTTPFlow:
