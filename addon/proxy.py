@@ -12,6 +12,7 @@ from addon.inspection import chatview, client_view, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
+from addon.inspection.telemetry import Telemetry  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
 from addon.request.replay import Replay  # noqa: E402
@@ -55,6 +56,7 @@ addons = [
     Responses(),
     sessions,  # before Report: the log and comment tell the flow's session turn
     Report(),
+    Telemetry(),  # after Sessions and Report: its span reads the session id and the tool-call findings
     FlowRetention(),
     MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages
     MemoryGuard(),

@@ -1,0 +1,180 @@
+"""The OpenTelemetry SDK, set up from OpenTelemetry's own environment variables (imported only when they ask).
+
+`OTEL_EXPORTER_OTLP_ENDPOINT` or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` turns export on (`OTEL_SDK_DISABLED=true` or
+`OTEL_TRACES_EXPORTER=none` keeps it off). Everything else is the SDK's own reading of the standard variables:
+the OTLP/HTTP exporter's endpoint, headers, timeout and compression, the resource (`OTEL_SERVICE_NAME`,
+`OTEL_RESOURCE_ATTRIBUTES`; "translation-proxy" when neither names the service), the sampler (`OTEL_TRACES_SAMPLER`)
+and the batching processor's bounded queue (`OTEL_BSP_*`). Importing the SDK takes about 0.4 s: `build` runs in a
+thread at start-up (telemetry.py).
+
+A collector that is down or slow never reaches a request: spans are queued (bounded, dropped when full) and sent
+by the processor's own thread. Its failures are told once, as a warning (`QuietExporter`), and once more when export
+works again; the SDK's and exporter's own per-batch log lines are kept out of the log (they would be one per batch,
+and an ERROR at start-up stops mitmdump).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+# The loggers whose per-batch records QuietExporter tells once instead.
+NOISY = ("opentelemetry.exporter", "opentelemetry.sdk._shared_internal", "opentelemetry.sdk.trace.export")
+
+
+def enabled(environ: Mapping[str, str]) -> bool:
+    """Whether OpenTelemetry's own variables ask for trace export."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+        return False
+    if environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+        return False
+    return any(
+        environ.get(name, "").strip() for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    )
+
+
+def capture_content(environ: Mapping[str, str]) -> bool:
+    return environ.get(CONTENT_VARIABLE, "").strip().lower() == "true"
+
+
+class _LastRecord(logging.Handler):
+    """Keeps the last warning or error of the quieted loggers: the reason QuietExporter gives."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.message = ""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.message = record.getMessage()[:300]
+        except Exception:  # a record whose arguments do not fit its format
+            self.message = str(record.msg)[:300]
+
+
+class QuietExporter:
+    """The OTLP exporter, telling its failures once: one warning when export starts failing (spans are dropped
+    meanwhile), one info line when it works again."""
+
+    def __init__(self, exporter: Any, endpoint: str, last: _LastRecord) -> None:
+        self.exporter, self.endpoint, self.last = exporter, endpoint, last
+        self.failing = False
+        self.dropped = 0
+
+    def export(self, spans: Sequence[Any]) -> Any:
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        try:
+            result = self.exporter.export(spans)
+        except Exception as e:  # the exporter's own bug: never the processor thread's end
+            self.last.message, result = f"{type(e).__name__}: {e}"[:300], SpanExportResult.FAILURE
+        if result is SpanExportResult.SUCCESS:
+            if self.failing:
+                logger.info(f"OpenTelemetry: export to {self.endpoint} works again ({self.dropped} spans were lost)")
+            self.failing, self.dropped = False, 0
+        else:
+            self.dropped += len(spans)
+            if not self.failing:
+                logger.warning(
+                    f"OpenTelemetry: cannot export spans to {self.endpoint} ({self.last.message or 'no reason given'}); "
+                    "spans are dropped until it answers, and requests go on as usual. This is said once."
+                )
+            self.failing = True
+        return result
+
+    def shutdown(self) -> None:
+        self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+def quiet_sdk_logs() -> _LastRecord:
+    last = _LastRecord()
+    for name in NOISY:
+        noisy = logging.getLogger(name)
+        noisy.propagate = False
+        noisy.addHandler(last)
+    return last
+
+
+def endpoint_of(environ: Mapping[str, str]) -> str:
+    explicit = environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "").strip()
+    return explicit or environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").strip().rstrip("/") + "/v1/traces"
+
+
+class Export:
+    """The SDK pieces the telemetry addon uses: a tracer, W3C trace-context propagation, and a clean stop."""
+
+    def __init__(self, replica: str, environ: Mapping[str, str] = os.environ, exporter: Any = None) -> None:
+        """`exporter`: a SpanExporter to use instead of OTLP/HTTP (the tests' InMemorySpanExporter)."""
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        self.endpoint = endpoint_of(environ)
+        last = quiet_sdk_logs()
+        found = Resource.create()
+        own: dict[str, str] = {}  # only what the variables leave unnamed
+        if str(found.attributes.get("service.name", "")).startswith("unknown_service"):
+            own["service.name"] = "translation-proxy"
+        if "service.instance.id" not in found.attributes:
+            own["service.instance.id"] = f"{replica} pid {os.getpid()}"
+        resource = found.merge(Resource(own))
+        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.exporter = exporter or QuietExporter(OTLPSpanExporter(), self.endpoint, last)
+        self.processor = BatchSpanProcessor(self.exporter)  # type: ignore[arg-type]  # duck-typed SpanExporter
+        self.provider.add_span_processor(self.processor)
+        self.tracer = self.provider.get_tracer("translation_proxy")
+        self.propagator = TraceContextTextMapPropagator()
+        self.client_kind, self.status, self.error_code = SpanKind.CLIENT, Status, StatusCode.ERROR
+        self.in_context = set_span_in_context
+
+    def start(self, name: str, carrier: Mapping[str, str] | None, parent: Any, start_ns: int, attributes: dict) -> Any:
+        """A CLIENT span, child of `parent` (a span) or of the trace context in `carrier` (the client's headers)."""
+        context = self.in_context(parent) if parent is not None else self.propagator.extract(carrier or {})
+        return self.tracer.start_span(
+            name, context=context, kind=self.client_kind, attributes=attributes, start_time=start_ns
+        )
+
+    def headers_for(self, span: Any) -> dict[str, str]:
+        """`traceparent` (and `tracestate`) naming this span, for the upstream request."""
+        carrier: dict[str, str] = {}
+        self.propagator.inject(carrier, context=self.in_context(span))
+        return carrier
+
+    def fail(self, span: Any, description: str) -> None:
+        span.set_status(self.status(self.error_code, description))
+
+    def stop(self, seconds: float) -> bool:
+        """Send what is queued within `seconds`, then stop (blocking: run it in a thread). True when all went."""
+        deadline = time.monotonic() + max(seconds, 0.0)
+        # The processor's flush has no timeout of its own (and a dead collector holds each batch for the exporter's
+        # timeout): it runs in a daemon thread that the process does not wait for once the time is up.
+        flushed = in_thread(self.processor.force_flush).wait(max(deadline - time.monotonic(), 0.0))
+        self.exporter.shutdown()  # ends the exporter's retries of a collector that does not answer
+        in_thread(self.provider.shutdown).wait(max(deadline - time.monotonic(), 0.1))
+        return flushed
+
+
+def in_thread(work: Any) -> threading.Event:
+    """Run `work` in a daemon thread; the event is set when it returned."""
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            work()
+        finally:
+            finished.set()
+
+    threading.Thread(target=run, name="otel-stop", daemon=True).start()
+    return finished
