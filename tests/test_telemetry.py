@@ -349,3 +349,17 @@ def test_output_messages_keep_reasoning_and_calls():
         {"type": "reasoning", "content": "hmm"},
         {"type": "tool_call", "id": "1", "name": "f", "arguments": "not json"},
     ]
+
+
+def test_the_proxy_imports_no_opentelemetry_without_the_variables():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.argv = ['mitmdump']; import addon.proxy; "
+        "print(sorted(m for m in sys.modules if m.startswith('opentelemetry')))"
+    )
+    env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]"

@@ -1,9 +1,10 @@
 """The side-by-side benchmark: `./mitm_run.sh bench [--quick] [--skip-litellm] [--only ROW] [--scaling] [--json PATH]`.
 
-One fake upstream (its own process) and, one after another, five ways to reach it: direct, bare mitmdump
+One fake upstream (its own process) and, one after another, six ways to reach it: direct, bare mitmdump
 (reverse mode, no addon, streaming on), this proxy (started by mitm_run.sh), LiteLLM Proxy (own venv under
 .bench/, installed on first use), and this proxy on Gemini's native path (the same requests translated by litellm
-to streamGenerateContent and back: plain requests at 1 connection and the streams only). Each row runs the same scenarios with the load client in its own process;
+to streamGenerateContent and back: plain requests at 1 connection and the streams only), and this proxy exporting
+OpenTelemetry GenAI spans to a local OTLP sink (otlp_sink.py; the plain requests and one stream). Each row runs the same scenarios with the load client in its own process;
 a row that cannot start is reported and the run goes on. Prints one Markdown table with ratios and target checks;
 writes JSON (default .bench/results.json); configs and servers' logs are in .bench/runs/<time>-<pid>/.
 
@@ -32,7 +33,7 @@ from typing import Any
 
 import orjson
 
-from . import litellm_proxy, measure, report, scaling, servers, wrk
+from . import litellm_proxy, measure, otlp_sink, report, scaling, servers, wrk
 from .measure import log
 
 FULL = {
@@ -85,6 +86,10 @@ def start_row(row: str, upstream_port: int, args: argparse.Namespace) -> tuple[s
     elif row in ("this_proxy", "this_proxy_native"):
         native = row == "this_proxy_native"
         server, health = servers.this_proxy(port, upstream_port, args.proxy_arg, native), "/health"
+    elif row == "this_proxy_otel":  # GenAI spans exported to the local sink (OpenTelemetry's own variables)
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp_endpoint, "OTEL_SERVICE_NAME": "bench-proxy"}
+        server = servers.this_proxy(port, upstream_port, args.proxy_arg, name=row, env=otel)
+        health = "/health"
     else:
         litellm, why = litellm_proxy.ensure_installed(log)
         if litellm is None:
@@ -161,7 +166,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-PAIRED = ("direct", "bare_mitmdump", "this_proxy")  # the rows the targets compare: measured in A-B-B-A order
+# The rows the targets compare: measured in A-B-B-A order (OTel export on against this proxy without it).
+PAIRED = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_otel")
 SUMMED = frozenset(
     ("requests", "errors", "streams", "incomplete", "expected_chunks", "lost", "merged", "disordered", "chunks")
 )
@@ -205,6 +211,8 @@ def run_all(args: argparse.Namespace, p: dict[str, Any]) -> tuple[dict[str, Any]
     ]
     upstream_port = servers.free_port()
     upstream = servers.upstream(upstream_port)
+    sink = otlp_sink.OtlpSink().start() if "this_proxy_otel" in rows else None
+    args.otlp_endpoint = sink.endpoint if sink else None
     results: dict[str, Any] = {}
     scaled = None
     try:
@@ -219,6 +227,9 @@ def run_all(args: argparse.Namespace, p: dict[str, Any]) -> tuple[dict[str, Any]
             scaled = scaling.run(upstream_port, scaling.QUICK if args.quick else scaling.FULL, args)
     finally:
         upstream.stop()
+        if sink is not None:
+            log(f"OTLP sink: {sink.requests} exports, {sink.bytes:,} bytes")
+            sink.stop()
     return results, scaled
 
 
