@@ -363,3 +363,15 @@ def test_the_proxy_imports_no_opentelemetry_without_the_variables():
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_the_benchmark_checks_the_export_row_against_this_proxy():
+    from tests.bench import report
+
+    [target] = [t for t in report.TARGETS if t.row == "this_proxy_otel"]
+    rows = {"this_proxy": {"plain_c1": {"p50_ms": 1.0}}, "this_proxy_otel": {"plain_c1": {"p50_ms": 1.3}}}
+    checked = report.check(rows, target)
+    assert checked["verdict"] == "MISS" and abs(checked["measured"] - 0.3) < 1e-9
+    rows["this_proxy_otel"]["plain_c1"]["p50_ms"] = 1.1
+    assert report.check(rows, target)["verdict"] == "PASS"
+    assert "OTel export on" in report.table(rows, [checked]).splitlines()[0]
