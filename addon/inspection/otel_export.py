@@ -20,13 +20,21 @@ import os
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 logger = logging.getLogger(__name__)
 
 CONTENT_VARIABLE = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
 # The loggers whose per-batch records QuietExporter tells once instead.
 NOISY = ("opentelemetry.exporter", "opentelemetry.sdk._shared_internal", "opentelemetry.sdk.trace.export")
+
+
+class Pending(NamedTuple):
+    """An exchange's span between its request and its end (otel_export.Export.begin)."""
+
+    context: Any  # the parent's (opentelemetry Context), or None for a new trace
+    span_context: Any  # its own ids (opentelemetry SpanContext)
+    headers: dict[str, str]  # traceparent (and tracestate) naming it, for the request upstream
 
 
 def enabled(environ: Mapping[str, str]) -> bool:
@@ -114,12 +122,24 @@ class Export:
 
     def __init__(self, replica: str, environ: Mapping[str, str] = os.environ, exporter: Any = None) -> None:
         """`exporter`: a SpanExporter to use instead of OTLP/HTTP (the tests' InMemorySpanExporter)."""
+        from opentelemetry import trace
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.resources import Resource
         from opentelemetry.sdk.trace import TracerProvider
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
-        from opentelemetry.trace import SpanKind, Status, StatusCode, set_span_in_context
+        from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
         from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+        class PresetIds(IdGenerator):
+            """The ids chosen when the request went upstream (`begin`), given to the span made when it ended."""
+
+            trace_id = span_id = 0
+
+            def generate_trace_id(self) -> int:
+                return self.trace_id
+
+            def generate_span_id(self) -> int:
+                return self.span_id
 
         self.endpoint = endpoint_of(environ)
         last = quiet_sdk_logs()
@@ -129,31 +149,53 @@ class Export:
             own["service.name"] = "translation-proxy"
         if "service.instance.id" not in found.attributes:
             own["service.instance.id"] = f"{replica} pid {os.getpid()}"
-        resource = found.merge(Resource(own))
-        self.provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.ids, self.random = PresetIds(), RandomIdGenerator()
+        self.provider = TracerProvider(
+            resource=found.merge(Resource(own)), id_generator=self.ids, shutdown_on_exit=False
+        )
         self.exporter = exporter or QuietExporter(OTLPSpanExporter(), self.endpoint, last)
         self.processor = BatchSpanProcessor(self.exporter)  # type: ignore[arg-type]  # duck-typed SpanExporter
         self.provider.add_span_processor(self.processor)
         self.tracer = self.provider.get_tracer("translation_proxy")
         self.propagator = TraceContextTextMapPropagator()
-        self.client_kind, self.status, self.error_code = SpanKind.CLIENT, Status, StatusCode.ERROR
-        self.in_context = set_span_in_context
+        self.trace, self.kind = trace, trace.SpanKind.CLIENT
 
-    def start(self, name: str, carrier: Mapping[str, str] | None, parent: Any, start_ns: int, attributes: dict) -> Any:
-        """A CLIENT span, child of `parent` (a span) or of the trace context in `carrier` (the client's headers)."""
-        context = self.in_context(parent) if parent is not None else self.propagator.extract(carrier or {})
-        return self.tracer.start_span(
-            name, context=context, kind=self.client_kind, attributes=attributes, start_time=start_ns
+    def begin(self, carrier: Mapping[str, str] | None, parent: Any = None) -> Pending:
+        """An exchange's span as its request goes upstream: its parent (the span context `parent`, or the trace
+        context in `carrier`, the client's headers), its ids, and the headers that name it upstream. The span
+        itself is made when the exchange ends (`record`): the request's path pays only for choosing ids."""
+        trace = self.trace
+        if parent is not None:
+            context = trace.set_span_in_context(trace.NonRecordingSpan(parent))
+        else:
+            context = self.propagator.extract(carrier) if carrier else None
+        above = trace.get_current_span(context).get_span_context() if context else trace.INVALID_SPAN_CONTEXT
+        trace_id = above.trace_id if above.is_valid else self.random.generate_trace_id()
+        sampled = self.provider.sampler.should_sample(context, trace_id, "chat", self.kind).decision.is_sampled()
+        own = trace.SpanContext(
+            trace_id,
+            self.random.generate_span_id(),
+            is_remote=False,
+            trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED if sampled else trace.TraceFlags.DEFAULT),
+            trace_state=above.trace_state,
         )
+        headers: dict[str, str] = {}
+        self.propagator.inject(headers, context=trace.set_span_in_context(trace.NonRecordingSpan(own)))
+        return Pending(context, own, headers)
 
-    def headers_for(self, span: Any) -> dict[str, str]:
-        """`traceparent` (and `tracestate`) naming this span, for the upstream request."""
-        carrier: dict[str, str] = {}
-        self.propagator.inject(carrier, context=self.in_context(span))
-        return carrier
-
-    def fail(self, span: Any, description: str) -> None:
-        span.set_status(self.status(self.error_code, description))
+    def record(
+        self, pending: Pending, name: str, start_ns: int, end_ns: int, attributes: dict, events: list, error: str
+    ) -> None:
+        """Make the exchange's span, with the ids `begin` chose, and end it into the batching processor."""
+        self.ids.trace_id, self.ids.span_id = pending.span_context.trace_id, pending.span_context.span_id
+        span = self.tracer.start_span(
+            name, context=pending.context, kind=self.kind, attributes=attributes, start_time=start_ns
+        )
+        for event, at in events:
+            span.add_event(event, timestamp=at)
+        if error:
+            span.set_status(self.trace.Status(self.trace.StatusCode.ERROR, error))
+        span.end(end_time=end_ns)
 
     def stop(self, seconds: float) -> bool:
         """Send what is queued within `seconds`, then stop (blocking: run it in a thread). True when all went."""

@@ -37,11 +37,12 @@ from . import genai_attributes, genai_messages, otel_export
 logger = logging.getLogger(__name__)
 
 TRACE_HEADERS = ("traceparent", "tracestate")
+TRACE_HEADER_BYTES = frozenset(name.encode() for name in TRACE_HEADERS)
 
 
 class OpenSpan(NamedTuple):
     export: Any  # otel_export.Export
-    span: Any
+    pending: Any  # otel_export.Pending: the span's parent, ids and upstream headers
     started: float
     secrets: list[str]
 
@@ -70,7 +71,7 @@ def secrets_of(request: http.Request) -> list[str]:
     if isinstance(request.headers, KeyedHeaders) and request.headers.wire_authorization:
         value = request.headers.wire_authorization.decode(errors="replace")
         found.append(value.split(" ", 1)[-1])
-    if key := request.query.get("key"):
+    if "key=" in request.path and (key := request.query.get("key")):  # Gemini's native API takes ?key=
         found.append(key)
     return [s for s in found if len(s) >= 8]
 
@@ -120,17 +121,14 @@ class Telemetry:
         parent = self.spans.get(ex.fallback_of) if ex.fallback_of is not None else None
         # A fallback attempt's or a replay's request is a copy of an earlier one: it starts now.
         started = time.time() if ex.fallback_of is not None or flow.is_replay else flow.request.timestamp_start
-        attributes = genai_attributes.start_attributes(ex, flow.request.host, flow.request.port, flow.id, self.replica)
-        carrier = None if parent is not None else client_headers(flow, ex)
-        span = export.start(genai_attributes.span_name(ex), carrier, parent, int(started * 1e9), attributes)
+        pending = export.begin(None if parent is not None else client_headers(flow, ex), parent)
+        # One pass over the headers: any trace headers the request had are replaced (a replay does not stack them).
         headers = flow.request.headers
-        for name in TRACE_HEADERS:
-            if name in headers:
-                del headers[name]
-        headers.update(export.headers_for(span))
-        self.open[flow] = OpenSpan(export, span, started, secrets_of(flow.request))
+        kept = tuple(f for f in headers.fields if f[0].lower() not in TRACE_HEADER_BYTES)
+        headers.fields = kept + tuple((k.encode(), v.encode()) for k, v in pending.headers.items())
+        self.open[flow] = OpenSpan(export, pending, started, secrets_of(flow.request))
         if ex.fallback_of is None:
-            self.spans[flow.id] = span
+            self.spans[flow.id] = pending.span_context
 
     def response(self, flow: http.HTTPFlow) -> None:
         self.end(flow)
@@ -156,18 +154,26 @@ class Telemetry:
         head = genai_attributes.response_head(ex.upstream_raw)
         if ex.upstream_raw is None and response is not None and status is not None and status < 400:
             head = (genai_attributes.response_head(response.get_content(strict=False))[0], None)
-        attributes = genai_attributes.end_attributes(ex, status, failed, head, opened.started)
+        request = flow.request
+        attributes = genai_attributes.start_attributes(ex, request.host, request.port, flow.id, self.replica)
+        attributes.update(genai_attributes.end_attributes(ex, status, failed, head, opened.started))
         attributes.update(genai_attributes.request_params(client_body(flow, ex)))
         if self.capture_content:
             attributes.update(self.content(flow, ex))
-        span = opened.span
-        span.set_attributes(genai_attributes.scrub(attributes, opened.secrets))
-        if ex.stream and ex.t_first_chunk:
-            span.add_event("gen_ai.first_chunk", timestamp=int(ex.t_first_chunk * 1e9))
+        events = [("gen_ai.first_chunk", int(ex.t_first_chunk * 1e9))] if ex.stream and ex.t_first_chunk else []
+        reason = ""
         if "error.type" in attributes:
-            reason = ex.error or (flow.error.msg if flow.error else f"HTTP {status}")
-            opened.export.fail(span, genai_attributes.scrub({"r": str(reason)[:300]}, opened.secrets)["r"])
-        span.end(end_time=int(end_time(flow, ex, opened.started) * 1e9))
+            reason = str(ex.error or (flow.error.msg if flow.error else f"HTTP {status}"))[:300]
+        clean = genai_attributes.scrub({**attributes, "": reason}, opened.secrets)
+        opened.export.record(
+            opened.pending,
+            genai_attributes.span_name(ex),
+            int(opened.started * 1e9),
+            int(end_time(flow, ex, opened.started) * 1e9),
+            clean,
+            events,
+            clean.pop(""),
+        )
 
     @staticmethod
     def content(flow: http.HTTPFlow, ex: Exchange) -> dict[str, str]:
