@@ -279,7 +279,7 @@ def test_quiet_exporter_warns_once_while_failing_and_once_when_back(caplog):
             quiet.export([object()])
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "cannot export" in warnings[0].getMessage()
-    assert any("works again (3 spans were lost)" in r.getMessage() for r in caplog.records)
+    assert any("works again (at least 3 spans were lost)" in r.getMessage() for r in caplog.records)
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 

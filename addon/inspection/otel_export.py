@@ -84,7 +84,9 @@ class QuietExporter:
             self.last.message, result = f"{type(e).__name__}: {e}"[:300], SpanExportResult.FAILURE
         if result is SpanExportResult.SUCCESS:
             if self.failing:
-                logger.info(f"OpenTelemetry: export to {self.endpoint} works again ({self.dropped} spans were lost)")
+                logger.info(
+                    f"OpenTelemetry: export to {self.endpoint} works again (at least {self.dropped} spans were lost)"
+                )
             self.failing, self.dropped = False, 0
         else:
             self.dropped += len(spans)
