@@ -239,3 +239,43 @@ def test_no_export_without_the_variables(proxy_factory, fake):
     [upstream] = fake.chat_requests()
     assert header(upstream, "traceparent") is None
     assert "OpenTelemetry" not in proxy.log_text()
+
+
+def test_a_fallback_attempt_is_a_child_span_and_each_try_carries_its_own_traceparent(proxy_factory, receiver, fake):
+    from tests.conftest import opencode_config
+
+    port = free_port()
+    config = opencode_config(port, {"local-model": "gemini-2.5-flash", "local-b": "gemini-2.0-flash"})
+    config["provider"]["local"]["options"]["proxy"]["fallbacks"] = {"local-model": ["local-b"]}
+    proxy = proxy_factory(
+        port=port,
+        config=config,
+        env={
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "50",
+            "PROXY_API_KEY": PROXY_KEY,
+        },
+    )
+    deadline = time.monotonic() + 30
+    while READY not in proxy.log_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    stream = client(proxy).chat.completions.create(
+        model="local-model",
+        messages=[{"role": "user", "content": "[error:503:1] hello"}],
+        stream=True,
+        extra_headers={"traceparent": f"00-{CLIENT_TRACE}-{CLIENT_SPAN}-01"},
+    )
+    assert "You said" in "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
+    spans = receiver.wait_spans(2)
+    [outer] = [s for s in spans if "translation_proxy.fallback.attempt" not in s.attributes]
+    [attempt] = [s for s in spans if "translation_proxy.fallback.attempt" in s.attributes]
+    assert (outer.trace_id, outer.parent_span_id) == (CLIENT_TRACE, CLIENT_SPAN)
+    assert (attempt.trace_id, attempt.parent_span_id) == (CLIENT_TRACE, outer.span_id)
+    assert attempt.name == "chat gemini-2.0-flash" and attempt.attributes["gen_ai.request.model"] == "gemini-2.0-flash"
+    assert outer.attributes["translation_proxy.fallback.attempts"] == 2
+    assert outer.attributes["translation_proxy.fallback.answered_by"] == "local-b"
+    first, second = fake.chat_requests()
+    assert [header(first, "traceparent"), header(second, "traceparent")] == [
+        f"00-{CLIENT_TRACE}-{outer.span_id}-01",
+        f"00-{CLIENT_TRACE}-{attempt.span_id}-01",
+    ]
