@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, StatusCode
 
 from addon.formats.exchange import Exchange
-from addon.inspection import genai_attributes, genai_messages, otel_export
+from addon.inspection import genai_attributes, genai_messages, otel_export, otel_quiet
 from addon.inspection.telemetry import Telemetry
 from addon.runtime.upstream_key import attach_key
 
@@ -273,7 +273,7 @@ def test_quiet_exporter_warns_once_while_failing_and_once_when_back(caplog):
         def export(self, spans):
             return results.pop(0)
 
-    quiet = otel_export.QuietExporter(Failing(), "http://c:4318/v1/traces", otel_export._LastRecord())
+    quiet = otel_quiet.QuietExporter(Failing(), "http://c:4318/v1/traces", otel_quiet._LastRecord())
     with caplog.at_level(logging.INFO):
         for _ in range(4):
             quiet.export([object()])
