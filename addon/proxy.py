@@ -12,6 +12,7 @@ from addon.inspection import chatview, client_view, format_view, native_view  # 
 from addon.inspection.report import Report  # noqa: E402
 from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
+from addon.inspection.telemetry import Telemetry  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
 from addon.request.ingress import Ingress  # noqa: E402
@@ -63,6 +64,7 @@ addons = [
     sessions,  # before Report: the log and comment tell the flow's session turn
     Report(),
     Egress(),  # after Responses (wraps its stream rewriter), Sessions and Report (they read the chat answer)
+    Telemetry(),  # after Sessions and Report: its span reads the session id and the tool-call findings
     FlowRetention(),
     MitmproxyPatches(PATCHES, SPEED),  # after GracefulShutdown: its `done` ends flows through the patches
     MemoryGuard(),
@@ -78,6 +80,7 @@ ORDER = (
     "SessionPage",  # before Routing: /_proxy/sessions never goes upstream
     "Replay",  # a replayed flow back to its client request, before ClientRequest keeps it
     "ClientRequest",
+    "Ingress",  # after ClientRequest (it keeps the client's own body), before Routing (it routes a chat request)
     "Routing",  # translates once, after Replay and ClientRequest
     "VertexAuth",  # after Routing: Vertex AI's token for the flows it sent there
     "OfflineReplay",  # after Routing: it matches translated requests
@@ -86,6 +89,8 @@ ORDER = (
     "Responses",
     "Sessions",  # before Report: the log and comment tell the flow's session turn
     "Report",
+    "Egress",  # after Responses, Sessions and Report: it wraps the rewriter and they read the chat answer
+    "Telemetry",  # after Sessions and Report: its span reads the session id and the tool-call findings
     "MitmproxyPatches",  # after GracefulShutdown: its `done` ends flows through the patches it removes
     "MemoryGuard",  # last: its start-up freeze comes after the other addons' start-up
 )

@@ -41,11 +41,14 @@ def load(spec: dict[str, Any], client: str) -> dict[str, Any]:
 
 
 NATIVE_SCENARIOS = ("plain_c1", "stream_1", "stream_100")  # the native row: the translation's cost per chunk
+OTEL_SCENARIOS = ("plain_c1", "plain_c10", "stream_1")  # the OTel row: a span's cost per request
 
 
 def scenarios(p: dict[str, Any], row: str = "") -> list[tuple[str, dict[str, Any]]]:
     if row == "this_proxy_native":
         return [(name, spec) for name, spec in scenarios(p) if name in NATIVE_SCENARIOS]
+    if row == "this_proxy_otel":
+        return [(name, spec) for name, spec in scenarios(p) if name in OTEL_SCENARIOS]
     stream = {"kind": "streams", "chunks": p["chunks"], "interval_ms": p["interval_ms"]}
     mb = {"kind": "requests", "body": "1mb", "connections": 1}
     return [
@@ -73,7 +76,9 @@ def correctness(row: str, got: dict[str, Any], seen: dict[str, int]) -> tuple[bo
         problems.append(f"answers named {got.get('model')!r} / {stream.get('model')!r}, not 'local-model'")
     if got.get("content") != "ok" or stream.get("chunks") != 5 or not stream.get("done"):
         problems.append(f"content {got.get('content')!r}, stream {stream}")
-    if row in ("this_proxy", "litellm_proxy", "this_proxy_native") and set(seen) != {"gemini-2.5-flash"}:
+    if row in ("this_proxy", "litellm_proxy", "this_proxy_native", "this_proxy_otel") and set(seen) != {
+        "gemini-2.5-flash"
+    }:
         problems.append(f"the upstream saw models {seen}, not only 'gemini-2.5-flash'")
     return not problems, "; ".join(problems) or "ok"
 
@@ -92,7 +97,7 @@ def measure_row(
     for name, spec in scenarios(p, row):
         result[name] = load({**target, **spec}, client)
         log(f"{row}: {name}: {_summary(result[name])}")
-    if server is not None and row != "this_proxy_native":
+    if server is not None and row not in ("this_proxy_native", "this_proxy_otel"):
         result["memory"] = memory(server, target, p)
         log(f"{row}: memory: {_summary(result['memory'])}")
     return result

@@ -118,6 +118,45 @@ def _copy_tools() -> Callable[[], Any]:
     return lambda: copy.deepcopy(tools)
 
 
+def _telemetry_span() -> Callable[[], Any]:
+    """One exchange's span on the event loop: the request hook (span started, traceparent set) and the end (its
+    attributes, ended into the batching processor; the export itself is the processor thread's)."""
+    from mitmproxy.test import tflow
+
+    from addon.formats.exchange import Exchange
+    from addon.inspection import otel_export
+    from addon.inspection.telemetry import Telemetry
+
+    class Discard:
+        def export(self, spans: Any) -> Any:
+            from opentelemetry.sdk.trace.export import SpanExportResult
+
+            return SpanExportResult.SUCCESS
+
+        def shutdown(self) -> None:
+            pass
+
+    addon = Telemetry()
+    addon.export = otel_export.Export("bench:8000", {}, exporter=Discard())
+    flow = tflow.tflow(resp=True)
+    flow.request.content = bodies.small(stream=False)
+    response = flow.response
+    ex = Exchange.of(flow)
+    ex.client_model, ex.upstream_model, ex.key, ex.provider = "local-model", "gemini-2.5-flash", "k", "gemini"
+    ex.answer = {"content": "ok", "finish_reason": "stop", "usage": {"prompt_tokens": 9, "completion_tokens": 1}}
+    ex.session = {"id": "ses_1", "turn": 1}
+    ex.client_request = {"method": "POST", "path": "/v1/chat/completions", "headers": [["content-type", "json"]] * 8}
+
+    def one() -> None:
+        flow.response = None
+        addon.request(flow)
+        flow.response = response
+        opened = addon.open.pop(flow)
+        addon.finish(flow, opened)
+
+    return one
+
+
 def benchmarks() -> dict[str, tuple[str, int, Setup]]:
     """name -> (unit, operations per call, setup)."""
     big = bodies.opencode_conversation(stream=True)
@@ -135,6 +174,7 @@ def benchmarks() -> dict[str, tuple[str, int, Setup]]:
         ),
         f"baseline: orjson loads+dumps, {len(big) >> 10} KB": ("request", 1, lambda: _orjson_roundtrip(big)),
         "baseline: deepcopy of opencode's tool list": ("request", 1, _copy_tools),
+        "telemetry: one exchange's span (addon.inspection.telemetry)": ("request", 1, _telemetry_span),
     }
 
 

@@ -14,7 +14,15 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, NamedTuple
 
-ROWS = ("direct", "bare_mitmdump", "this_proxy", "litellm_proxy", "this_proxy_native", "this_proxy_speed")
+ROWS = (
+    "direct",
+    "bare_mitmdump",
+    "this_proxy",
+    "litellm_proxy",
+    "this_proxy_native",
+    "this_proxy_speed",
+    "this_proxy_otel",
+)
 TITLES = {
     "direct": "direct",
     "bare_mitmdump": "bare mitmdump",
@@ -22,6 +30,7 @@ TITLES = {
     "this_proxy_speed": "speed patches on",
     "litellm_proxy": "LiteLLM Proxy",
     "this_proxy_native": "native path",
+    "this_proxy_otel": "OTel export on",  # this proxy exporting GenAI spans to a local OTLP sink (otlp_sink.py)
 }
 
 
@@ -57,9 +66,14 @@ class Target(NamedTuple):
     reference: str | None
     op: str  # "<=" or ">="
     limit: float
+    row: str = "this_proxy"  # the row checked
 
     def describe(self) -> str:
-        ref = {"direct": "direct", "bare_mitmdump": "bare", "litellm_proxy": "LiteLLM"}.get(self.reference or "", "")
+        ref = {"direct": "direct", "bare_mitmdump": "bare", "litellm_proxy": "LiteLLM", "this_proxy": "proxy"}.get(
+            self.reference or "", ""
+        )
+        if self.row != "this_proxy":
+            ref = f"{ref} ({TITLES[self.row]})"
         if self.how == "ratio":
             return f"{self.op}{self.limit:g}x {ref}"
         if self.how == "added":
@@ -79,6 +93,7 @@ TARGETS = [
     Target("stream_100.delay_p99_ms", "added", "direct", "<=", 20),
     Target("body_1mb.p50_ms", "added", "bare_mitmdump", "<=", 3),
     Target("memory.growth_mb", "value", None, "<=", 20),
+    Target("plain_c1.p50_ms", "added", "this_proxy", "<=", 0.2, row="this_proxy_otel"),
 ]
 
 
@@ -90,7 +105,7 @@ def value(rows: dict[str, Any], row: str, key: str) -> float | None:
 
 def check(rows: dict[str, Any], target: Target) -> dict[str, Any]:
     """One target on this proxy's row: the compared quantity and PASS / MISS / n/a."""
-    mine = value(rows, "this_proxy", target.key)
+    mine = value(rows, target.row, target.key)
     ref = value(rows, target.reference, target.key) if target.reference else None
     measured: float | None = None
     if mine is not None and target.how == "value":

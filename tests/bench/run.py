@@ -1,10 +1,11 @@
 """The side-by-side benchmark: `./mitm_run.sh bench [--quick] [--skip-litellm] [--only ROW] [--scaling] [--json PATH]`.
 
-One fake upstream (its own process) and, one after another, six ways to reach it: direct, bare mitmdump
+One fake upstream (its own process) and, one after another, eight ways to reach it: direct, bare mitmdump
 (reverse mode, no addon, streaming on), this proxy (started by mitm_run.sh, default mode), this proxy with
 `translate_speed_patches` on (the opt-in mode, its own column: the targets are checked on the default), LiteLLM Proxy (own venv under
 .bench/, installed on first use), and this proxy on Gemini's native path (the same requests translated by litellm
-to streamGenerateContent and back: plain requests at 1 connection and the streams only). Each row runs the same scenarios with the load client in its own process;
+to streamGenerateContent and back: plain requests at 1 connection and the streams only), and this proxy exporting
+OpenTelemetry GenAI spans to a local OTLP sink (otlp_sink.py; the plain requests and one stream). Each row runs the same scenarios with the load client in its own process;
 a row that cannot start is reported and the run goes on. Prints one Markdown table with ratios and target checks;
 writes JSON (default .bench/results.json); configs and servers' logs are in .bench/runs/<time>-<pid>/.
 
@@ -33,7 +34,7 @@ from typing import Any
 
 import orjson
 
-from . import formats, litellm_proxy, measure, report, scaling, servers, wrk
+from . import formats, litellm_proxy, measure, otlp_sink, report, scaling, servers, wrk
 from .measure import log
 
 FULL = {
@@ -89,6 +90,10 @@ def start_row(row: str, upstream_port: int, args: argparse.Namespace) -> tuple[s
         if row == "this_proxy_speed":
             extra += SPEED_ON
         server, health = servers.this_proxy(port, upstream_port, extra, native, name=row), "/health"
+    elif row == "this_proxy_otel":  # GenAI spans exported to the local sink (OpenTelemetry's own variables)
+        otel = {"OTEL_EXPORTER_OTLP_ENDPOINT": args.otlp_endpoint, "OTEL_SERVICE_NAME": "bench-proxy"}
+        server = servers.this_proxy(port, upstream_port, args.proxy_arg, name=row, env=otel)
+        health = "/health"
     else:
         litellm, why = litellm_proxy.ensure_installed(log)
         if litellm is None:
@@ -166,9 +171,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-# The rows the targets compare, and the proxy with its speed patches on (the opt-in mode, shown beside the default):
-# measured in A-B-B-A order.
-PAIRED = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed")
+# The rows the targets compare, the proxy with its speed patches on (the opt-in mode, shown beside the default)
+# and with OTel export on (against this proxy without it): measured in A-B-B-A order.
+PAIRED = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed", "this_proxy_otel")
 SUMMED = frozenset(
     ("requests", "errors", "streams", "incomplete", "expected_chunks", "lost", "merged", "disordered", "chunks")
 )
@@ -211,9 +216,12 @@ def run_all(
         for r in report.ROWS
         if (not args.only or r in args.only)
         and not (r == "litellm_proxy" and (args.skip_litellm or (args.quick and not args.only)))
+        and not (r == "this_proxy_otel" and args.quick and not args.only)  # its 0.2 ms needs the full run
     ]
     upstream_port = servers.free_port()
     upstream = servers.upstream(upstream_port)
+    sink = otlp_sink.OtlpSink().start() if "this_proxy_otel" in rows else None
+    args.otlp_endpoint = sink.endpoint if sink else None
     results: dict[str, Any] = {}
     scaled = formatted = None
     try:
@@ -230,6 +238,9 @@ def run_all(
             scaled = scaling.run(upstream_port, scaling.QUICK if args.quick else scaling.FULL, args)
     finally:
         upstream.stop()
+        if sink is not None:
+            log(f"OTLP sink: {sink.requests} exports, {sink.bytes:,} bytes")
+            sink.stop()
     return results, scaled, formatted
 
 

@@ -247,6 +247,7 @@ def this_proxy(
     native: bool = False,
     name: str | None = None,
     config: Path | None = None,
+    env: dict[str, str] | None = None,
 ) -> Server:
     """This proxy as mitm_run.sh starts it; `native`: its chat requests take Gemini's native API; `config`: an
     opencode.json of its own (replicas share the one that names their balancer)."""
@@ -257,6 +258,7 @@ def this_proxy(
         "GEMINI_API_BASE": f"http://127.0.0.1:{upstream_port}/v1beta/openai/",
         "GEMINI_API_KEY": "bench-key",
         "OPENCODE_CONFIG": str(config or opencode_config(port, native_base)),
+        **(env or {}),
     }
     name = name or ("this_proxy_native" if native else "this_proxy")
     return start(name, port, [str(ROOT / "mitm_run.sh"), *extra_args], env)
