@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-ROWS = ("direct", "bare_mitmdump", "this_proxy")
+ROWS = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed")  # the last: translate_speed_patches on
 NUMBERS = {
     "plain_c1": ("p50_ms", "rps"),
     "plain_c10": ("p50_ms", "rps"),
@@ -36,7 +36,7 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
         check=False,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=360,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads(out.read_text())
@@ -49,7 +49,7 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
             for field in fields:
                 assert got[scenario][field] > 0, f"{row} {scenario} {field}: {got[scenario]}"
     proxy = result["rows"]["this_proxy"]
-    assert [len(result["rows"][row]["runs"]) for row in ("direct", "bare_mitmdump", "this_proxy")] == [2, 2, 2]
+    assert [len(result["rows"][row]["runs"]) for row in ROWS] == [2, 2, 2, 2]
     assert proxy["check"]["model"] == "local-model"
     assert proxy["check"]["upstream_saw"] == {"gemini-2.5-flash": 2}
     assert proxy["stream_100"]["incomplete"] == 0
@@ -57,7 +57,7 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
     assert proxy["memory"]["rss_before_mb"] > 0 and proxy["memory"]["requests"] > 0
     assert {t["verdict"] for t in result["targets"]} <= {"PASS", "MISS", "n/a"}
     header = result["table"].splitlines()[0]
-    assert "this proxy" in header and "bare mitmdump" in header
+    assert "this proxy" in header and "bare mitmdump" in header and "speed patches on" in header
 
     native = result["rows"]["this_proxy_native"]
     assert native["ok"] and native["correct"], native.get("error") or native["correct_detail"]

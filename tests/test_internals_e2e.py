@@ -1,13 +1,15 @@
 """End to end: a mitmproxy whose internals differ from the ones the proxy was written for, simulated by a script
 loaded with -s that changes one before the proxy's start-up check runs (in `running`, after every script loaded).
 
-A changed error-page builder: the proxy says so at start and serves on, with mitmproxy's own error page. A changed
+A changed error-page builder: the proxy says so at start and serves on, with mitmproxy's own error page where no
+addon answers. A changed
 request-head writer (the key-on-the-wire headers rely on it): the proxy refuses to start.
 """
 
 from __future__ import annotations
 
 import json
+import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -81,7 +83,15 @@ def test_a_changed_internal_is_named_at_start_and_the_proxy_serves_with_mitmprox
             f"{proxy.base_url}/chat/completions",
             {"model": "dead-model", "messages": [{"role": "user", "content": "x"}]},
         )
-        assert status == 502 and kind.startswith("text/html")  # mitmproxy's own page: the fallback
+        # A routed exchange is answered by the proxy's error hook (the stream endings patch), in OpenAI's shape ...
+        assert status == 502 and kind.startswith("application/json") and json.loads(body)["error"]["code"]
+        # ... a request mitmproxy cannot parse gets mitmproxy's own page: the fallback of the error page patch.
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=30) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n")
+            raw = b""
+            while chunk := sock.recv(65536):
+                raw += chunk
+        assert raw.startswith(b"HTTP/1.1 400") and b"content-type: text/html" in raw.lower()
         status, kind, body = post(
             f"{proxy.base_url}/chat/completions",
             {"model": "local-model", "messages": [{"role": "user", "content": "hi"}]},

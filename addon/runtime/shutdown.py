@@ -97,8 +97,11 @@ class GracefulShutdown:
         left = self.running_flows()
         for flow in left:
             self.end(flow, grace)
-        if left:
-            await self.wait(SETTLE, asyncio.Event())  # short, and not cut short: the clients get their last event
+        # Short, and not cut short: until each ended flow has passed its error hook and mitmproxy's layers have sent
+        # its client the last event (mitmproxy marks the flow no longer live right after), at most SETTLE seconds.
+        deadline = time.monotonic() + SETTLE
+        while any(flow.live for flow in left) and time.monotonic() < deadline:
+            await asyncio.sleep(POLL)
 
     def listen_for_hurry(self) -> None:
         loop = asyncio.get_running_loop()
