@@ -4,10 +4,16 @@ fake_gemini (session) / fake (per test, reset)   tests.fake_gemini.FakeGemini
 proxy (session)                                  a ProxyProcess in front of the fake, default options
 proxy_factory (per test)                         start_proxy(...) for tests that need their own options
 openai_client (per test)                         the openai SDK pointed at the session proxy
+
+Two tiers, split by marker: a test that starts real processes (mitmdump/mitmweb, browsers, CLIs, nginx) is in a
+module marked `pytestmark = pytest.mark.e2e`; `./mitm_run.sh test --quick` runs the rest (`-m "not e2e"`). Both
+checks below keep that true as tests are added: using a process fixture without the marker fails collection, and
+an unmarked test that starts a process fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -49,6 +55,58 @@ CONTRACT_ENV = (
 # Loopback traffic must never go through a proxy a developer's environment names.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# Fixtures that start real processes: a test using one must carry the e2e marker.
+PROCESS_FIXTURES = frozenset({"proxy", "proxy_factory", "openai_client", "opencode_bin", "mitmweb"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = sorted(
+        {
+            item.nodeid.split("::")[0]
+            for item in items
+            if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("e2e")
+        }
+    )
+    if unmarked:
+        raise pytest.UsageError(
+            f"These modules use a fixture that starts processes ({', '.join(sorted(PROCESS_FIXTURES))}) but are not "
+            f"marked end-to-end: add `pytestmark = pytest.mark.e2e` to {', '.join(unmarked)}."
+        )
+
+
+@contextlib.contextmanager
+def _no_processes(item: pytest.Item) -> Iterator[None]:
+    """For a test without the e2e marker: starting a process is an error that names the fix."""
+    if item.get_closest_marker("e2e"):
+        yield
+        return
+    original = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        raise RuntimeError(
+            f"{item.nodeid} starts a process ({args!r}) but is not marked end-to-end: add "
+            "`pytestmark = pytest.mark.e2e` to its module (or @pytest.mark.e2e to the test)."
+        )
+
+    subprocess.Popen._execute_child = refuse  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        subprocess.Popen._execute_child = original  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _no_processes(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _no_processes(item):
+        return (yield)
 
 
 def free_port() -> int:

@@ -13,6 +13,8 @@ from mitmproxy import io as mitmio
 
 from tests.conftest import ROOT, start_proxy
 
+pytestmark = pytest.mark.e2e
+
 READ_TOOL = {
     "type": "function",
     "function": {

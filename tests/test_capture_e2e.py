@@ -26,6 +26,8 @@ from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port
 from tests.provider_standins import Standins
 from tests.test_mitmweb_browser import CHROMIUM, CHROMIUM_ARGS, screenshot
 
+pytestmark = pytest.mark.e2e
+
 KEYS = {
     "GOOGLE_GENERATIVE_AI_API_KEY": "AIzaCaptureGoogleKey0123456789",
     "ANTHROPIC_API_KEY": "sk-ant-captureAnthropicKey0123456789",

@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import RUN_SH, free_port
 
+pytestmark = pytest.mark.e2e
+
 READ_TOOL = {
     "type": "function",
     "function": {

@@ -327,6 +327,7 @@ def test_parse_script() -> None:
     assert (script.steps, script.stall, script.chunks, script.error) == (2, 1.5, (3, 20), (429, 1))
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_runs_as_a_module() -> None:
     port = free_port()
     process = subprocess.Popen(

@@ -17,6 +17,8 @@ import pytest
 
 from tests.conftest import ProxyProcess, free_port, opencode_config, start_proxy
 
+pytestmark = pytest.mark.e2e
+
 CONNECT, READ, IDLE = 2, 3, 2
 
 

@@ -10,6 +10,8 @@ import pytest
 
 from tests.conftest import ProxyProcess
 
+pytestmark = pytest.mark.e2e
+
 
 def raw_post(
     proxy: ProxyProcess, body: bytes, headers: dict[str, str] | None = None, path: str = "/v1/chat/completions"

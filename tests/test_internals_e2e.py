@@ -17,6 +17,8 @@ import pytest
 from tests.conftest import free_port, opencode_config, start_proxy
 from tests.fake_gemini import FakeGemini
 
+pytestmark = pytest.mark.e2e
+
 CHANGED_ERROR_PAGE = """
 from mitmproxy.proxy.layers.http import _http1
 

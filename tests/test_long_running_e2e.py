@@ -9,9 +9,12 @@ import urllib.parse
 import urllib.request
 
 import openai
+import pytest
 from mitmproxy import io
 
 from tests.conftest import ProxyProcess
+
+pytestmark = pytest.mark.e2e
 
 BIG = 20_000  # characters in the answer; the fake streams them in 1,000-character chunks
 CAP = 3_000  # translate_keep_stream_bytes for these tests

@@ -22,6 +22,8 @@ from playwright.sync_api import expect, sync_playwright
 from addon.runtime import error_pages
 from tests.conftest import ROOT, Mitmweb, ProxyProcess, start_proxy
 
+pytestmark = pytest.mark.e2e
+
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",

@@ -16,6 +16,8 @@ from tests.conftest import ProxyProcess, free_port, start_proxy
 from tests.fake_gemini import FakeGemini
 from tests.fake_gemini_native import KEY, FakeNativeGemini, Reply
 
+pytestmark = pytest.mark.e2e
+
 ALIASES = {
     "native-3": "gemini/gemini-3-pro-preview",
     "native-25": "gemini/gemini-2.5-flash",

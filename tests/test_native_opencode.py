@@ -18,6 +18,8 @@ from tests.conftest import free_port, start_proxy
 from tests.fake_gemini_native import FakeNativeGemini, Reply
 from tests.test_native_e2e import native_config
 
+pytestmark = pytest.mark.e2e
+
 NOTES, NOTES_TEXT = "notes.txt", "The secret word is PELICAN-7.\n"
 
 

@@ -21,6 +21,8 @@ from tests.fake_gemini import FakeGemini
 from tests.test_opencode_cli import NOTES, NOTES_TEXT, TODO, TODO_TEXT, read_marker
 from tests.test_replay_e2e import ASK, READ_TOOL, conversation
 
+pytestmark = pytest.mark.e2e
+
 MODEL = "local/local-3"
 
 

@@ -26,6 +26,8 @@ from tests import fake_scripts, opencode_cli
 from tests.conftest import ProxyProcess, opencode_config, proxies_by_repairs, reloaded
 from tests.opencode_cli import OpencodeRun
 
+pytestmark = pytest.mark.e2e
+
 MODEL = "local/local-3"
 RUN_TIMEOUT = 120.0
 NOTES, NOTES_TEXT = "notes.txt", "The secret word is PELICAN-7.\n"

@@ -26,6 +26,8 @@ import pytest
 
 from tests.conftest import ROOT, ProxyProcess, _listening, free_port, start_proxy
 
+pytestmark = pytest.mark.e2e
+
 TOOL = {
     "type": "function",
     "function": {

@@ -18,6 +18,8 @@ import pytest
 
 from tests.conftest import ProxyProcess, start_proxy
 
+pytestmark = pytest.mark.e2e
+
 PROXY_KEY = "proxy-key-that-must-stay-secret-31337"
 TOOL = {
     "type": "function",

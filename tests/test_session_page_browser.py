@@ -21,6 +21,8 @@ from tests.conftest import ROOT, ProxyProcess, start_proxy
 from tests.test_mitmweb_browser import CHROMIUM, CHROMIUM_ARGS
 from tests.test_opencode_cli import MODEL, NOTES, RUN_TIMEOUT, assert_succeeded, new_project, opencode_bin, read_marker
 
+pytestmark = pytest.mark.e2e
+
 __all__ = ["opencode_bin"]  # the fixture, shared with test_opencode_cli
 
 PROXY_KEY = "anything"  # the apiKey conftest.opencode_config gives opencode

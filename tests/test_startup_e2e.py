@@ -20,6 +20,8 @@ import pytest
 
 from tests.conftest import ROOT, start_proxy
 
+pytestmark = pytest.mark.e2e
+
 LISTENING = re.compile(r"listening at ")
 _DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
