@@ -196,7 +196,8 @@ def test_gemini_flow_in_the_browser(capture, runs, tmp_path):
             page.locator(".contentview pre").wait_for()
             request = page.locator(".contentview pre").inner_text()
             assert "what is new in turn 1 (session s:" in request and "first turn: 2 messages" in request
-            assert "chat request: 2 messages, 10 tools" in request or "chat request: 2 messages" in request
+            tools = re.search(r"chat request: 2 messages, (\d+) tools", request)  # opencode offers its tools
+            assert tools and int(tools[1]) > 0, request
             assert "x-goog-api-key" not in request
             screenshot(page, "capture-gemini.png")
             browser.close()
