@@ -13,12 +13,12 @@ import pytest
 from mitmproxy import io
 
 from tests.conftest import ProxyProcess
+from tests.support import DIRECT
 
 pytestmark = pytest.mark.e2e
 
 BIG = 20_000  # characters in the answer; the fake streams them in 1,000-character chunks
 CAP = 3_000  # translate_keep_stream_bytes for these tests
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def client(proxy: ProxyProcess) -> openai.OpenAI:
@@ -36,7 +36,7 @@ def web_get(proxy: ProxyProcess, path: str):
     request = urllib.request.Request(
         f"http://127.0.0.1:{proxy.web_port}{path}", headers={"authorization": f"Bearer {proxy.web_token()}"}
     )
-    with _DIRECT.open(request, timeout=30) as response:
+    with DIRECT.open(request, timeout=30) as response:
         return json.loads(response.read())
 
 
@@ -80,6 +80,6 @@ def test_mitmdump_keeps_no_finished_flow(proxy_factory):
     proxy = proxy_factory("-s", "tests/flow_census.py")
     for n in range(30):
         streamed_text(proxy, f"hello {n}")
-    with _DIRECT.open(f"{proxy.root_url}/_census", timeout=60) as response:
+    with DIRECT.open(f"{proxy.root_url}/_census", timeout=60) as response:
         census = json.loads(response.read())
     assert census["finished"] == 0 and census["flows"] <= 1  # only the census request itself

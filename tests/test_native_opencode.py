@@ -24,14 +24,6 @@ NOTES, NOTES_TEXT = "notes.txt", "The secret word is PELICAN-7.\n"
 
 
 @pytest.fixture(scope="module")
-def opencode_bin() -> Path:
-    try:
-        return opencode_cli.install()
-    except opencode_cli.InstallError as e:
-        pytest.fail(f"These tests need the real opencode CLI, and it could not be installed: {e}", pytrace=False)
-
-
-@pytest.fixture(scope="module")
 def native() -> Iterator[FakeNativeGemini]:
     fake = FakeNativeGemini().start()
     yield fake

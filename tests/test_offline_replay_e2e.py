@@ -45,14 +45,6 @@ def playback(fake: FakeGemini, workdir: Path, recording: Path, port: int):
     )
 
 
-@pytest.fixture(scope="module")
-def opencode_bin() -> Path:
-    try:
-        return opencode_cli.install()
-    except opencode_cli.InstallError as e:
-        pytest.fail(f"These tests need the real opencode CLI, and it could not be installed: {e}", pytrace=False)
-
-
 def test_the_openai_sdk_gets_the_recorded_answers_and_a_clear_error_otherwise(tmp_path):
     recording = tmp_path / "session.mitm"
     with FakeGemini() as fake:

@@ -36,14 +36,6 @@ ALL_REPAIRS = ("signatures", "stream_tools", "schemas", "fields", "errors")
 OPENCODE_FIELDS = {"model", "messages", "tools", "tool_choice", "stream", "stream_options", "max_tokens"}
 
 
-@pytest.fixture(scope="session")
-def opencode_bin() -> Path:
-    try:
-        return opencode_cli.install()
-    except opencode_cli.InstallError as e:
-        pytest.fail(f"These tests need the real opencode CLI, and it could not be installed: {e}", pytrace=False)
-
-
 @pytest.fixture(scope="module")
 def proxy_without(fake_gemini, tmp_path_factory) -> Iterator[Callable[..., ProxyProcess]]:
     """proxy_without(*names): a proxy with those repairs off, shared by the module."""

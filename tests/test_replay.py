@@ -12,6 +12,7 @@ from addon.formats.exchange import Exchange
 from addon.request.client_request import ClientRequest
 from addon.request.replay import Replay
 from addon.request.routing import Routing
+from tests.support import configure_routing
 
 KEY = "AIzaSy-test-key-000000000000"
 CONFIG = {
@@ -52,17 +53,10 @@ def replay_hooks(tmp_path, monkeypatch):
             monkeypatch.setenv("GEMINI_API_KEY", key)
         if proxy_key:
             monkeypatch.setenv("PROXY_API_KEY", proxy_key)
-        path = tmp_path / "opencode.json"
-        path.write_text(json.dumps(CONFIG))
         addons = [Replay(), ClientRequest(), Routing()]
         tctx = taddons.context(*addons)
         tctx.__enter__()
-        tctx.configure(
-            addons[2],
-            translate_config=str(path),
-            translate_api_base="http://upstream.test/v1beta/openai/",
-            listen_port=8000,
-        )
+        configure_routing(tctx, addons[2], CONFIG, tmp_path)
 
         def hooks(flow):
             for addon in addons:

@@ -19,6 +19,7 @@ import openai
 import pytest
 
 from tests.conftest import ROOT, ProxyProcess, start_proxy
+from tests.support import direct
 
 pytestmark = pytest.mark.e2e
 
@@ -27,7 +28,6 @@ TOOL = {
     "type": "function",
     "function": {"name": "read", "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}}}},
 }
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def exercise(proxy: ProxyProcess, api_key: str = "anything") -> None:
@@ -121,11 +121,8 @@ def web(fake_gemini, tmp_path_factory) -> Iterator[ProxyProcess]:
 def web_get(proxy: ProxyProcess, path: str, token: str | None) -> tuple[int, bytes]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(f"http://127.0.0.1:{proxy.web_port}{path}", headers=headers)
-    try:
-        with _DIRECT.open(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    status, _, data = direct(request)
+    return status, data
 
 
 def test_mitmweb_keeps_its_access_token(web):

@@ -19,11 +19,9 @@ from mitmproxy import io as mitmio
 
 from tests import opencode_cli
 from tests.conftest import ROOT, RUN_SH
-from tests.test_opencode_cli import MODEL, NOTES, RUN_TIMEOUT, assert_succeeded, new_project, opencode_bin, read_marker
+from tests.test_opencode_cli import MODEL, NOTES, RUN_TIMEOUT, assert_succeeded, new_project, read_marker
 
 pytestmark = pytest.mark.e2e
-
-__all__ = ["opencode_bin"]  # the fixture, shared with test_opencode_cli
 
 
 def saved_chat_flows(proxy, path: Path) -> list:
