@@ -5,6 +5,7 @@
 #   ./mitm_run.sh web [ARGS...]    the same under mitmweb
 #   ./mitm_run.sh capture [ARGS...] mitmweb as a forward proxy that only watches: any provider's LLM traffic, shown
 #   ./mitm_run.sh test [ARGS...]   the checks, then the whole test suite (ARGS go to pytest)
+#   ./mitm_run.sh test --quick [ARGS...]   the checks, then the in-process tests only (not marked e2e): under 2 min
 #   ./mitm_run.sh check            lint (ruff), format check, types (mypy), import layering (import-linter)
 #   ./mitm_run.sh bench [ARGS...]  the side-by-side benchmark (ARGS go to the benchmark)
 #   ./mitm_run.sh export FLOWS.mitm [--session ID] [--format jsonl|openai]   chat exchanges as JSON lines on stdout
@@ -114,8 +115,14 @@ case "$command" in
     test)
         shift; setup
         run_checks
+        cd "$ROOT"
+        if [ "${1:-}" = "--quick" ]; then
+            # End-to-end tests (real mitmdump/mitmweb, browsers, CLIs, nginx) carry the e2e marker (tests/conftest.py).
+            shift
+            exec "$VENV/bin/python" -m pytest -m "not e2e" "$@"
+        fi
         test_packages
-        cd "$ROOT" && exec "$VENV/bin/python" -m pytest "$@" ;;
+        exec "$VENV/bin/python" -m pytest "$@" ;;
     bench)
         shift; setup
         cd "$ROOT" && exec "$VENV/bin/python" -m tests.bench.run "$@" ;;

@@ -4,10 +4,17 @@ fake_gemini (session) / fake (per test, reset)   tests.fake_gemini.FakeGemini
 proxy (session)                                  a ProxyProcess in front of the fake, default options
 proxy_factory (per test)                         start_proxy(...) for tests that need their own options
 openai_client (per test)                         the openai SDK pointed at the session proxy
+opencode_bin (session)                           the real opencode CLI, installed once at its pinned version
+
+Two tiers, split by marker: a test that starts real processes (mitmdump/mitmweb, browsers, CLIs, nginx) is in a
+module marked `pytestmark = pytest.mark.e2e`; `./mitm_run.sh test --quick` runs the rest (`-m "not e2e"`). Both
+checks below keep that true as tests are added: using a process fixture without the marker fails collection, and
+an unmarked test that starts a process fails.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -25,12 +32,20 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from hypothesis import settings
+
+# Property tests check behaviour, not speed (speed is measured in tests/bench): no per-example deadline, which a
+# machine busy with other work would otherwise turn into a failure.
+settings.register_profile("no_deadline", deadline=None)
+settings.load_profile("no_deadline")
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests import opencode_cli  # noqa: E402
 from tests.fake_gemini import FakeGemini  # noqa: E402
+from tests.support import DIRECT  # noqa: E402
 
 RUN_SH = ROOT / "mitm_run.sh"
 ALIASES = {"local-model": "gemini-2.5-flash", "local-3": "gemini-3-pro-preview"}
@@ -48,7 +63,58 @@ CONTRACT_ENV = (
 )
 # Loopback traffic must never go through a proxy a developer's environment names.
 os.environ["NO_PROXY"] = os.environ["no_proxy"] = "127.0.0.1,localhost"
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+# Fixtures that start real processes: a test using one must carry the e2e marker.
+PROCESS_FIXTURES = frozenset({"proxy", "proxy_factory", "openai_client", "opencode_bin", "mitmweb"})
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    unmarked = sorted(
+        {
+            item.nodeid.split("::")[0]
+            for item in items
+            if PROCESS_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("e2e")
+        }
+    )
+    if unmarked:
+        raise pytest.UsageError(
+            f"These modules use a fixture that starts processes ({', '.join(sorted(PROCESS_FIXTURES))}) but are not "
+            f"marked end-to-end: add `pytestmark = pytest.mark.e2e` to {', '.join(unmarked)}."
+        )
+
+
+@contextlib.contextmanager
+def _no_processes(item: pytest.Item) -> Iterator[None]:
+    """For a test without the e2e marker: starting a process is an error that names the fix."""
+    if item.get_closest_marker("e2e"):
+        yield
+        return
+    original = subprocess.Popen._execute_child  # type: ignore[attr-defined]
+
+    def refuse(self: subprocess.Popen[Any], args: Any, *rest: Any, **kwargs: Any) -> None:
+        raise RuntimeError(
+            f"{item.nodeid} starts a process ({args!r}) but is not marked end-to-end: add "
+            "`pytestmark = pytest.mark.e2e` to its module (or @pytest.mark.e2e to the test)."
+        )
+
+    subprocess.Popen._execute_child = refuse  # type: ignore[attr-defined]
+    try:
+        yield
+    finally:
+        subprocess.Popen._execute_child = original  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    with _no_processes(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    with _no_processes(item):
+        return (yield)
 
 
 def free_port() -> int:
@@ -229,7 +295,7 @@ def _wait_until_ready(proxy: ProxyProcess, timeout: float) -> None:
 def _health_ok(root_url: str) -> bool:
     """/health answers 200 and litellm is loaded (before, chat requests wait for it, which would skew timings)."""
     try:
-        with _DIRECT.open(root_url + "/health", timeout=2) as response:
+        with DIRECT.open(root_url + "/health", timeout=2) as response:
             return response.status == 200 and json.loads(response.read()).get("litellm", "ready") == "ready"
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -275,6 +341,14 @@ def proxy_factory(fake_gemini: FakeGemini, tmp_path: Path) -> Iterator[Callable[
     yield factory
     for each in started:
         each.stop()
+
+
+@pytest.fixture(scope="session")
+def opencode_bin() -> Path:
+    try:
+        return opencode_cli.install()
+    except opencode_cli.InstallError as e:
+        pytest.fail(f"These tests need the real opencode CLI, and it could not be installed: {e}", pytrace=False)
 
 
 @pytest.fixture

@@ -36,6 +36,7 @@ from tests.fake_scripts import (
     parse_script,
     stream_chunks,
 )
+from tests.served_app import ServedApp
 
 BASE_PATH = "/v1beta/openai/"
 MODELS = [
@@ -272,8 +273,10 @@ def make_app(state: FakeState) -> web.Application:
     return app
 
 
-class FakeGemini:
+class FakeGemini(ServedApp):
     """The fake upstream on 127.0.0.1, served from a background thread with its own event loop."""
+
+    runner_options = {"handler_cancellation": True}  # a client that goes away cancels the handler
 
     def __init__(
         self,
@@ -288,9 +291,6 @@ class FakeGemini:
         self.key, self.host, self.port = key, host, port
         self.ssl_context = ssl_context  # served over HTTPS with it, as Gemini is
         self.state = FakeState(key, signature_scope, record_limit)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._failure: BaseException | None = None
 
     @property
     def root_url(self) -> str:
@@ -326,39 +326,8 @@ class FakeGemini:
             time.sleep(0.02)
         raise AssertionError(f"The fake saw no {kind!r} event within {timeout} s; its events: {self.events}")
 
-    def start(self) -> FakeGemini:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="fake-gemini", daemon=True)
-        self._thread.start()
-        if not ready.wait(10) or self._failure:
-            raise RuntimeError(f"The fake Gemini did not start: {self._failure!r}")
-        return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = loop = asyncio.new_event_loop()
-        runner = web.AppRunner(make_app(self.state), handler_cancellation=True, access_log=None, shutdown_timeout=1.0)
-        try:
-            loop.run_until_complete(runner.setup())
-            loop.run_until_complete(web.TCPSite(runner, self.host, self.port, ssl_context=self.ssl_context).start())
-            self.port = runner.addresses[0][1]
-        except BaseException as e:  # reported by start()
-            self._failure = e
-        ready.set()
-        if not self._failure:
-            loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    def stop(self) -> None:
-        if self._loop and self._thread and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
-
-    def __enter__(self) -> FakeGemini:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    def make_app(self) -> web.Application:
+        return make_app(self.state)
 
 
 def main() -> None:

@@ -19,12 +19,13 @@ import asyncio
 import base64
 import json
 import re
-import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+
+from tests.served_app import ServedApp
 
 KEY = "AIzaFAKE-native-key-0123456789abcdef"
 BYPASS = "skip_thought_signature_validator"
@@ -149,7 +150,7 @@ def check_body(body: Any, model: str, signatures: set[str]) -> dict:
     return body
 
 
-class FakeNativeGemini:
+class FakeNativeGemini(ServedApp):
     def __init__(self, key: str = KEY) -> None:
         self.key = key
         self.port = 0
@@ -159,8 +160,6 @@ class FakeNativeGemini:
         self.tokens_issued: list[str] = []
         self.token_requests: list[dict[str, str]] = []
         self.public_key: Any = None  # set by a test: the service account's public key, to check JWT assertions
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def root_url(self) -> str:
@@ -289,32 +288,11 @@ class FakeNativeGemini:
 
     # --- serving ---
 
-    def start(self) -> FakeNativeGemini:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), daemon=True, name="fake-gemini-native")
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("The fake native Gemini did not start.")
-        return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = loop = asyncio.new_event_loop()
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1beta/models/{call}", self.generate)
         app.router.add_post(
             "/v1/projects/{project}/locations/{location}/publishers/google/models/{call}", self.generate
         )
         app.router.add_post("/token", self.token)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-        self.port = runner.addresses[0][1]
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    def stop(self) -> None:
-        if self._loop and self._thread and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+        return app

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import threading
 from typing import Any
 
 from aiohttp import web
+
+from tests.served_app import ServedApp
 
 PATH = re.compile(r"/[^\s\"'\\]+\.txt")
 USAGE_IN, USAGE_OUT = 1200, 30
@@ -204,14 +205,12 @@ async def _sse(request: web.Request, frames: list[bytes]) -> web.StreamResponse:
     return response
 
 
-class Standins:
+class Standins(ServedApp):
     """The three stand-ins on one port of 127.0.0.1, served from a background thread."""
 
     def __init__(self) -> None:
         self.port = 0
         self.requests: list[dict[str, Any]] = []
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
@@ -252,33 +251,9 @@ class Standins:
             return web.json_response(gemini_json(body, model))
         return await _sse(request, [f"data: {_dumps(e)}\r\n\r\n".encode() for e in gemini_events(body, model)])
 
-    def app(self) -> web.Application:
+    def make_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/responses", self.responses)
         app.router.add_post("/v1/messages", self.messages)
         app.router.add_post("/v1beta/models/{call}", self.gemini)
         return app
-
-    def start(self) -> Standins:
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, args=(ready,), name="standins", daemon=True)
-        self._thread.start()
-        if not ready.wait(10):
-            raise RuntimeError("The provider stand-ins did not start.")
-        return self
-
-    def _serve(self, ready: threading.Event) -> None:
-        self._loop = loop = asyncio.new_event_loop()
-        runner = web.AppRunner(self.app(), access_log=None, shutdown_timeout=1.0)
-        loop.run_until_complete(runner.setup())
-        loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", 0).start())
-        self.port = runner.addresses[0][1]
-        ready.set()
-        loop.run_forever()
-        loop.run_until_complete(runner.cleanup())
-        loop.close()
-
-    def stop(self) -> None:
-        if self._loop and self._thread and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)

@@ -12,31 +12,9 @@ import pytest
 from mitmproxy import io as mitmio
 
 from tests.conftest import ROOT, start_proxy
+from tests.support import READ_TOOL, WRITE_TOOL
 
-READ_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "read",
-        "description": "Reads a file from the local filesystem.",
-        "parameters": {
-            "type": "object",
-            "properties": {"filePath": {"type": "string"}, "limit": {"type": "number"}},
-            "required": ["filePath"],
-        },
-    },
-}
-WRITE_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "write",
-        "description": "Writes a file.",
-        "parameters": {
-            "type": "object",
-            "properties": {"filePath": {"type": "string"}, "content": {"type": "string"}},
-            "required": ["filePath", "content"],
-        },
-    },
-}
+pytestmark = pytest.mark.e2e
 
 
 def stream(client: openai.OpenAI, text: str) -> list:
@@ -137,7 +115,7 @@ def test_mitmdump_reads_them_back_with_the_chat_view(saved, fake_gemini):
     assert done.returncode == 0, out[-4000:]
     # The chat view (registered by the entry script) renders both sides.
     assert "chat request: 1 messages, 2 tools" in out
-    assert "  read(filePath: string*, limit?: number)" in out
+    assert "  read(filePath: string*, offset?: number, limit?: number)" in out
     assert "tool call [0] read (call_1):\n" in out and '"filePath": "/tmp/x.txt"' in out
     assert "tool-call check: the call fits the offered tools" in out
     assert "tool-call check: the model, not the client, sent tool calls" in out

@@ -12,6 +12,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parent.parent
 ROWS = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed")  # the last: translate_speed_patches on
 NUMBERS = {

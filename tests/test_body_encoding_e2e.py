@@ -11,6 +11,8 @@ from mitmproxy.net import encoding
 from tests.conftest import ProxyProcess
 from tests.test_body_encoding import bomb
 
+pytestmark = pytest.mark.e2e
+
 CHAT = {"model": "local-model", "messages": [{"role": "user", "content": "compressed hello " * 200}]}
 
 

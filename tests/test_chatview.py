@@ -9,22 +9,12 @@ from mitmproxy.test import taddons, tflow
 
 from addon.formats.exchange import Exchange
 from addon.inspection.chatview import ChatView, LLMUpstreamRawView
+from tests.support import zod_object
 
-DRAFT7 = "http://json-schema.org/draft-07/schema#"
 SYSTEM_PROMPT = (
     "You are opencode, an interactive CLI tool that helps users with software engineering tasks. "
     "Use the instructions below and the tools available to you to assist the user.\n"
 ) * 60 + "IMPORTANT: keep your answers short."
-
-
-def zod(properties: dict, required: list[str]) -> dict:
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-        "$schema": DRAFT7,
-    }
 
 
 def tool(name: str, description: str, parameters: dict) -> dict:
@@ -42,27 +32,27 @@ OPENCODE_TOOLS = [
     tool(
         "bash",
         "Executes a given bash command in a persistent shell session.\nUsage notes: ...",
-        zod({"command": STR, "timeout": NUM, "description": STR}, ["command", "description"]),
+        zod_object({"command": STR, "timeout": NUM, "description": STR}, ["command", "description"]),
     ),
     tool(
         "read",
         "Reads a file from the local filesystem.",
-        zod({"filePath": STR, "offset": NUM, "limit": NUM}, ["filePath"]),
+        zod_object({"filePath": STR, "offset": NUM, "limit": NUM}, ["filePath"]),
     ),
     tool(
         "edit",
         "Performs exact string replacements in files.",
-        zod(
+        zod_object(
             {"filePath": STR, "oldString": STR, "newString": STR, "replaceAll": {"type": "boolean"}},
             ["filePath", "oldString", "newString"],
         ),
     ),
-    tool("glob", "Fast file pattern matching tool.", zod({"pattern": STR, "path": STR}, ["pattern"])),
-    tool("grep", "Fast content search tool.", zod({"pattern": STR, "path": STR, "include": STR}, ["pattern"])),
+    tool("glob", "Fast file pattern matching tool.", zod_object({"pattern": STR, "path": STR}, ["pattern"])),
+    tool("grep", "Fast content search tool.", zod_object({"pattern": STR, "path": STR, "include": STR}, ["pattern"])),
     tool(
         "todowrite",
         "Create and manage a structured task list.",
-        zod({"todos": {"type": "array", "items": TODO}}, ["todos"]),
+        zod_object({"todos": {"type": "array", "items": TODO}}, ["todos"]),
     ),
 ]
 

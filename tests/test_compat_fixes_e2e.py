@@ -16,6 +16,8 @@ from mitmproxy import io as mitmio
 from tests.conftest import ProxyProcess, start_proxy
 from tests.fake_gemini import FakeGemini
 
+pytestmark = pytest.mark.e2e
+
 PLACEHOLDER = 'ERROR: Cannot read "crash.png" (this model does not support image input). Inform the user.'
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from tests.conftest import ProxyProcess
+
+pytestmark = pytest.mark.e2e
 
 APP = "https://app.example.com"
 PREFLIGHT = {

@@ -14,6 +14,9 @@ import openai
 import pytest
 
 from tests.conftest import RUN_SH, free_port
+from tests.support import direct
+
+pytestmark = pytest.mark.e2e
 
 READ_TOOL = {
     "type": "function",
@@ -33,12 +36,8 @@ READ_TOOL = {
 
 def http_call(url: str, method: str = "GET", body: bytes | None = None, headers: dict | None = None):
     request = urllib.request.Request(url, data=body, method=method, headers=headers or {})
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=30) as response:
-            return response.status, dict(response.headers), response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), e.read()
+    status, response_headers, data = direct(request)
+    return status, dict(response_headers), data
 
 
 def test_health_and_models_are_answered_locally(proxy, fake):

@@ -17,6 +17,8 @@ from mitmproxy import io
 from tests.conftest import RUN_SH
 from tests.test_replay_e2e import conversation
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture(scope="module")
 def saved(fake_gemini, tmp_path_factory):

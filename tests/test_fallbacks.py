@@ -19,6 +19,7 @@ from addon.response import fallbacks
 from addon.response.fallbacks import Fallbacks
 from addon.response.stream_rewrite import StreamOptions, StreamRewriter
 from addon.runtime import error_pages, replays, stream_end
+from tests.support import configure_routing
 
 PROXY_KEY = "client-proxy-key-0123456789"
 CONFIG = {
@@ -138,16 +139,9 @@ def test_outcome_of_an_attempt():
 def routing_ctx(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-test-key-000000000000")
     monkeypatch.setenv("PROXY_API_KEY", PROXY_KEY)
-    path = tmp_path / "opencode.json"
-    path.write_text(json.dumps(CONFIG))
     routing, addon = Routing(), Fallbacks()
     with taddons.context(routing, addon) as tctx:
-        tctx.configure(
-            routing,
-            translate_config=str(path),
-            translate_api_base="http://upstream.test/v1beta/openai/",
-            listen_port=8000,
-        )
+        configure_routing(tctx, routing, CONFIG, tmp_path)
         yield routing, addon
 
 

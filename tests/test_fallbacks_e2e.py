@@ -24,6 +24,8 @@ from tests.conftest import ProxyProcess, free_port, opencode_config, start_proxy
 from tests.fake_gemini import FakeGemini
 from tests.test_faults_e2e import black_hole  # noqa: F401  (a module fixture: a port that never accepts)
 
+pytestmark = pytest.mark.e2e
+
 KEY = "proxy-key-for-fallback-tests"
 
 

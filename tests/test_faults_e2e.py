@@ -16,6 +16,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import ProxyProcess, free_port, opencode_config, start_proxy
+from tests.support import extra_provider
+
+pytestmark = pytest.mark.e2e
 
 CONNECT, READ, IDLE = 2, 3, 2
 
@@ -48,12 +51,9 @@ def faulty_proxy(fake_gemini, black_hole, tmp_path_factory) -> Iterator[ProxyPro
     workdir = tmp_path_factory.mktemp("faults")
     port = free_port()
     config = opencode_config(port)
-    config["provider"]["hole"] = {
-        "npm": "@ai-sdk/openai-compatible",
-        "name": "Never answers",
-        "options": {"baseURL": f"http://127.0.0.1:{black_hole}/v1", "apiKey": "k"},
-        "models": {"hole-model": {"id": "gemini-2.5-flash"}},
-    }
+    extra_provider(
+        config, "hole", "Never answers", f"http://127.0.0.1:{black_hole}/v1", {"hole-model": "gemini-2.5-flash"}
+    )
     proxy = start_proxy(
         fake_gemini,
         workdir,

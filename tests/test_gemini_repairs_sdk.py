@@ -21,6 +21,8 @@ import pytest
 from tests import fake_scripts
 from tests.conftest import ProxyProcess, proxies_by_repairs, reloaded
 
+pytestmark = pytest.mark.e2e
+
 MODEL, UPSTREAM = "local-3", "gemini-3-pro-preview"
 FILES = {"a.txt": "ALPHA-1", "b.txt": "BRAVO-2"}
 # A read tool as zod (through opencode or the AI SDK) describes it, with the keywords Gemini refuses.

@@ -18,6 +18,9 @@ import pytest
 
 from tests.conftest import free_port, opencode_config, start_proxy
 from tests.fake_gemini import FakeGemini
+from tests.support import direct, extra_provider
+
+pytestmark = pytest.mark.e2e
 
 CHANGED_ERROR_PAGE = """
 from mitmproxy.proxy.layers.http import _http1
@@ -50,12 +53,8 @@ def post(url: str, body: dict) -> tuple[int, str, bytes]:
     request = urllib.request.Request(
         url, json.dumps(body).encode(), {"content-type": "application/json"}, method="POST"
     )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    try:
-        with opener.open(request, timeout=30) as response:
-            return response.status, response.headers.get("content-type", ""), response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.headers.get("content-type", ""), e.read()
+    status, headers, data = direct(request)
+    return status, headers.get("content-type", ""), data
 
 
 def test_a_changed_internal_is_named_at_start_and_the_proxy_serves_with_mitmproxys_behaviour(
@@ -65,12 +64,9 @@ def test_a_changed_internal_is_named_at_start_and_the_proxy_serves_with_mitmprox
     changer.write_text(CHANGED_ERROR_PAGE)
     port = free_port()
     config = opencode_config(port)
-    config["provider"]["dead"] = {
-        "npm": "@ai-sdk/openai-compatible",
-        "name": "dead: no answer",
-        "options": {"baseURL": f"http://127.0.0.1:{free_port()}/v1", "apiKey": "k"},
-        "models": {"dead-model": {"id": "gemini-2.5-pro"}},
-    }
+    extra_provider(
+        config, "dead", "dead: no answer", f"http://127.0.0.1:{free_port()}/v1", {"dead-model": "gemini-2.5-pro"}
+    )
     proxy = start_proxy(fake, tmp_path, "-s", str(changer), port=port, config=config)
     try:
         log = proxy.log_text()

@@ -19,6 +19,8 @@ import pytest
 from tests.conftest import free_port, start_proxy
 from tests.fake_gemini import FakeGemini
 
+pytestmark = pytest.mark.e2e
+
 KTDS_KEY = "ktds-gateway-key-0000"
 ALIAS_KEY = "alias-key-for-the-proxy-0000"
 HI = [{"role": "user", "content": "hi"}]

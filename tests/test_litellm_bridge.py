@@ -46,6 +46,7 @@ print(returned, was_ready, time.monotonic() - t0, litellm_bridge.warm() is futur
 """
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_warm_returns_at_once_and_imports_in_a_thread():
     env = {k: v for k, v in os.environ.items() if k != "LITELLM_LOCAL_MODEL_COST_MAP"}
     done = subprocess.run(
@@ -64,6 +65,7 @@ def test_warm_returns_at_once_and_imports_in_a_thread():
     assert "model cost map fetch" not in done.stderr  # LITELLM_LOCAL_MODEL_COST_MAP was set before the import
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_litellm_says_nothing_while_it_imports_under_a_debug_root_logger():
     """mitmproxy sets the root logger to DEBUG; litellm's own handler printed its import-time chatter then."""
     script = "import logging; logging.getLogger().setLevel(logging.DEBUG)\n" + WARM_IN_A_FRESH_PROCESS
@@ -145,6 +147,7 @@ print("exiting while warming:", not future.done())
 """
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_the_process_exits_while_the_import_thread_still_works():
     """A SIGTERM in the first seconds: the interpreter exits with the import thread mid-way. litellm's HTTP client
     finalizers then waited for an import lock that stopped thread held, and the process never exited."""

@@ -13,6 +13,8 @@ import pytest
 
 from tests.conftest import ProxyProcess, start_proxy
 
+pytestmark = pytest.mark.e2e
+
 CONCURRENT, SEQUENTIAL = 200, 2000
 
 

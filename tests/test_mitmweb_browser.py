@@ -21,6 +21,9 @@ from playwright.sync_api import expect, sync_playwright
 
 from addon.runtime import error_pages
 from tests.conftest import ROOT, Mitmweb, ProxyProcess, start_proxy
+from tests.support import READ_TOOL, WRITE_TOOL
+
+pytestmark = pytest.mark.e2e
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -32,30 +35,9 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ARTIFACTS = ROOT / "tests" / "artifacts"
-READ_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "read",
-        "description": "Reads a file from the local filesystem.",
-        "parameters": {
-            "type": "object",
-            "properties": {"filePath": {"type": "string"}, "offset": {"type": "number"}},
-            "required": ["filePath"],
-        },
-    },
-}
-WRITE_TOOL = {
-    "type": "function",
-    "function": {
-        "name": "write",
-        "description": "Writes a file to the local filesystem.",
-        "parameters": {
-            "type": "object",
-            "properties": {"filePath": {"type": "string"}, "content": {"type": "string"}},
-            "required": ["filePath", "content"],
-        },
-    },
-}
+# The README shows these: each run retakes them from the current code (the others are kept as artifacts).
+SCREENSHOTS = ROOT / "tests" / "screenshots"
+README_SHOTS = {"mitmweb-list.png", "mitmweb-chat.png"}
 SYSTEM = "You are opencode, an interactive CLI tool that helps users with software engineering tasks."
 ASK = 'What is in /tmp/x.txt? [tool:read {"filePath": "/tmp/x.txt"}]'
 FILE_TEXT = "The meeting moved to Thursday at 10:00, room 4.12."
@@ -166,8 +148,9 @@ def drag(page, selector: str, to_x: float) -> None:
 
 
 def screenshot(page, name: str) -> Path:
-    ARTIFACTS.mkdir(exist_ok=True)
-    path = ARTIFACTS / name
+    folder = SCREENSHOTS if name in README_SHOTS else ARTIFACTS
+    folder.mkdir(exist_ok=True)
+    path = folder / name
     page.screenshot(path=str(path))
     return path
 

@@ -16,6 +16,8 @@ from tests.conftest import ProxyProcess, free_port, start_proxy
 from tests.fake_gemini import FakeGemini
 from tests.fake_gemini_native import KEY, FakeNativeGemini, Reply
 
+pytestmark = pytest.mark.e2e
+
 ALIASES = {
     "native-3": "gemini/gemini-3-pro-preview",
     "native-25": "gemini/gemini-2.5-flash",
@@ -205,7 +207,9 @@ def test_vertex_ai_gets_a_token_minted_from_the_service_account(
         answer = client.chat.completions.create(model="vertex-3", messages=[{"role": "user", "content": "hi"}])
         assert answer.choices[0].message.content == "Hello from native Gemini."
     sent = native.requests[-2:]
-    assert all(r["path"].startswith("/v1/projects/fake-project/locations/us-central1/") for r in sent)
+    assert len(sent) == 2 and all(
+        r["path"].startswith("/v1/projects/fake-project/locations/us-central1/") for r in sent
+    )
     assert len(native.tokens_issued) == 1, "the token is minted once and reused while valid"
     assert sent[-1]["headers"]["Authorization"] == f"Bearer {native.tokens_issued[0]}"
     log = native_proxy[0].log_text()

@@ -18,15 +18,9 @@ from tests.conftest import free_port, start_proxy
 from tests.fake_gemini_native import FakeNativeGemini, Reply
 from tests.test_native_e2e import native_config
 
+pytestmark = pytest.mark.e2e
+
 NOTES, NOTES_TEXT = "notes.txt", "The secret word is PELICAN-7.\n"
-
-
-@pytest.fixture(scope="module")
-def opencode_bin() -> Path:
-    try:
-        return opencode_cli.install()
-    except opencode_cli.InstallError as e:
-        pytest.fail(f"These tests need the real opencode CLI, and it could not be installed: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="module")
@@ -68,5 +62,6 @@ def test_opencode_runs_a_multi_step_tool_task_over_the_native_path(
     last = requests[-1]["body"]["contents"]
     results = [p for c in last for p in c["parts"] if "functionResponse" in p or "function_response" in p]
     assert len(results) == 2 and "PELICAN-7" in json.dumps(results)
-    signed = [p for c in last for p in c["parts"] if ("functionCall" in p or "function_call" in p)]
-    assert all(p.get("thoughtSignature") in native.signatures for p in signed)  # no bypass: the real ones came back
+    calls = [p for c in last for p in c["parts"] if "functionCall" in p or "function_call" in p]
+    # Both calls went back with the signatures the model gave them (no bypass value): a list, so none missing.
+    assert [p.get("thoughtSignature") in native.signatures for p in calls] == [True, True], calls

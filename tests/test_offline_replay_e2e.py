@@ -21,6 +21,8 @@ from tests.fake_gemini import FakeGemini
 from tests.test_opencode_cli import NOTES, NOTES_TEXT, TODO, TODO_TEXT, read_marker
 from tests.test_replay_e2e import ASK, READ_TOOL, conversation
 
+pytestmark = pytest.mark.e2e
+
 MODEL = "local/local-3"
 
 
@@ -41,14 +43,6 @@ def playback(fake: FakeGemini, workdir: Path, recording: Path, port: int):
         config=keyless_config(port),
         env={"GEMINI_API_KEY": ""},
     )
-
-
-@pytest.fixture(scope="module")
-def opencode_bin() -> Path:
-    try:
-        return opencode_cli.install()
-    except opencode_cli.InstallError as e:
-        pytest.fail(f"These tests need the real opencode CLI, and it could not be installed: {e}", pytrace=False)
 
 
 def test_the_openai_sdk_gets_the_recorded_answers_and_a_clear_error_otherwise(tmp_path):

@@ -26,20 +26,14 @@ from tests import fake_scripts, opencode_cli
 from tests.conftest import ProxyProcess, opencode_config, proxies_by_repairs, reloaded
 from tests.opencode_cli import OpencodeRun
 
+pytestmark = pytest.mark.e2e
+
 MODEL = "local/local-3"
 RUN_TIMEOUT = 120.0
 NOTES, NOTES_TEXT = "notes.txt", "The secret word is PELICAN-7.\n"
 TODO, TODO_TEXT = "todo.txt", "Buy more OSPREY-3 feathers.\n"
 ALL_REPAIRS = ("signatures", "stream_tools", "schemas", "fields", "errors")
 OPENCODE_FIELDS = {"model", "messages", "tools", "tool_choice", "stream", "stream_options", "max_tokens"}
-
-
-@pytest.fixture(scope="session")
-def opencode_bin() -> Path:
-    try:
-        return opencode_cli.install()
-    except opencode_cli.InstallError as e:
-        pytest.fail(f"These tests need the real opencode CLI, and it could not be installed: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

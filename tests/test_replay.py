@@ -12,6 +12,7 @@ from addon.formats.exchange import Exchange
 from addon.request.client_request import ClientRequest
 from addon.request.replay import Replay
 from addon.request.routing import Routing
+from tests.support import configure_routing
 
 KEY = "AIzaSy-test-key-000000000000"
 CONFIG = {
@@ -42,7 +43,7 @@ SIGNED = {
 
 
 @pytest.fixture
-def proxy(tmp_path, monkeypatch):
+def replay_hooks(tmp_path, monkeypatch):
     """(hooks, tctx): hooks(flow) runs Replay, ClientRequest and Routing's request hooks as proxy.py orders them."""
 
     def start(key: str | None = KEY, proxy_key: str | None = None):
@@ -52,17 +53,10 @@ def proxy(tmp_path, monkeypatch):
             monkeypatch.setenv("GEMINI_API_KEY", key)
         if proxy_key:
             monkeypatch.setenv("PROXY_API_KEY", proxy_key)
-        path = tmp_path / "opencode.json"
-        path.write_text(json.dumps(CONFIG))
         addons = [Replay(), ClientRequest(), Routing()]
         tctx = taddons.context(*addons)
         tctx.__enter__()
-        tctx.configure(
-            addons[2],
-            translate_config=str(path),
-            translate_api_base="http://upstream.test/v1beta/openai/",
-            listen_port=8000,
-        )
+        configure_routing(tctx, addons[2], CONFIG, tmp_path)
 
         def hooks(flow):
             for addon in addons:
@@ -101,8 +95,8 @@ def answered(flow):
     return flow
 
 
-def test_a_replayed_chat_is_translated_once_with_its_signatures_restored_once(proxy):
-    hooks = proxy()
+def test_a_replayed_chat_is_translated_once_with_its_signatures_restored_once(replay_hooks):
+    hooks = replay_hooks()
     flow = live_chat(SIGNED, authorization="Bearer client-secret")
     hooks(flow)
     first_url, first_body = flow.request.url, flow.request.content
@@ -123,11 +117,11 @@ def test_a_replayed_chat_is_translated_once_with_its_signatures_restored_once(pr
     assert "client-secret" not in json.dumps(meta.client_request["headers"])
 
 
-def test_each_replay_counts_and_uses_the_key_of_now(proxy):
+def test_each_replay_counts_and_uses_the_key_of_now(replay_hooks):
     flow = live_chat({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
-    proxy()(flow)
+    replay_hooks()(flow)
     answered(flow)
-    hooks = proxy(key="AIzaSy-rotated-key-11111111")
+    hooks = replay_hooks(key="AIzaSy-rotated-key-11111111")
     hooks(as_replayed(flow))
     answered(flow)
     hooks(as_replayed(flow))
@@ -136,10 +130,10 @@ def test_each_replay_counts_and_uses_the_key_of_now(proxy):
     assert flow.request.url == "http://upstream.test/v1beta/openai/chat/completions"
 
 
-def test_an_already_restored_upstream_request_is_not_repaired_again(proxy):
+def test_an_already_restored_upstream_request_is_not_repaired_again(replay_hooks):
     """A flow recorded without its client request (cut, or an older file): its upstream request goes out again as
     it was; the signatures it already carries are not touched."""
-    hooks = proxy()
+    hooks = replay_hooks()
     flow = live_chat(SIGNED)
     hooks(flow)
     sent = flow.request.content
@@ -151,8 +145,8 @@ def test_an_already_restored_upstream_request_is_not_repaired_again(proxy):
     assert Exchange.of(flow).client_model == "local-3"  # the answer is named for the client again
 
 
-def test_an_edited_request_is_sent_with_the_edit(proxy):
-    hooks = proxy()
+def test_an_edited_request_is_sent_with_the_edit(replay_hooks):
+    hooks = replay_hooks()
     flow = live_chat({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
     hooks(flow)
     answered(flow)
@@ -166,26 +160,26 @@ def test_an_edited_request_is_sent_with_the_edit(proxy):
     assert Exchange.of(flow).replay["from"] == "edited request"
 
 
-def test_no_key_now_fails_the_replay_and_sends_nothing(proxy):
+def test_no_key_now_fails_the_replay_and_sends_nothing(replay_hooks):
     flow = live_chat({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
-    proxy()(flow)
+    replay_hooks()(flow)
     answered(flow)
-    proxy(key=None)(as_replayed(flow))
+    replay_hooks(key=None)(as_replayed(flow))
     assert flow.response is not None and flow.response.status_code == 401
     error = json.loads(flow.response.content)["error"]
     assert error["code"] == "upstream_key_missing" and "GEMINI_API_KEY" in error["message"]
     assert Exchange.of(flow).error == error["message"]
 
 
-def test_a_live_request_without_a_key_is_still_forwarded(proxy):
+def test_a_live_request_without_a_key_is_still_forwarded(replay_hooks):
     """The key check is for replays only: an upstream that needs no key (a local server) keeps working."""
     flow = live_chat({"model": "local-model", "messages": [{"role": "user", "content": "hi"}]})
-    proxy(key=None)(flow)
+    replay_hooks(key=None)(flow)
     assert flow.response is None and "authorization" not in flow.request.headers
 
 
-def test_a_replay_passes_the_proxy_key_check(proxy):
-    hooks = proxy(proxy_key="proxy-secret")
+def test_a_replay_passes_the_proxy_key_check(replay_hooks):
+    hooks = replay_hooks(proxy_key="proxy-secret")
     flow = live_chat(
         {"model": "local-model", "messages": [{"role": "user", "content": "hi"}]}, authorization="Bearer proxy-secret"
     )
@@ -199,8 +193,8 @@ def test_a_replay_passes_the_proxy_key_check(proxy):
     assert stranger.response.status_code == 401
 
 
-def test_a_passthrough_path_is_prefixed_once(proxy):
-    hooks = proxy()
+def test_a_passthrough_path_is_prefixed_once(replay_hooks):
+    hooks = replay_hooks()
     flow = live_chat({"input": "x", "model": "gemini-embedding-001"}, path="/v1/embeddings")
     hooks(flow)
     assert flow.request.url == "http://upstream.test/v1beta/openai/embeddings"
@@ -209,8 +203,8 @@ def test_a_passthrough_path_is_prefixed_once(proxy):
     assert flow.request.url == "http://upstream.test/v1beta/openai/embeddings"
 
 
-def test_a_fallback_attempt_in_flight_is_left_to_routing(proxy):
-    hooks = proxy()
+def test_a_fallback_attempt_in_flight_is_left_to_routing(replay_hooks):
+    hooks = replay_hooks()
     attempt = live_chat({"model": "local-3", "messages": [{"role": "user", "content": "hi"}]})
     attempt.is_replay = "request"
     attempt.metadata["llm"] = Exchange(fallback_of="abc", attempt=1, client_model="local-model")
@@ -219,8 +213,8 @@ def test_a_fallback_attempt_in_flight_is_left_to_routing(proxy):
     assert meta.replay is None and meta.client_model == "local-model" and meta.upstream_model == "gemini-3-pro-preview"
 
 
-def test_a_saved_fallback_attempt_replays_under_the_fallbacks_name(proxy):
-    hooks = proxy()
+def test_a_saved_fallback_attempt_replays_under_the_fallbacks_name(replay_hooks):
+    hooks = replay_hooks()
     attempt = live_chat({"model": "local-3", "messages": [{"role": "user", "content": "hi"}]})
     attempt.is_replay = "request"
     attempt.metadata["llm"] = Exchange(fallback_of="abc", attempt=1, client_model="local-model")

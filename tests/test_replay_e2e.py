@@ -22,6 +22,8 @@ from mitmproxy import io
 from tests.conftest import CONTRACT_ENV, RUN_SH, Mitmweb, ProxyProcess, opencode_config
 from tests.fake_gemini import FakeGemini
 
+pytestmark = pytest.mark.e2e
+
 UPSTREAM_PATH = "/v1beta/openai/chat/completions"
 READ_TOOL = {
     "type": "function",

@@ -14,6 +14,8 @@ import pytest
 from tests.conftest import free_port
 from tests.test_replicas_nginx import readme_config, start_replicas
 
+pytestmark = pytest.mark.e2e
+
 
 class Forwarder:
     """Round-robin TCP forwarding from a loopback port to the given ports; counts the chat requests it carried."""

@@ -1,10 +1,10 @@
-"""End to end: two proxy processes behind nginx, configured with the README's own nginx block. Clients without
+"""End to end: two proxy processes behind nginx, configured with docs/load-balancing.md's own nginx block. Clients without
 session headers (the openai SDK) are spread round robin: their multi-turn tool-call conversations with Gemini 3
 thought signatures land on both replicas and still work, since the signatures travel inside the tool-call ids the
 client sends back. An opencode-like client (x-session-affinity) has all the turns of a session on ONE replica, whose
 /_proxy/sessions.json holds the whole session and names itself as its replica.
 
-Both replicas read ONE opencode.json, the README's, whose alias provider names the balancer's address
+Both replicas read ONE opencode.json, the one docs/configuration.md shows, whose alias provider names the balancer's address
 (shared_config); they still recognise it as themselves (its options.proxy.models mapping) and send nothing round.
 
 nginx is Debian's package (nginx-light), started by the test on loopback with its own config in a temp dir.
@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import openai
 import pytest
 
+from tests.bench import balancer as bench_balancer
 from tests.conftest import ROOT, ProxyProcess, _listening, free_port, start_proxy
+from tests.support import direct_json
+
+pytestmark = pytest.mark.e2e
 
 TOOL = {
     "type": "function",
@@ -35,53 +37,29 @@ TOOL = {
     },
 }
 
-# The test's own frame (files in a temp dir, a log line per request) around the README's upstream and server.
-NGINX_FRAME = """
-{user}
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    log_format replica '$upstream_addr|$status|$request_uri|$http_x_session_affinity';
-    access_log {dir}/access.log replica;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
-{readme}
-}}
-"""
-
 
 def readme_nginx(port: int, a: int, b: int) -> str:
-    """The README's nginx block ("Several proxies behind a load balancer") on these ports."""
-    text = (ROOT / "README.md").read_text()
-    block = text[text.index("## Several proxies behind a load balancer") :]
-    block = block[block.index("```nginx") + len("```nginx") : block.index("```", block.index("```nginx") + 8)]
-    assert "hash $http_x_session_affinity consistent;" in block, "the README routes by session"
-    for old, new in (("127.0.0.1:8001", a), ("127.0.0.1:8002", b), ("127.0.0.1:8000", port)):
-        assert old in block, f"the README's nginx block names {old}"
-        block = block.replace(old, f"127.0.0.1:{new}")
+    """docs/load-balancing.md's nginx block on these ports (the benchmark runs the same one)."""
+    block = bench_balancer.readme_block(port, a, b)
+    assert "hash $http_x_session_affinity consistent;" in block, "the documented block routes by session"
     return block
 
 
 def nginx_binary() -> str:
-    found = shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.path.exists(p)), None)
+    found = bench_balancer.nginx_binary()
     if not found:
         pytest.fail("nginx is not installed: `apt-get install nginx-light` (.ci/run installs it).")
     return found
 
 
 def readme_config(balancer_port: int) -> dict:
-    """The opencode.json the README shows ("Pointing opencode at it"), its proxy on the balancer's port, with
-    the Gemini 3 alias these conversations use added to its mapping."""
-    text = (ROOT / "README.md").read_text()
+    """The opencode.json docs/configuration.md shows ("Pointing opencode at it"), its proxy on the balancer's port,
+    with the Gemini 3 alias these conversations use added to its mapping."""
+    text = (ROOT / "docs" / "configuration.md").read_text()
     block = text[text.index("## Pointing opencode at it") :]
     config = json.loads(block[block.index("```json") + len("```json") : block.index("```", block.index("```json") + 7)])
     local = config["provider"]["local"]
-    assert local["options"]["baseURL"] == "http://127.0.0.1:8000/v1", "the README's alias names the proxy's address"
+    assert local["options"]["baseURL"] == "http://127.0.0.1:8000/v1", "the documented alias names the proxy's address"
     local["options"]["baseURL"] = f"http://127.0.0.1:{balancer_port}/v1"
     local["options"]["proxy"]["models"]["local-3"] = "gemini-3-pro-preview"
     local["models"]["local-3"] = {"name": "Local Gemini 3"}
@@ -125,7 +103,17 @@ def balancer(replicas, tmp_path_factory, balancer_port) -> Iterator[tuple[str, P
     port = balancer_port
     config = workdir / "nginx.conf"
     readme = readme_nginx(port, replicas[0].port, replicas[1].port)
-    config.write_text(NGINX_FRAME.format(user="user root;" if os.geteuid() == 0 else "", dir=workdir, readme=readme))
+    # The benchmark's frame (files in a temp dir) with a log line per request, around the documented block.
+    access = f"log_format replica '$upstream_addr|$status|$request_uri|$http_x_session_affinity';\n    access_log {workdir}/access.log replica;"
+    frame = bench_balancer.FRAME.format(
+        user="user root;" if os.geteuid() == 0 else "",
+        dir=workdir,
+        files=4096,
+        connections=1024,
+        access=access,
+        readme=readme,
+    )
+    config.write_text(frame)
     log = (workdir / "nginx.out").open("wb")
     process = subprocess.Popen(
         [binary, "-c", str(config), "-p", str(workdir), "-g", "daemon off;"],
@@ -221,16 +209,13 @@ def test_tool_conversations_across_replicas(balancer, replicas, fake_gemini, str
         assert "local-3 -> " in proxy.log_text(mark)
         assert "Thought signature is not valid" not in proxy.log_text(mark)
     fake_requests = [r for r in fake_gemini.chat_requests() if "conv" in json.dumps(r["body"])]
-    assert all(r["body"]["model"] == "gemini-3-pro-preview" for r in fake_requests)
+    assert fake_requests and all(r["body"]["model"] == "gemini-3-pro-preview" for r in fake_requests)
     mine = [r for r in fake_requests if f"conv0-{stream}" in json.dumps(r["body"])]
     assert len(mine) == 4  # each of a conversation's 4 turns reached the upstream once: nothing went round
 
 
 def session_json(proxy: ProxyProcess) -> dict[str, dict]:
-    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-        proxy.root_url + "/_proxy/sessions.json", timeout=10
-    ) as response:
-        data = json.loads(response.read())
+    data = direct_json(proxy.root_url + "/_proxy/sessions.json")
     return {s["id"]: s for s in data["sessions"]}
 
 

@@ -13,6 +13,8 @@ import pytest
 from tests.conftest import ProxyProcess, start_proxy
 from tests.test_hostile_input import assert_still_serving
 
+pytestmark = pytest.mark.e2e
+
 HEAD = (
     b"POST /v1/chat/completions HTTP/1.1\r\nHost: proxy\r\nContent-Type: application/json\r\n"
     b"Content-Length: 1000\r\n\r\n"

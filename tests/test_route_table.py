@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from addon.config import route_table
 from addon.config.opencode_config import parse_config
 from addon.config.resolution import Settings
@@ -73,6 +75,7 @@ def test_an_empty_file_says_where_names_go() -> None:
     ]
 
 
+@pytest.mark.e2e  # a fresh Python process
 def test_building_the_table_does_not_import_litellm() -> None:
     code = (
         "import json, sys; from addon.config import route_table, opencode_config, resolution;"

@@ -14,6 +14,7 @@ from addon.formats import litellm_bridge
 from addon.formats.exchange import Exchange
 from addon.request import routing, upstream_request
 from addon.request.routing import Routing
+from tests.support import configure_routing
 
 CONFIG = {
     "$schema": "https://opencode.ai/config.json",
@@ -32,16 +33,9 @@ CONFIG = {
 @pytest.fixture
 def addon_ctx(tmp_path, monkeypatch):
     monkeypatch.setenv("GEMINI_API_KEY", "AIzaSy-test-key-000000000000")
-    path = tmp_path / "opencode.json"
-    path.write_text(json.dumps(CONFIG))
     addon = Routing()
     with taddons.context(addon) as tctx:
-        tctx.configure(
-            addon,
-            translate_config=str(path),
-            translate_api_base="http://upstream.test/v1beta/openai/",
-            listen_port=8000,
-        )
+        configure_routing(tctx, addon, CONFIG, tmp_path)
         yield addon, tctx
 
 

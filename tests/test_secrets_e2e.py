@@ -6,24 +6,28 @@ access token; the proxy key (PROXY_API_KEY) is checked and never forwarded or st
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import openai
 import pytest
 
-from tests.conftest import ProxyProcess, start_proxy
+from tests.conftest import ROOT, ProxyProcess, start_proxy
+from tests.support import direct
+
+pytestmark = pytest.mark.e2e
 
 PROXY_KEY = "proxy-key-that-must-stay-secret-31337"
 TOOL = {
     "type": "function",
     "function": {"name": "read", "parameters": {"type": "object", "properties": {"filePath": {"type": "string"}}}},
 }
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def exercise(proxy: ProxyProcess, api_key: str = "anything") -> None:
@@ -51,8 +55,17 @@ def assert_no_key(text: bytes | str, key: str, where: str) -> None:
     assert key.encode() not in data, f"the key appears in {where}"
 
 
+@dataclass
+class Dumped:
+    """A proxy run at the highest verbosity with -w, every kind of exchange made, then stopped (file and log flushed)."""
+
+    proxy: ProxyProcess
+    flows: Path
+    upstream: list[dict]  # what the fake upstream received
+
+
 @pytest.fixture(scope="module")
-def dumped(fake_gemini, tmp_path_factory) -> Iterator[tuple[ProxyProcess, Path]]:
+def dumped(fake_gemini, tmp_path_factory) -> Iterator[Dumped]:
     workdir = tmp_path_factory.mktemp("secrets-dump")
     flows = workdir / "flows.mitm"
     proxy = start_proxy(
@@ -68,33 +81,28 @@ def dumped(fake_gemini, tmp_path_factory) -> Iterator[tuple[ProxyProcess, Path]]
         "flow_detail=4",
         env={"PROXY_API_KEY": PROXY_KEY},
     )
-    yield proxy, flows
-    proxy.stop()
+    try:
+        fake_gemini.reset()
+        exercise(proxy, PROXY_KEY)
+        upstream = list(fake_gemini.requests)
+    finally:
+        proxy.stop()  # flush the flow file and the log
+    yield Dumped(proxy, flows, upstream)
 
 
 def test_key_not_in_log_or_saved_flows_at_highest_verbosity(dumped, fake_gemini):
-    proxy, flows = dumped
-    fake_gemini.reset()
-    exercise(proxy, PROXY_KEY)
-    assert all(r["headers"].get("Authorization") == f"Bearer {fake_gemini.key}" for r in fake_gemini.requests)
-    proxy.stop()  # flush the flow file and the log
+    # Every request reached the upstream with the real key (a set: an empty one fails).
+    assert {r["headers"].get("Authorization") for r in dumped.upstream} == {f"Bearer {fake_gemini.key}"}
     for key in (fake_gemini.key, PROXY_KEY):
-        assert_no_key(proxy.log_text(), key, "the mitmdump log (flow_detail=4, chunks, debug)")
-        assert_no_key(flows.read_bytes(), key, "the saved flow file")
-    assert b"Bearer test" in flows.read_bytes()  # the masked key is there: the header was kept, not dropped
-    assert len(flows.read_bytes()) > 1000
+        assert_no_key(dumped.proxy.log_text(), key, "the mitmdump log (flow_detail=4, chunks, debug)")
+        assert_no_key(dumped.flows.read_bytes(), key, "the saved flow file")
+    assert b"Bearer test" in dumped.flows.read_bytes()  # the masked key is there: the header was kept, not dropped
+    assert len(dumped.flows.read_bytes()) > 1000
 
 
-def test_saved_flows_read_back_show_no_key(dumped, fake_gemini, tmp_path):
-    proxy, flows = dumped
-    if proxy.alive():
-        pytest.skip("needs the flow file of the test above")
-    import subprocess
-
-    from tests.conftest import ROOT
-
+def test_saved_flows_read_back_show_no_key(dumped, fake_gemini):
     shown = subprocess.run(
-        [str(ROOT / ".venv/bin/mitmdump"), "-nr", str(flows), "--set", "flow_detail=4"],
+        [str(ROOT / ".venv/bin/mitmdump"), "-nr", str(dumped.flows), "--set", "flow_detail=4"],
         capture_output=True,
         timeout=120,
     )
@@ -113,11 +121,8 @@ def web(fake_gemini, tmp_path_factory) -> Iterator[ProxyProcess]:
 def web_get(proxy: ProxyProcess, path: str, token: str | None) -> tuple[int, bytes]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     request = urllib.request.Request(f"http://127.0.0.1:{proxy.web_port}{path}", headers=headers)
-    try:
-        with _DIRECT.open(request, timeout=30) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read()
+    status, _, data = direct(request)
+    return status, data
 
 
 def test_mitmweb_keeps_its_access_token(web):

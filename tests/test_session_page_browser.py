@@ -18,10 +18,12 @@ from playwright.sync_api import expect, sync_playwright
 
 from tests import opencode_cli
 from tests.conftest import ROOT, ProxyProcess, start_proxy
+from tests.support import direct_json
 from tests.test_mitmweb_browser import CHROMIUM, CHROMIUM_ARGS
-from tests.test_opencode_cli import MODEL, NOTES, RUN_TIMEOUT, assert_succeeded, new_project, opencode_bin, read_marker
+from tests.test_opencode_cli import MODEL, NOTES, RUN_TIMEOUT, assert_succeeded, new_project, read_marker
 
-__all__ = ["opencode_bin"]  # the fixture, shared with test_opencode_cli
+pytestmark = pytest.mark.e2e
+
 
 PROXY_KEY = "anything"  # the apiKey conftest.opencode_config gives opencode
 SCREENSHOT = ROOT / "tests" / "screenshots" / "session-page.png"
@@ -63,9 +65,7 @@ def sessions_json(proxy: ProxyProcess) -> dict:
     request = urllib.request.Request(
         proxy.root_url + "/_proxy/sessions.json", headers={"authorization": f"Bearer {PROXY_KEY}"}
     )
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-    with opener.open(request, timeout=10) as response:
-        return json.loads(response.read())
+    return direct_json(request)
 
 
 def test_the_page_needs_the_key_and_a_token_visit_sets_the_cookie(run, page):

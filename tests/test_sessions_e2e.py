@@ -14,13 +14,14 @@ import threading
 from pathlib import Path
 
 import openai
+import pytest
 from mitmproxy import io as mitmio
 
 from tests import opencode_cli
 from tests.conftest import ROOT, RUN_SH
-from tests.test_opencode_cli import MODEL, NOTES, RUN_TIMEOUT, assert_succeeded, new_project, opencode_bin, read_marker
+from tests.test_opencode_cli import MODEL, NOTES, RUN_TIMEOUT, assert_succeeded, new_project, read_marker
 
-__all__ = ["opencode_bin"]  # the fixture, shared with test_opencode_cli
+pytestmark = pytest.mark.e2e
 
 
 def saved_chat_flows(proxy, path: Path) -> list:

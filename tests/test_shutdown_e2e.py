@@ -14,9 +14,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from mitmproxy import io
 
 from tests.conftest import ProxyProcess
+
+pytestmark = pytest.mark.e2e
 
 
 def chat_body(text: str, stream: bool = True) -> bytes:

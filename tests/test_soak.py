@@ -6,7 +6,11 @@ Without the cap, mitmweb grows by about 15 MB per 100 requests of this mix; with
 
 from __future__ import annotations
 
+import pytest
+
 from tests.soak import soak
+
+pytestmark = pytest.mark.e2e
 
 REQUESTS, KEEP = 1500, 200
 LEVEL_MB = 40  # the most RSS may still grow over the second half (no cap: about 110 MB)

@@ -13,15 +13,16 @@ import subprocess
 import sys
 import threading
 import time
-import urllib.request
 
 import openai
 import pytest
 
 from tests.conftest import ROOT, start_proxy
+from tests.support import DIRECT
+
+pytestmark = pytest.mark.e2e
 
 LISTENING = re.compile(r"listening at ")
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 def litellm_import_seconds() -> float:
@@ -59,7 +60,7 @@ def wait_for_listening(proxy, timeout: float = 60.0) -> None:
 def health_seconds(proxy) -> float:
     """How long the first GET /health takes to be answered (200)."""
     t0 = time.monotonic()
-    with _DIRECT.open(proxy.root_url + "/health", timeout=30) as response:
+    with DIRECT.open(proxy.root_url + "/health", timeout=30) as response:
         assert response.status == 200
     return time.monotonic() - t0
 

@@ -25,6 +25,8 @@ from cryptography.x509.oid import NameOID
 from tests.conftest import start_proxy
 from tests.fake_gemini import FakeGemini
 
+pytestmark = pytest.mark.e2e
+
 COUNTER = """
 from addon.runtime import inline_reads, stream_relay
 

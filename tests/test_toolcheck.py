@@ -3,20 +3,7 @@ import pytest
 
 from addon.inspection import toolcheck
 from addon.inspection.toolcheck import check_tool_calls, tool_schemas
-
-DRAFT7 = "http://json-schema.org/draft-07/schema#"
-
-
-def zod_object(properties: dict, required: list[str]) -> dict:
-    """The shape opencode's zod-to-json-schema produces."""
-    return {
-        "type": "object",
-        "properties": properties,
-        "required": required,
-        "additionalProperties": False,
-        "$schema": DRAFT7,
-    }
-
+from tests.support import DRAFT7, zod_object
 
 TODO = {
     "type": "object",

@@ -1,6 +1,6 @@
-"""Two replicas of this proxy behind nginx, set up as the README's "Several proxies behind a load balancer" says:
+"""Two replicas of this proxy behind nginx, set up as docs/load-balancing.md says:
 both started as mitm_run.sh starts them, reading one opencode.json that names the balancer, and nginx running the
-README's own config block (its ports replaced), in a frame of this run's own (files in the run's folder, enough
+that page's own config block (its ports replaced), in a frame of this run's own (files in the run's folder, enough
 connections for 1,024 streams: each takes one from the client and one to a replica, and nginx counts
 the connections it keeps open besides).
 
@@ -22,7 +22,7 @@ pid {dir}/nginx.pid;
 error_log {dir}/error.log warn;
 events {{ worker_connections {connections}; }}
 http {{
-    access_log off;
+    {access}
     client_body_temp_path {dir}/body;
     proxy_temp_path {dir}/proxy;
     fastcgi_temp_path {dir}/fastcgi;
@@ -37,15 +37,17 @@ def nginx_binary() -> str | None:
     return shutil.which("nginx") or next((p for p in ("/usr/sbin/nginx", "/sbin/nginx") if os.path.exists(p)), None)
 
 
+LOAD_BALANCING = servers.ROOT / "docs" / "load-balancing.md"
+
+
 def readme_block(port: int, a: int, b: int) -> str:
-    """The README's nginx block on these ports (ValueError when the README no longer has it)."""
-    text = (servers.ROOT / "README.md").read_text()
-    block = text[text.index("## Several proxies behind a load balancer") :]
+    """The nginx block of docs/load-balancing.md on these ports (ValueError when the page no longer has it)."""
+    block = LOAD_BALANCING.read_text()
     start = block.index("```nginx") + len("```nginx")
     block = block[start : block.index("```", start)]
     for old, new in (("127.0.0.1:8001", a), ("127.0.0.1:8002", b), ("127.0.0.1:8000", port)):
         if old not in block:
-            raise ValueError(f"the README's nginx block no longer names {old}")
+            raise ValueError(f"the nginx block of {LOAD_BALANCING} no longer names {old}")
         block = block.replace(old, f"127.0.0.1:{new}")
     return block
 
@@ -67,6 +69,7 @@ def start(upstream_port: int, extra_args: list[str], streams: int) -> tuple[list
             dir=folder,
             files=8 * streams + 512,
             connections=4 * streams + 256,
+            access="access_log off;",
             readme=readme_block(port, a, b),
         )
     )

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import orjson
 
+from tests.support import DIRECT
+
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = ROOT / ".bench"
 VENV_BIN = ROOT / ".venv" / "bin"
@@ -136,12 +138,9 @@ def start(name: str, port: int, argv: list[str], env: dict[str, str] | None = No
     return Server(name, port, proc, log)
 
 
-_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never an environment proxy
-
-
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
     try:
-        with _DIRECT.open(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
+        with DIRECT.open(f"http://127.0.0.1:{port}{path}", timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as e:
         return e.code, e.read()
