@@ -16,6 +16,7 @@ from addon.inspection.telemetry import Telemetry  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
 from addon.request.ingress import Ingress  # noqa: E402
+from addon.request.recorded_address import RecordedAddress  # noqa: E402
 from addon.request.replay import Replay  # noqa: E402
 from addon.request.resend import Resend  # noqa: E402
 from addon.request.routing import Routing  # noqa: E402
@@ -55,6 +56,7 @@ addons = [
     Ingress(routing),  # after ClientRequest (it keeps the client's Responses/Messages body), before routing
     routing,
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
+    RecordedAddress(),  # after the request side: where each request went; a flow read from a file goes there again
     Resend(),
     OfflineReplay(),  # after routing (it matches translated requests), before mitmproxy's ServerPlayback
     UpstreamTimeouts(),

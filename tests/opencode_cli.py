@@ -10,7 +10,7 @@ Facts about opencode 1.18.33 these helpers rely on:
 - `opencode run` joins its message arguments with spaces, but wraps an argument that contains a space in double
   quotes and backslash-escapes the quotes inside it. A prompt therefore goes one word per argument, and the JSON
   of a fake script marker must be compact (no spaces).
-- Without --title it sends an extra, tool-less request to name the session; run() passes --title.
+- Without --title it sends an extra, tool-less request to name the session; run() passes --title unless told not.
 """
 
 from __future__ import annotations
@@ -219,8 +219,10 @@ def run(
     timeout: float = 120.0,
     env: dict[str, str] | None = None,
     options: tuple[str, ...] = (),
+    title: str | None = "test",
 ) -> OpencodeRun:
-    """`opencode run --format json -m MODEL --title test OPTIONS... WORDS...` in `project`, HOME=`home` (created)."""
+    """`opencode run --format json -m MODEL --title test OPTIONS... WORDS...` in `project`, HOME=`home` (created).
+    title None: no --title, so opencode sends its title request (the title agent) beside the first turn."""
     home.mkdir(parents=True, exist_ok=True)
     run_env = {k: v for k, v in os.environ.items() if not k.startswith(STRIPPED_PREFIXES)}
     run_env.update(
@@ -231,7 +233,17 @@ def run(
         no_proxy="127.0.0.1,localhost",
         **(env or {}),
     )
-    command = [str(binary), "run", "--format", "json", "-m", model, "--title", "test", *options, *prompt.split()]
+    command = [
+        str(binary),
+        "run",
+        "--format",
+        "json",
+        "-m",
+        model,
+        *(("--title", title) if title is not None else ()),
+        *options,
+        *prompt.split(),
+    ]
     started = time.monotonic()
     process = subprocess.Popen(
         command,

@@ -44,10 +44,13 @@ READ_TOOL = {
 HISTORY_SIZES = (1_000, 8_000, 32_000)  # bytes of earlier conversation in most requests
 
 
-def chat_request(i: int, big_every: int = 100) -> tuple[bytes, bool]:
+def chat_request(i: int, big_every: int = 100, body_kb: int = 0) -> tuple[bytes, bool]:
     """Request number i of the mix: (JSON body, streamed?). 1 in `big_every` has a 1 MB history, 1 in
     `big_every` a 1 MB streamed answer; of the rest, half streamed text, a fifth streamed tool calls, a tenth
-    unstreamed, a fifth streamed in 10 chunks."""
+    unstreamed, a fifth streamed in 10 chunks. With `body_kb`, every request has a history of that many kB and
+    every other one is streamed (the replay soak: 200 kB requests, streamed and not)."""
+    if body_kb:
+        return uniform_request(i, body_kb)
     history = MB if i % big_every == 0 else HISTORY_SIZES[i % len(HISTORY_SIZES)]
     kind = i % 10
     body: dict[str, Any] = {"model": "local-model", "stream": kind != 7}
@@ -61,6 +64,17 @@ def chat_request(i: int, big_every: int = 100) -> tuple[bytes, bool]:
     else:
         text = f"request {i}: hello"
     body["messages"] = [{"role": "system", "content": "x" * history}, {"role": "user", "content": text}]
+    return json.dumps(body).encode(), body["stream"]
+
+
+def uniform_request(i: int, body_kb: int) -> tuple[bytes, bool]:
+    """Request i of the uniform mix: a `body_kb` kB history, streamed when i is even, tools offered every
+    third."""
+    body: dict[str, Any] = {"model": "local-model", "stream": i % 2 == 0}
+    if i % 3 == 0:
+        body["tools"] = [READ_TOOL]
+    history = "x" * (body_kb * 1024)
+    body["messages"] = [{"role": "system", "content": history}, {"role": "user", "content": f"request {i}: hello"}]
     return json.dumps(body).encode(), body["stream"]
 
 
@@ -88,6 +102,7 @@ class SoakResult:
     ui: str
     requests: int
     keep_flows: int
+    body_kb: int = 0  # 0: the agent mix; else every request carries this many kB (uniform_request)
     seconds: float = 0.0
     failures: int = 0
     failure_examples: list[str] = field(default_factory=list)
@@ -132,6 +147,7 @@ class Load:
     ) -> None:
         self.proxy, self.result, self.progress = proxy, result, progress
         self.concurrency = concurrency
+        self.body_kb = result.body_kb
         self.every = max(1, result.requests // samples)
         self.lock = threading.Lock()
         self.next_index = itertools.count()
@@ -148,7 +164,7 @@ class Load:
     def client(self) -> None:
         conn = http.client.HTTPConnection("127.0.0.1", self.proxy.port, timeout=120)
         while (i := next(self.next_index)) < self.result.requests:
-            body, stream = chat_request(i)
+            body, stream = chat_request(i, body_kb=self.body_kb)
             try:
                 conn.request("POST", "/v1/chat/completions", body, {"content-type": "application/json"})
                 response = conn.getresponse()
@@ -210,6 +226,7 @@ def soak(
     workdir: Path | None = None,
     extra_args: tuple[str, ...] = (),
     read_back: bool = True,
+    body_kb: int = 0,
     progress: Callable[[str], None] = lambda line: None,
 ) -> SoakResult:
     """Run the soak against a fresh proxy (ui "web": mitmweb; "dump": mitmdump -w FILE) and stop it."""
@@ -220,7 +237,7 @@ def soak(
     args = ["-s", str(CENSUS), "--set", f"translate_keep_flows={keep_flows}", *extra_args]
     if ui == "dump":
         args += ["-w", str(saved), "--set", "flow_detail=0"]
-    result = SoakResult(ui, requests, keep_flows)
+    result = SoakResult(ui, requests, keep_flows, body_kb)
     with FakeGemini(record_limit=20) as fake:
         proxy = start_proxy(fake, workdir, *args, web=ui == "web")
         try:
@@ -245,6 +262,8 @@ def main() -> None:
     parser.add_argument("--keep-flows", type=int, default=2000, help="translate_keep_flows for the run")
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--samples", type=int, default=20)
+    parser.add_argument("--body-kb", type=int, default=0, help="every request this many kB (0: the agent mix)")
+    parser.add_argument("--max-rss-mb", type=float, help="fail (exit 1) when the final RSS is above this")
     parser.add_argument("--json", type=Path, help="also write the result here")
     args = parser.parse_args()
     result = soak(
@@ -253,6 +272,7 @@ def main() -> None:
         args.keep_flows,
         args.concurrency,
         args.samples,
+        body_kb=args.body_kb,
         progress=lambda line: print(f"soak: {line}", file=sys.stderr, flush=True),
     )
     print(result.table())
@@ -260,6 +280,19 @@ def main() -> None:
     print(json.dumps(summary, indent=2))
     if args.json:
         args.json.write_text(json.dumps(result.to_dict(), indent=2))
+    problem = rss_problem(result, args.max_rss_mb)
+    if problem:
+        sys.exit(f"soak: {problem}")
+
+
+def rss_problem(result: SoakResult, max_rss_mb: float | None) -> str | None:
+    """What is wrong with a finished soak's memory and answers, or None: failed requests, or a final RSS above
+    `max_rss_mb` (the replay soak's budget: 720 MiB after 6,000 requests of 200 kB through mitmweb)."""
+    if result.failures:
+        return f"{result.failures} requests failed: {result.failure_examples}"
+    if max_rss_mb is not None and result.rss_final_mb > max_rss_mb:
+        return f"RSS after {result.requests} requests is {result.rss_final_mb:.0f} MiB, above {max_rss_mb:.0f} MiB"
+    return None
 
 
 if __name__ == "__main__":

@@ -300,3 +300,20 @@ def test_warm_up_failed_import_answers_503_instead_of_forwarding(addon_ctx, lite
     assert flow.response.status_code == 503
     assert b"importing litellm failed: No module named 'litellm'" in flow.response.content
     assert flow.request.host != "upstream.test"
+
+
+def test_the_kept_client_body_is_a_patch_of_the_forwarded_one(addon_ctx):
+    from addon.request.client_request import ClientRequest, complete, whole
+
+    addon, tctx = addon_ctx
+    keeper = ClientRequest()
+    tctx.master.addons.add(keeper)
+    sent = {"model": "local-model", "messages": [{"role": "user", "content": "x" * 100_000}], "stream": False}
+    flow = chat_flow(sent)
+    keeper.request(flow)
+    addon.request(flow)
+    stored = Exchange.of(flow).client_request
+    assert "body" not in stored and len(json.dumps(stored["body_patch"]["ops"])) < 100  # not the 100 kB again
+    assert not complete(stored)  # a patch is sent only once made whole
+    rebuilt = whole(stored, flow.request.raw_content)
+    assert complete(rebuilt) and json.loads(rebuilt["body"]) == sent

@@ -238,3 +238,35 @@ def test_the_upstream_key_never_appears(monkeypatch):
             f = get(addon, path)
             assert f.response.status_code == 200 and UPSTREAM_KEY.encode() not in f.response.content, path
         assert "AIza" in get(addon, "/_proxy/sessions/ses_parent").response.text  # there, masked
+
+
+def test_title_and_replays_are_shown_apart_from_the_turns():
+    from tests.test_turn_kind import title_body
+
+    sessions = Sessions()
+    addon = SessionPage(sessions.index)
+    with taddons.context(sessions, addon):
+        bodies = [title_body(), *(t["body"] for t in TURNS[:2])]
+        flows = []
+        for body in bodies:
+            f = tflow.tflow()
+            f.request.content = encoded(body)
+            f.request.headers.update(TURNS[0]["headers"])
+            f.metadata["llm"] = llm_meta()
+            sessions.request(f)
+            f.response = tflow.tresp()
+            sessions.response(f)
+            flows.append(f)
+        again = tflow.tflow()
+        again.request.content = encoded(TURNS[0]["body"])
+        again.request.headers.update(TURNS[0]["headers"])
+        again.metadata["llm"] = llm_meta(session=dict(flows[1].metadata["llm"].session), replay={"n": 1, "t": 0})
+        sessions.request(again)
+        again.response = tflow.tresp()
+        sessions.response(again)
+        text = html(addon, f"/_proxy/sessions/{SESSION_ID}")
+    assert _turn_numbers(text) == ["1", "2"]
+    side = text[text.index('<section class="side">') :]
+    assert 'data-kind="title"' in side and 'data-kind="replay" data-replay-of="1"' in side
+    assert "replay of turn 1: the same 2 messages" in side
+    assert 'id="turn-' not in side

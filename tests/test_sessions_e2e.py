@@ -117,3 +117,30 @@ def test_an_openai_sdk_chat_is_one_session_and_survives_a_restart(proxy_factory,
         [str(RUN_SH), "-nr", str(saved)], cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
     )
     assert f"turn 3 of {chat[0]['tag']}: +2 messages (assistant, user) since turn 2" in read.stdout, read.stdout[-3000:]
+
+
+def test_opencodes_title_request_is_labelled_and_the_agent_thread_starts_at_turn_1(
+    opencode_bin, proxy_factory, fake, tmp_path
+):
+    """Without --title the real CLI sends its title agent's request (no tools, "You are a title generator…")
+    beside the first agent turn. The title request is labelled, takes no turn number, and the agent's first
+    request is turn 1 of the session, a first turn (not "a new thread" after the title)."""
+    saved = tmp_path / "flows.mitm"
+    proxy = proxy_factory("-w", str(saved))
+    project = new_project(tmp_path, proxy)
+    run = opencode_cli.run(opencode_bin, project, "Say hello please", MODEL, tmp_path / "home", RUN_TIMEOUT, title=None)
+    assert_succeeded(run)
+    requests = fake.chat_requests()
+    titles = [r for r in requests if "title generator" in json.dumps(r["body"]["messages"][:1])]
+    assert len(titles) == 1 and not titles[0]["body"].get("tools"), [r["body"]["messages"][:1] for r in requests]
+    log = proxy.log_text()
+    flows = saved_chat_flows(proxy, saved)
+    sessions = [f.metadata["llm"]["session"] for f in flows]
+    side = [s for s in sessions if s.get("kind") == "title"]
+    turns = [s for s in sessions if s.get("kind") is None]
+    assert len(side) == 1 and side[0]["turn"] is None
+    assert [t["turn"] for t in turns] == [1] and turns[0]["diff"]["base_turn"] is None
+    assert not turns[0]["diff"].get("side") and "new thread" not in log
+    title_flow = next(f for f in flows if f.metadata["llm"]["session"].get("kind") == "title")
+    assert title_flow.comment.startswith(f"{side[0]['tag']} title | ")
+    assert f"title request of {side[0]['tag']}" in log

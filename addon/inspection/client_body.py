@@ -4,7 +4,9 @@ request/client_request.py keeps the client's request beside the rewritten one (t
 `client_request`: method, path, headers, body, `truncated` when the body was cut). The views and the tool check read
 the offered tools from it, since a native flow's request is Gemini's body. Flows saved by the first native-path
 version kept the body itself (bytes) under the same key; the record keeps that in its `extra` (the type differs),
-and both read the same.
+and both read the same. A body kept as a patch of the forwarded one (formats/kept_body.py: the OpenAI-compatible
+path, where only `model` and repaired fields differ) reads as None here: callers read the flow's request, which
+holds the same messages and tools.
 """
 
 from __future__ import annotations

@@ -10,8 +10,10 @@ view reads it.
 from __future__ import annotations
 
 import orjson
+from mitmproxy import http
 from mitmproxy.contentviews import Contentview, Metadata
 
+from ..formats import kept_body
 from ..formats.exchange import Exchange
 from .chatview import render_request
 
@@ -21,12 +23,18 @@ NO_CLIENT_REQUEST = "This flow keeps no client request (flow.metadata['llm']['cl
 def client_request(metadata: Metadata) -> dict | None:
     flow = metadata.flow
     found = Exchange.find(flow) if flow is not None else None
-    return found.client_request if found is not None else None
+    if found is None or found.client_request is None:
+        return None
+    assert isinstance(flow, http.HTTPFlow)  # only HTTP flows carry the record
+    # Kept as a patch of the forwarded body (kept_body.py): whole again, or as stored when the request was edited.
+    return kept_body.whole(found.client_request, flow.request.raw_content) or found.client_request
 
 
 def render_client_request(stored: dict) -> str:
     lines = [f"{stored.get('method')} {stored.get('path')}  (as the client sent it; credentials not kept)"]
     lines += [f"{name}: {value}" for name, value in stored.get("headers") or ()]
+    if "body_patch" in stored:
+        return "\n".join([*lines, "", "(the body was kept as a patch of the forwarded one, which was edited since)"])
     if "body" not in stored:
         return "\n".join([*lines, "", "(the body went upstream unchanged: see the request itself)"])
     body = stored["body"]

@@ -21,6 +21,7 @@ import orjson
 from mitmproxy import exceptions, http, io
 
 from ..config.resolution import mask_key
+from ..formats import kept_body
 from ..formats.exchange import Exchange
 
 SECRET_HEADERS = frozenset(("authorization", "x-api-key", "api-key", "x-goog-api-key", "proxy-authorization"))
@@ -57,7 +58,7 @@ def in_session(ex: Exchange, wanted: str | None) -> bool:
 
 def exchange(flow: http.HTTPFlow, ex: Exchange) -> dict[str, Any]:
     """One chat exchange as plain JSON data."""
-    client = ex.client_request or {}
+    client = kept_body.whole(ex.client_request, flow.request.raw_content) or ex.client_request or {}
     answer = ex.answer
     start, first, end = ex.t_request, ex.t_first_chunk, ex.t_end
     return {
@@ -103,7 +104,7 @@ def exchange(flow: http.HTTPFlow, ex: Exchange) -> dict[str, Any]:
 
 def batch_line(flow: http.HTTPFlow, ex: Exchange) -> dict[str, Any] | None:
     """The client request as an OpenAI batch line; None when the flow keeps no whole client request."""
-    client = ex.client_request
+    client = kept_body.whole(ex.client_request, flow.request.raw_content)
     if client is None or "body" not in client or "truncated" in client:
         return None
     path = str(client.get("path") or "/v1/chat/completions").split("?", 1)[0]

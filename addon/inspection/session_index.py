@@ -4,6 +4,10 @@ Bounded like flows are: at most `max_sessions` sessions (the least recently acti
 `max_turns` turn records in all (the oldest go first; the session keeps its totals and counts what went). 0 means
 no limit. No bodies are kept: a turn record holds counts, names and short previews.
 
+Requests beside the conversation are kept apart from its turns, in `side` (`open_side`): opencode's title and
+summary requests (turn_kind.py) and replays of a turn (`kind` "replay", `number` the turn it replays). They take
+no turn number; their tokens, price and errors count in the session's totals.
+
 For the session page: `sessions()` (newest activity first), `get(id)`, `to_json()`; each Session and Turn has
 `to_json()` with plain data. Pure: no mitmproxy.
 """
@@ -12,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict, deque
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from . import session_keys
@@ -44,9 +48,11 @@ class Turn:
     tool_findings: int = 0
     answer: dict[str, Any] = field(default_factory=dict)  # text/reasoning previews, tool calls (name, arguments)
     diff: dict[str, Any] = field(default_factory=dict)  # what was new, as in the flow (turn_diff; turn_text tells it)
+    kind: str = ""  # "" for a turn; "title", "summary" or "replay" for a request beside the conversation
+    snap: Snapshot | None = field(default=None, repr=False, compare=False)  # its digests, for a replay to compare
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__ if name != "snap"}
 
 
 @dataclass(slots=True)
@@ -70,6 +76,7 @@ class Session:
     tool_calls: int = 0
     tool_findings: int = 0
     children: list[str] = field(default_factory=list)
+    side: deque[Turn] = field(default_factory=deque)  # title, summary and replay requests, in order
     snapshots: list[tuple[int, Snapshot]] = field(default_factory=list)  # (turn, snapshot), most recent first
 
     def remember(self, turn: int, snap: Snapshot) -> None:
@@ -91,11 +98,16 @@ class Session:
             self.last_activity = max(self.last_activity, turn.finished)
 
     def to_json(self, turns: bool = True) -> dict[str, Any]:
-        out = {name: getattr(self, name) for name in self.__slots__ if name not in ("turns", "snapshots")}
+        out = {name: getattr(self, name) for name in self.__slots__ if name not in ("turns", "snapshots", "side")}
         out["turns"], out["duration"] = self.turns_seen, self.last_activity - self.started
         if turns:
             out["turn_records"] = [t.to_json() for t in self.turns]
+            out["side_records"] = [t.to_json() for t in self.side]
         return out
+
+    def turn(self, number: int) -> Turn | None:
+        """The kept record of turn `number`."""
+        return next((t for t in reversed(self.turns) if t.number == number), None)
 
 
 class SessionIndex:
@@ -155,6 +167,14 @@ class SessionIndex:
         self.trim()
         return turn
 
+    def open_side(self, session: Session, flow_id: str, started: float, kind: str, number: int = 0) -> Turn:
+        """A record for a request beside the conversation: `kind` title, summary or replay (of turn `number`)."""
+        turn = Turn(number, flow_id, started, kind=kind)
+        session.side.append(turn)
+        self.records.append((session, turn))
+        self.trim()
+        return turn
+
     def trim(self) -> None:
         while self.max_sessions and len(self.by_id) > self.max_sessions:
             _, old = self.by_id.popitem(last=False)
@@ -165,6 +185,8 @@ class SessionIndex:
             if session.turns and session.turns[0] is turn:
                 session.turns.popleft()
                 session.dropped_turns += 1
+            elif session.side and session.side[0] is turn:
+                session.side.popleft()
             self.dropped_turns += 1
 
     def set_limits(self, max_sessions: int, max_turns: int) -> None:

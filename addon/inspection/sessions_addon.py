@@ -44,12 +44,12 @@ from typing import Any
 from mitmproxy import ctx, http
 
 from ..formats.exchange import Exchange
-from . import session_keys, toolcheck, turn_text
+from . import session_keys, toolcheck, turn_kind, turn_text
 from .client_body import client_body
 from .session_index import Session, SessionIndex, Turn
 from .summary import price
 from .turn_diff import choose_base, diff
-from .turn_digest import RawJSON, Snapshot, ToolShapes, read_request, read_split
+from .turn_digest import RawJSON, Snapshot, ToolShapes, read_request, read_split, role_of
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,14 @@ ANSWER_TEXT, CALL_ARGUMENTS, MAX_CALLS = 2000, 2000, 20
 def request_body(flow: http.HTTPFlow) -> bytes:
     """The flow's request body, an OpenAI chat body in the translation proxy."""
     return flow.request.raw_content or b""
+
+
+def side_kind_of(snap: Snapshot, raws: Sequence[RawJSON]) -> str | None:
+    """turn_kind.side_kind of a request: "title", "summary" or None."""
+    last_user = None
+    if not snap.tools:  # only then is the last user message read (an agent's turn offers tools)
+        last_user = next((raw for raw in reversed(raws) if role_of(raw) == "user"), None)
+    return turn_kind.side_kind(raws[: snap.n_system], last_user, bool(snap.tools))
 
 
 class Sessions:
@@ -92,25 +100,77 @@ class Sessions:
     def begin_turn(self, flow: http.HTTPFlow) -> None:
         self.scheduled.pop(flow, None)
         ex = Exchange.of(flow)
+        replayed = ex.session if ex.replay is not None and isinstance(ex.session, dict) else None
         try:
             snap, raws = self.read(flow, ex)
         except ValueError:
             return
         key = session_keys.from_headers(flow.request.headers) or session_keys.fingerprint(snap.system, snap.first_user)
         started = ex.t_request or time.time()
+        if replayed is not None and isinstance(replayed.get("turn"), int) and replayed.get("id"):
+            key = session_keys.SessionKey(str(replayed["id"]), replayed.get("parent_id"), str(replayed["source"]))
+            return self.begin_replay(flow, ex, self.index.session(key, started), replayed, snap, raws)
         session = self.index.session(key, started)
+        kind = replayed.get("kind") if replayed is not None else side_kind_of(snap, raws)
+        if kind in turn_kind.KINDS:
+            return self.begin_side(flow, ex, session, str(kind), snap)
         turn = self.index.open_turn(session, flow.id, started)
         turn_diff = diff(choose_base(session.snapshots, snap), snap, raws, self.shapes, side=bool(session.snapshots))
         session.remember(turn.number, snap)
+        turn.snap = snap
+        self.opened(flow, ex, session, turn, turn_diff)
+
+    def begin_side(self, flow: http.HTTPFlow, ex: Exchange, session: Session, kind: str, snap: Snapshot) -> None:
+        """opencode's title or summary request: apart from the turns, compared with none of them."""
+        turn = self.index.open_side(session, flow.id, ex.t_request or time.time(), kind)
+        self.opened(flow, ex, session, turn, {"kind": kind, "messages": snap.messages, "tools": len(snap.tools)})
+
+    def begin_replay(
+        self,
+        flow: http.HTTPFlow,
+        ex: Exchange,
+        session: Session,
+        replayed: dict[str, Any],
+        snap: Snapshot,
+        raws: Sequence[RawJSON],
+    ) -> None:
+        """A replay of a turn (or of a title or summary request): not a new turn, compared with the one it replays."""
+        number = int(replayed["turn"])
+        kind = replayed.get("kind") if replayed.get("kind") in turn_kind.KINDS else None
+        original = session.turn(number) if kind is None else None
+        base = (number, original.snap) if original is not None and original.snap is not None else None
+        turn_diff = diff(base, snap, raws, self.shapes, side=False)
+        turn_diff["replay_of"] = number
+        if kind:
+            turn_diff["kind"] = kind
+        turn = self.index.open_side(session, flow.id, ex.t_request or time.time(), "replay", number)
+        self.opened(flow, ex, session, turn, turn_diff, number, kind)
+
+    def opened(
+        self,
+        flow: http.HTTPFlow,
+        ex: Exchange,
+        session: Session,
+        turn: Turn,
+        turn_diff: dict[str, Any],
+        number: int | None = None,
+        kind: str | None = None,
+    ) -> None:
         ex.session = info = {
             "id": session.id,
             "parent_id": session.parent_id,
             "source": session.source,
             "tag": session.tag,
-            "turn": turn.number,
+            "turn": number if number is not None else (turn.number if not turn.kind else None),
             "diff": turn_diff,
         }
+        if turn.kind or kind:
+            info["kind"] = kind or turn.kind
+        if turn.kind == "replay":
+            info["replay_of"] = number
         turn.new, turn.rewritten_at, turn.diff = turn_text.headline(info), turn_diff.get("rewritten_at"), turn_diff
+        if turn.kind:
+            turn.rewritten_at = None  # a replay that differs is an edit, not a rewrite of the conversation
         self.open[flow] = (session, turn)
 
     def read(self, flow: http.HTTPFlow, ex: Exchange) -> tuple[Snapshot, Sequence[RawJSON]]:
@@ -147,18 +207,28 @@ class Sessions:
     def restore(self, flow: http.HTTPFlow, ex: Exchange) -> None:
         """A flow read back from a file: its session and turn as stored, its digests for the next live turn."""
         info = ex.session
-        if not isinstance(info, dict) or not info.get("id") or not isinstance(info.get("turn"), int):
+        if not isinstance(info, dict) or not info.get("id"):
+            return
+        kind = info.get("kind") if info.get("kind") in (*turn_kind.KINDS, "replay") else None
+        if kind is None and not isinstance(info.get("turn"), int):
             return
         key = session_keys.SessionKey(str(info["id"]), info.get("parent_id"), str(info.get("source", "header")))
         started = ex.t_request or flow.timestamp_created
         session = self.index.session(key, started, tag=info.get("tag"))
-        turn = self.index.open_turn(session, flow.id, started, number=info["turn"])
+        if info.get("replay_of") is not None:
+            turn = self.index.open_side(session, flow.id, started, "replay", int(info["replay_of"]))
+        elif kind is not None:
+            turn = self.index.open_side(session, flow.id, started, kind)
+        else:
+            turn = self.index.open_turn(session, flow.id, started, number=info["turn"])
         turn.diff = info["diff"] if isinstance(info.get("diff"), dict) else {}
-        turn.new, turn.rewritten_at = turn_text.headline(info), turn.diff.get("rewritten_at")
-        try:
-            session.remember(turn.number, read_request(self.chat_body(flow), self.shapes)[0])
-        except ValueError:
-            pass
+        turn.new, turn.rewritten_at = turn_text.headline(info), None if turn.kind else turn.diff.get("rewritten_at")
+        if not turn.kind:
+            try:
+                turn.snap = read_request(self.chat_body(flow), self.shapes)[0]
+                session.remember(turn.number, turn.snap)
+            except ValueError:
+                pass
         self.record_outcome(flow, session, turn)
 
     def record_outcome(self, flow: http.HTTPFlow, session: Session, turn: Turn) -> None:

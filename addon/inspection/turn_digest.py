@@ -64,7 +64,7 @@ _ROLE = msgspec.json.Decoder(_Role)
 _LIST = msgspec.json.Decoder(list[msgspec.Raw])
 
 
-def role_of(raw: msgspec.Raw) -> str:
+def role_of(raw: RawJSON) -> str:
     try:
         return _ROLE.decode(raw).role
     except msgspec.DecodeError:

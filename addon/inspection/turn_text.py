@@ -17,15 +17,26 @@ def session_of(ex: Exchange) -> dict | None:
 
 
 def comment_prefix(ex: Exchange) -> str:
-    """`s:3f2a #7 | ` for a flow of a session, else ""."""
+    """`s:3f2a #7 | ` for a flow of a session (a replay of turn 7 too), `s:3f2a title | ` for opencode's title
+    or summary request, else ""."""
     session = session_of(ex)
-    return f"{session['tag']} #{session.get('turn')} | " if session else ""
+    if not session:
+        return ""
+    if session.get("turn") is None:
+        return f"{session['tag']} {session.get('kind') or 'side'} | "
+    return f"{session['tag']} #{session.get('turn')} | "
 
 
 def comment_note(ex: Exchange) -> str | None:
-    """`history rewritten at message 5` when the turn does not extend the one before it."""
-    diff = (session_of(ex) or {}).get("diff") or {}
-    return f"{REWRITTEN} at message {diff['rewritten_at']}" if diff.get("rewritten_at") is not None else None
+    """`history rewritten at message 5` when the turn does not extend the one before it; for an edited replay,
+    where it differs from the turn it replays (not a rewrite: nothing of the conversation changed)."""
+    session = session_of(ex) or {}
+    diff = session.get("diff") or {}
+    if diff.get("rewritten_at") is None:
+        return None
+    if diff.get("replay_of") is not None:
+        return f"edited: differs from turn {diff['replay_of']} at message {diff['rewritten_at']}"
+    return f"{REWRITTEN} at message {diff['rewritten_at']}"
 
 
 def unchanged_messages(ex: Exchange) -> int:
@@ -53,6 +64,13 @@ def kinds(new: list[dict]) -> str:
 
 
 def what_is_new(diff: dict) -> str:
+    if diff.get("replay_of") is not None:
+        return replay_text(diff)
+    if diff.get("kind"):
+        return (
+            f"opencode's {diff['kind']} request, beside the conversation (not a turn): "
+            f"{plural(diff.get('messages', 0), 'message')}"
+        )
     if diff.get("base_turn") is None:
         if diff.get("side"):
             return f"new thread in this session, nothing in common with earlier turns: {plural(diff['messages'], 'message')}"
@@ -64,9 +82,26 @@ def what_is_new(diff: dict) -> str:
     return f"+{plural(count, 'message')}{described} since turn {diff['base_turn']}"
 
 
+def replay_text(diff: dict) -> str:
+    """A replay compared with the turn it replays."""
+    n = diff["replay_of"]
+    what = f"the {diff['kind']} request of turn {n}" if diff.get("kind") else f"turn {n}"
+    if diff.get("base_turn") is None:
+        return f"replay of {what} ({plural(diff.get('messages', 0), 'message')}; that turn is not kept here to compare)"
+    count, new = diff.get("new_count", 0), diff.get("new") or []
+    if diff.get("rewritten_at") is not None:
+        return (
+            f"replay of {what}, edited: differs from it at message {diff['rewritten_at']} "
+            f"({plural(diff.get('dropped', 0), 'message')} of it changed or gone, {plural(count, 'message')} now)"
+        )
+    if count:
+        return f"replay of {what}, edited: {plural(count, 'message')} added ({kinds(new)})"
+    return f"replay of {what}: the same {plural(diff.get('messages', 0), 'message')}"
+
+
 def notes(diff: dict) -> list[str]:
     out = []
-    if diff.get("rewritten_at") is not None:
+    if diff.get("rewritten_at") is not None and diff.get("replay_of") is None:
         out.append(
             f"{REWRITTEN.upper()} at message {diff['rewritten_at']}: "
             f"{plural(diff.get('dropped', 0), 'message')} of turn {diff.get('base_turn')} from there on are gone or changed"
@@ -99,7 +134,12 @@ def message_line(e: dict, limit: int = LOG_PREVIEW) -> str:
 def headline(session: dict) -> str:
     """`turn 7 of s:3f2a: +3 messages (assistant with 2 tool calls, 2 tool results) since turn 6; ...`"""
     diff = session.get("diff") or {}
-    line = f"turn {session.get('turn')} of {session.get('tag')}: {what_is_new(diff)}"
+    if diff.get("replay_of") is not None:
+        line = f"{session.get('tag')}: {what_is_new(diff)}"
+    elif session.get("turn") is None:
+        line = f"{session.get('kind') or 'side'} request of {session.get('tag')}: {what_is_new(diff)}"
+    else:
+        line = f"turn {session.get('turn')} of {session.get('tag')}: {what_is_new(diff)}"
     return "; ".join([line, *notes(diff)])
 
 
@@ -124,7 +164,13 @@ def view_lines(ex: Exchange) -> list[str]:
     if session.get("parent_id"):
         where += f", subagent of {session['parent_id']}"
     diff: dict[str, Any] = session.get("diff") or {}
-    lines = [f"what is new in turn {session.get('turn')} ({where}):", f"  {what_is_new(diff)}"]
+    if diff.get("replay_of") is not None:
+        head = f"compared with turn {diff['replay_of']}, which this replays ({where}):"
+    elif session.get("turn") is None:
+        head = f"{session.get('kind') or 'side'} request ({where}):"
+    else:
+        head = f"what is new in turn {session.get('turn')} ({where}):"
+    lines = [head, f"  {what_is_new(diff)}"]
     lines += [f"  {note}" for note in notes(diff)]
     if diff.get("base_turn") is not None and diff.get("new"):
         hidden = diff.get("new_count", 0) - len(diff["new"])

@@ -214,5 +214,7 @@ def load_messages(chat: ChatRequest) -> ChatRequest:
 
 
 def encode_body(body: dict) -> bytes:
-    """The body as JSON; messages still raw are written as they came."""
-    return msgspec.json.encode(body)
+    """The body as JSON; messages still raw are written as they came. Copied to its own length: msgspec hands back
+    its growing buffer, up to half as large again as the JSON, and the flow keeps these bytes as long as it lives
+    (a 200 kB request held 300 kB; one memcpy costs microseconds)."""
+    return bytes(memoryview(msgspec.json.encode(body)))

@@ -4,14 +4,16 @@ Routing rewrites a chat request in place (model, URL, key, Gemini repairs), so t
 This addon, placed before routing, stores the client's own request in the exchange record's `client_request`:
 method, path and headers (the client's credentials removed: the proxy key never lands in a flow file) and, for chat
 requests, the body as the client sent it, cut at `translate_keep_client_request` bytes like stream bodies. Other
-paths keep no body: routing does not change it. Keeping the body costs nothing while the flow lives (the same bytes
-object routing read); a -w file holds it twice.
+paths keep no body: routing does not change it. Once routing has forwarded a chat body, `shrink` keeps the client's
+as a patch of it (formats/kept_body.py: `model` and the repaired fields), so a kept flow holds its history once;
+`whole` gives the body back. A body the patch cannot describe briefly (the native path's) stays as it came.
 """
 
 from __future__ import annotations
 
 from mitmproxy import ctx, http
 
+from ..formats import kept_body
 from ..formats.client_formats import client_format
 from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
@@ -43,8 +45,37 @@ def snapshot(request: http.Request, keep_bytes: int) -> dict:
 
 
 def complete(stored: object) -> bool:
-    """Whether a stored client request can be sent again as it came (nothing cut)."""
-    return isinstance(stored, dict) and "truncated" not in stored and isinstance(stored.get("path"), str)
+    """Whether a stored client request can be sent again as it came (nothing cut, no patch left to apply)."""
+    return (
+        isinstance(stored, dict)
+        and "truncated" not in stored
+        and "body_patch" not in stored
+        and isinstance(stored.get("path"), str)
+    )
+
+
+def encoded(stored: dict) -> bool:
+    """Whether the kept body is compressed as the client sent it (its content-encoding header)."""
+    return any(
+        isinstance(pair, (list, tuple))
+        and len(pair) == 2
+        and str(pair[0]).lower() == "content-encoding"
+        and str(pair[1]).strip().lower() not in ("", "identity")
+        for pair in stored.get("headers") or ()
+    )
+
+
+def shrink(stored: dict | None, forwarded: bytes) -> None:
+    """Keep the stored body as a patch of the forwarded one, when that is much smaller."""
+    if not stored or "truncated" in stored or not isinstance(stored.get("body"), bytes) or encoded(stored):
+        return
+    patch = kept_body.make(stored["body"], forwarded)
+    if patch is not None:
+        del stored["body"]
+        stored["body_patch"] = patch
+
+
+whole = kept_body.whole  # the stored request with its body whole (formats/kept_body.py)
 
 
 def restore(request: http.Request, stored: dict) -> None:

@@ -7,8 +7,10 @@ beside it (client_request.py) when the flow's request is as the proxy sent it, e
 console, or recorded without its client request) the request as it is now, under the client's path and model name.
 Routing then translates it exactly once, with the config and the key of now: a repair that already happened finds
 nothing left to do (thought signatures already restored stay as they are). The flow's metadata starts afresh, with
-`replay` = {"n": how many times, "t": when, "from": what was sent}, so the answer is renamed, repaired, logged,
-commented and marked as a live one's; the comment starts with "replay N".
+`replay` = {"n": how many times, "t": when, "from": what was sent, "recorded_route": where the flow went before},
+so the answer is renamed, repaired, logged, commented and marked as a live one's; the comment starts with
+"replay N". Routing takes today's route; when it differs from the recorded one, `note_route` says so in the log and
+in `replay["route"]`.
 
 A replay never takes a key from the flow: when the config names none now (routing asks `missing_key`), the flow
 gets an OpenAI-shaped error and nothing is sent.
@@ -22,6 +24,7 @@ import time
 import orjson
 from mitmproxy import http
 
+from ..config import keys
 from ..formats import errors
 from ..formats.exchange import KEY, Exchange
 from . import client_request, hops
@@ -84,6 +87,26 @@ def rebuilt(flow: http.HTTPFlow, ex: Exchange) -> dict:
     return form
 
 
+def route_of(ex: Exchange | None) -> str | None:
+    """Where an exchange was routed, in words: "gemini-2.5-flash @ host:port" (and the API when not OpenAI's)."""
+    if ex is None or not ex.api_base:
+        return None
+    api = f" ({ex.api} API)" if ex.api != "openai" else ""
+    return f"{ex.upstream_model or '?'} @ {keys.host_of(ex.api_base)}{api}"
+
+
+def note_route(ex: Exchange) -> None:
+    """Routing calls this once it chose a replay's route: say so when it is not the route the flow was recorded
+    with (another config, another GEMINI_API_BASE, another machine)."""
+    replay = ex.replay
+    if not replay or not replay.get("recorded_route"):
+        return
+    today = route_of(ex)
+    if today is not None and today != replay["recorded_route"]:
+        replay["route"] = today
+        logger.info(f"replay {replay.get('n')}: routed to {today} today; it was recorded to {replay['recorded_route']}")
+
+
 def missing_key(flow: http.HTTPFlow, api_key: str | None) -> str | None:
     """Routing asks before sending a replay: the message to answer with when no key can be had now, else None."""
     ex = Exchange.find(flow)
@@ -108,6 +131,8 @@ class Replay:
             fresh.client_model = previous.client_model
         n = int((previous.replay or {}).get("n", 0)) + 1
         fresh.replay = {"n": n, "t": round(time.time(), 3), "from": "client request"}
+        if recorded_route := (previous.replay or {}).get("recorded_route") or route_of(old):
+            fresh.replay["recorded_route"] = recorded_route
         flow.metadata[KEY] = fresh
         if routed_before(old):
             try:
@@ -121,7 +146,8 @@ class Replay:
     @staticmethod
     def to_client_form(flow: http.HTTPFlow, ex: Exchange) -> str:
         """Put the client's form of a routed flow's request back; what it came from."""
-        stored, changed = ex.client_request, edited(flow)
+        changed = edited(flow)
+        stored = client_request.whole(ex.client_request, flow.request.raw_content)
         if client_request.complete(stored) and not changed:
             assert stored is not None
             client_request.restore(flow.request, stored)

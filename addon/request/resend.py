@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from mitmproxy import command, ctx, flow, http
 
 from ..formats.exchange import KEY, Exchange
-from .client_request import complete, restore
+from .client_request import complete, restore, whole
 
 logger = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 def client_flow(original: http.HTTPFlow) -> http.HTTPFlow | None:
     """A new, unsent flow holding `original`'s client request; None when the flow keeps no whole one."""
     found = Exchange.find(original)
-    stored = found.client_request if found is not None else None
+    stored = whole(found.client_request, original.request.raw_content) if found is not None else None
     if stored is None or not complete(stored):
         return None
     made = original.copy()  # a new id; the connections say where the client came from

@@ -22,10 +22,10 @@ from ..formats import litellm_bridge
 from ..formats.conversation import Conversations
 from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
-from . import body_encoding, hops, native_chat
+from . import body_encoding, client_request, hops, native_chat
 from .chat_request import ChatRequest, ClientError, encode_body, parse_chat_request
 from .local_answers import CHAT_PATHS, MODEL_PATHS, client_authorized, error_response, health, models
-from .replay import missing_key
+from .replay import missing_key, note_route
 from .upstream_request import point_at, record_target, rewrite_body
 
 logger = logging.getLogger(__name__)
@@ -38,6 +38,12 @@ def on_event_loop() -> bool:
     except RuntimeError:
         return False
     return True
+
+
+def sends_anything() -> bool:
+    """Whether this process may send requests: it listens, replays a file (-C), or has a UI to replay from."""
+    options = ctx.options
+    return bool(options.server or getattr(options, "client_replay", None) or ctx.master.addons.get("view"))
 
 
 def parse_temperature(text: str) -> float | None:
@@ -154,8 +160,23 @@ class Routing:
         # Right after mitmproxy's "reverse proxy to ... listening at" line, which names only the reverse target.
         # (litellm is warming in its thread since `load`: nothing here waits for it.)
         self.started = True
-        if self.watch:
-            self.watch.log_routes()
+        if self.watch is None:
+            return
+        rfile = getattr(ctx.options, "rfile", None)  # mitmproxy's ReadFile addon declares it
+        if rfile and not sends_anything():
+            # Reading a file: the flows keep the routes they were recorded with, and nothing goes out, so today's
+            # route table (and its missing keys) would only mislead.
+            logger.info(
+                f"Reading {rfile}: each flow shows the upstream it was recorded with; nothing is sent, "
+                "so the routes in opencode.json are not used."
+            )
+            return
+        if rfile:
+            logger.info(
+                f"Flows read from {rfile} keep the upstream they were recorded with; the routes below "
+                "apply to new requests and replays."
+            )
+        self.watch.log_routes()
 
     def settings(self) -> resolution.Settings:
         return resolution.Settings(
@@ -223,6 +244,7 @@ class Routing:
         # A fallback attempt (fallbacks.py) asks for the fallback's name but answers under the client's.
         client_model = ex.client_model if ex.fallback_of is not None and ex.client_model else chat.model
         record_target(ex, flow, target, client_model, chat.stream)
+        note_route(ex)
         # Vertex AI's token comes from google-auth (vertex_auth.py), not from a key.
         if target.api != "vertex" and (message := missing_key(flow, target.api_key)):
             return error_response(flow, 401, message, "upstream_key_missing")
@@ -231,6 +253,7 @@ class Routing:
         ex.repairs = rewrite_body(chat, target, self.default_temperature)
         flow.request.headers.pop("content-encoding", None)  # the body goes upstream decoded
         flow.request.content = encode_body(chat.body)
+        client_request.shrink(ex.client_request, flow.request.raw_content or b"")
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, client_model)}
         point_at(flow, target.api_base, "chat/completions", target.api_key, {**target.headers, **hop})
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE
