@@ -228,3 +228,44 @@ def test_two_turns_of_one_session(fmt):
     session = sessions.index.get(session_id)
     assert session is not None and [t.number for t in session.turns] == [1, 2]
     assert [t.tool_calls for t in session.turns] == [1, 0] and session.tokens_out == 30 + session.turns[1].tokens_out
+
+
+def test_gemini_call_ids_are_the_same_in_the_answer_and_in_the_next_request():
+    """Gemini's calls have no ids: the one capture mode gives a call in turn 1's answer is the one turn 2's request
+    names it by (and its tool result points at), whichever turn the call comes in."""
+    record = fixture("gemini_native")
+    capture = Capture()
+    with taddons.context(capture):
+        first, second = (play(capture, record["host"], exchange) for exchange in record["exchanges"])
+    answered = Exchange.of(first).answer["tool_calls"][0]["id"]
+    messages = json.loads(chat_body(second))["messages"]
+    repeated = [c["id"] for m in messages for c in m.get("tool_calls") or ()]
+    results = [m["tool_call_id"] for m in messages if m["role"] == "tool"]
+    assert answered.startswith("call_") and repeated == [answered] and results == [answered]
+    later = {**record["exchanges"][1]["request"]}
+    later["contents"] = [{"role": "user", "parts": [{"text": "first"}]}, *later["contents"]]  # one more turn before
+    moved = make_flow(record["host"], {**record["exchanges"][1], "request": later})
+    with taddons.context(capture):
+        capture.requestheaders(moved)
+        capture.request(moved)
+    assert [c["id"] for m in json.loads(chat_body(moved))["messages"] for c in m.get("tool_calls") or ()] == [answered]
+
+
+def test_the_log_shows_the_tool_calls_with_their_arguments(capture, caplog):
+    caplog.set_level("INFO")
+    record = fixture("gemini_native")
+    flow = play(capture, record["host"], record["exchanges"][0])
+    call = Exchange.of(flow).answer["tool_calls"][0]
+    assert f"  tool call read ({call['id']}): {call['arguments']}" in caplog.text
+    assert "filePath" in call["arguments"]
+
+
+def test_map_remote_makes_connections_lazy():
+    from mitmproxy.addons.mapremote import MapRemote
+    from mitmproxy.addons.proxyserver import Proxyserver
+
+    capture = Capture()
+    with taddons.context(Proxyserver(), MapRemote(), capture) as tctx:
+        assert tctx.options.connection_strategy == "eager"  # mitmproxy's default, left alone without a rule
+        tctx.configure(capture, map_remote=["|https://generativelanguage.googleapis.com|http://127.0.0.1:9102"])
+        assert tctx.options.connection_strategy == "lazy"
