@@ -120,7 +120,7 @@ def test_saved_flows_keep_comment_mark_and_metadata(saved, fake_gemini):
 def test_the_log_tells_the_same(saved):
     _, log = saved
     assert "tool call check (the model got it wrong): write (call_1): missing required field 'content'" in log
-    assert "| 1 tool call | tool-call problem: write (call_1)" in log
+    assert "  tool-call problem: write (call_1): missing required field 'content' | 1 tool call: write |" in log
 
 
 def test_mitmdump_reads_them_back_with_the_chat_view(saved, fake_gemini):
