@@ -104,5 +104,5 @@ def test_native_and_vertex_routes_are_marked() -> None:
     assert text.splitlines()[1:] == [
         "  fast -> gemini-2.5-flash @ generativelanguage.googleapis.com (Gemini's native API), key GEMINI_API_KEY (AIza...x9)",
         "  vx -> gemini-2.5-pro @ us-central1-aiplatform.googleapis.com (Vertex AI, native API), key none",
-        "  plain -> plain @ 127.0.0.1:9102, key GEMINI_API_KEY (AIza...x9)",
+        "  plain -> gemini-2.5-flash @ 127.0.0.1:9102, key GEMINI_API_KEY (AIza...x9)",
     ]
