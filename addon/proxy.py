@@ -24,6 +24,7 @@ from addon.response.responses import Responses  # noqa: E402
 from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
 from addon.runtime.patches import MitmproxyPatches  # noqa: E402
+from addon.runtime.reason_phrase import ReasonPhrase  # noqa: E402
 from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
@@ -55,6 +56,7 @@ addons = [
     Responses(),
     sessions,  # before Report: the log and comment tell the flow's session turn
     Report(),
+    ReasonPhrase(),  # after every addon that may change a status: its own reason phrase, never `502 OK`
     FlowRetention(),
     MitmproxyPatches(),  # after GracefulShutdown: its `done` needs the wire helpers and error pages
     MemoryGuard(),
