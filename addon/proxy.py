@@ -28,6 +28,7 @@ from addon.runtime.reason_phrase import ReasonPhrase  # noqa: E402
 from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
+from addon.runtime.startup_log import StartupLog  # noqa: E402
 
 contentviews.add(chatview.ChatView)
 contentviews.add(chatview.LLMUpstreamRawView)
@@ -41,6 +42,7 @@ routing = Routing()
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere. Replay turns a
 # replayed flow back into its client request, ClientRequest keeps that request, then Routing translates it once.
 addons = [
+    StartupLog(),  # its `load` comes before any addon's `configure`: a fatal config error is followed by no 'listening'
     GracefulShutdown(),
     RequestReadTimeout(),
     Cors(),  # before routing: a preflight is answered before the proxy key is asked for
