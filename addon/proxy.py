@@ -12,6 +12,7 @@ from addon.inspection import chatview, client_view, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
 from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
+from addon.request.client_host import ClientHost  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
 from addon.request.replay import Replay  # noqa: E402
@@ -49,6 +50,7 @@ addons = [
     SessionPage(sessions.index, routing.instance),  # before routing: /_proxy/sessions never goes upstream
     Replay(),
     ClientRequest(),
+    ClientHost(),  # after ClientRequest kept the client's Host: the target's Host from here on
     routing,
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
     Resend(),
