@@ -165,10 +165,16 @@ def drag(page, selector: str, to_x: float) -> None:
     page.mouse.up()
 
 
+README_SHOTS = ROOT / "tests" / "screenshots"  # the README's images, retaken from the current code by each run
+README_NAMES = ("mitmweb-list.png", "mitmweb-chat.png")
+
+
 def screenshot(page, name: str) -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / name
     page.screenshot(path=str(path))
+    if name in README_NAMES:
+        (README_SHOTS / name).write_bytes(path.read_bytes())
     return path
 
 
