@@ -345,7 +345,7 @@ def test_summary_log(report, caplog):
         "local-model -> openai/gemini-2.5-flash @ http://address:22/v1beta/openai/chat/completions "
         "(key AIza…7890, provider local)" in text
     )
-    assert "  repaired 1 tool call (index 0 assigned); dropped field prompt_cache_key\n" in text
+    assert "  repaired: 1 tool call (index 0 assigned); dropped field prompt_cache_key\n" in text
     assert "answer: Let me fix it." in text and "finish: tool_calls" in text
     assert "messages" not in text and "upstream stream" not in text
 
@@ -355,13 +355,13 @@ def test_ten_repaired_tool_schemas_are_one_line(report, caplog):
     text = log_of(report, caplog, "summary", TEN_SCHEMAS)
     repaired = [line for line in text.splitlines() if "repaired" in line]
     assert repaired == [
-        "  repaired 10 tool schemas (removed $schema, additionalProperties); 1 tool call (index 0 assigned)"
+        "  repaired: 10 tool schemas (removed $schema, additionalProperties); 1 tool call (index 0 assigned)"
     ]
 
 
 def test_full_log_tells_each_repair_and_the_request_shortened(report, caplog):
     text = log_of(report, caplog, "full", TEN_SCHEMAS)
-    assert text.count("  repaired 10 tool schemas") == 1
+    assert text.count("  repaired: 10 tool schemas") == 1
     assert all(f"  repaired: {repair}\n" in text for repair in TEN_SCHEMAS)
     assert "You are opencode" in text and f"({len(SYSTEM_PROMPT):,} chars)" in text
     assert "upstream stream" not in text
@@ -399,7 +399,7 @@ def test_summary_is_one_record_when_the_exchange_ends(report, caplog):
     [record] = caplog.records
     lines = record.getMessage().split("\n")
     assert lines[0] == "──── POST /v1/chat/completions ────" and lines[-1] == f"  {f.comment}"
-    assert "  repaired dropped field prompt_cache_key" in lines and "  answer: Let me fix it." in lines
+    assert "  repaired: dropped field prompt_cache_key" in lines and "  answer: Let me fix it." in lines
 
 
 @pytest.mark.parametrize("verbosity", ["full", "chunks"])

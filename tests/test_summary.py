@@ -170,3 +170,24 @@ def test_cached_tokens_are_named_and_priced_on_the_compatible_path():
     assert "12,000 in (10,000 cached) / 200 out tokens" in line
     assert "$0.0014" in line  # 2,000 x 3e-7 + 10,000 x 3e-8 + 200 x 2.5e-6 (uncached it would be $0.0041)
     assert "cached" not in summary.comment_line(meta(answer={"usage": {"prompt_tokens": 5, "completion_tokens": 1}}))
+
+
+def test_repairs_are_one_line_with_each_kind_counted():
+    repairs = [
+        *(f"tools[{i}] t{i}: removed $schema; removed additionalProperties" for i in range(3)),
+        "tools[3] edit: inlined $ref #/defs/x; removed $schema",
+        "dropped field prompt_cache_key",
+        *(f"restored thought signature for call call_{n}" for n in range(1, 6)),
+        "bypass signature for call toolu_01",
+        "tool call 0: id generated",
+        "tool call 1: id generated",
+    ]
+    assert summary.repair_line(repairs) == (
+        "  repaired: 4 tool schemas (removed $schema, additionalProperties; inlined $ref #/defs/x); "
+        "2 tool calls (id generated); dropped field prompt_cache_key; "
+        "restored thought signature for 5 calls (call_1, call_2, call_3, …); bypass signature for call toolu_01"
+    )
+    assert summary.repair_line(["restored thought signature for call call_1"]) == (
+        "  repaired: restored thought signature for call call_1"
+    )
+    assert summary.repair_line([]) is None

@@ -76,27 +76,38 @@ def summarize_answer(ex: Exchange) -> str:
 
 
 # A repair of one tool's schema or one streamed tool call: `tools[3] bash: removed $schema; removed ...`.
+_PER_CALL = re.compile(r"^(?P<what>.+ (?:for|of)) call (?P<call>\S+)$")  # `restored thought signature for call X`
 _PER_ITEM = re.compile(r"^(?:tools\[\d+\] (?P<tool>[^:]*)|tool call (?P<call>\d+)): (?P<what>.+)$")
 
 
 def repair_line(repairs: list[str]) -> str | None:
     """All of an exchange's repairs on one line, those of each tool schema and each streamed call counted, e.g.
-    `  repaired 10 tool schemas (removed $schema, additionalProperties); dropped field prompt_cache_key`; the
+    `  repaired: 10 tool schemas (removed $schema, additionalProperties); dropped field prompt_cache_key`; the
     details stay in the flow (its exchange record's `repairs`)."""
     groups: dict[str, tuple[set[str], dict[str, None]]] = {}  # "tool schema"/"tool call" -> (items, what was done)
-    rest: dict[str, None] = {}
+    rest: dict[str, list[str]] = {}  # what was done -> the calls it was done for (none: said as it is)
     for repair in repairs:
         found = _PER_ITEM.match(repair)
         if found is None:
-            rest[repair] = None
+            per_call = _PER_CALL.match(repair)
+            what, call = (per_call["what"], per_call["call"]) if per_call else (repair, None)
+            rest.setdefault(what, []).extend([call] if call else [])
             continue
         kind, item = ("tool schema", found["tool"]) if found["tool"] is not None else ("tool call", found["call"])
         items, done = groups.setdefault(kind, (set(), {}))
         items.add(item)
         done.update(dict.fromkeys(found["what"].split("; ")))
     parts = [f"{turn_text.plural(len(items), kind)} ({_what(done)})" for kind, (items, done) in groups.items()]
-    parts += list(rest)
-    return f"  repaired {'; '.join(parts)}" if parts else None
+    parts += [_calls_note(what, calls) for what, calls in rest.items()]
+    return f"  repaired: {'; '.join(parts)}" if parts else None
+
+
+def _calls_note(what: str, calls: list[str]) -> str:
+    """`restored thought signature for call call_1`, or for several: `... for 3 calls (call_1, call_2, call_3)`."""
+    if len(calls) <= 1:
+        return f"{what} call {calls[0]}" if calls else what
+    shown = ", ".join(calls[:3]) + (", …" if len(calls) > 3 else "")
+    return f"{what} {len(calls)} calls ({shown})"
 
 
 def _what(done: dict[str, None]) -> str:
