@@ -1,4 +1,5 @@
-"""Short human texts about one LLM exchange: the request summary, the answer, and the flow's comment line."""
+"""Short human texts about one LLM exchange: the request summary, the answer, the repairs' line and the flow's
+comment line."""
 
 from __future__ import annotations
 
@@ -75,8 +76,8 @@ def summarize_answer(ex: Exchange) -> str:
     return "\n".join(lines)
 
 
-# A repair of one tool's schema or one streamed tool call: `tools[3] bash: removed $schema; removed ...`.
 _PER_CALL = re.compile(r"^(?P<what>.+ (?:for|of)) call (?P<call>\S+)$")  # `restored thought signature for call X`
+# A repair of one tool's schema or one streamed tool call: `tools[3] bash: removed $schema; removed ...`.
 _PER_ITEM = re.compile(r"^(?:tools\[\d+\] (?P<tool>[^:]*)|tool call (?P<call>\d+)): (?P<what>.+)$")
 
 
