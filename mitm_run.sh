@@ -93,7 +93,7 @@ check_port() {  # VARIABLE HOST PORT OPTION[,OPTION] SUBCOMMAND ARGS...
             case "$arg" in "$option"|"$option"=*) return ;; esac
         done
     done
-    "$VENV/bin/python" - "$host" "$port" <<'PY' || status=$?
+    "$VENV/bin/python" -I -S - "$host" "$port" <<'PY' || status=$?  # -I -S: no site-packages, a few ms
 import errno, socket, sys
 host, port = sys.argv[1], int(sys.argv[2])
 try:
