@@ -81,6 +81,36 @@ set_web_args() {
     for column in icon path method status size time comment; do WEB_ARGS+=(--set "web_columns=$column"); done
 }
 
+# Stop with advice in this wrapper's terms when a port is taken: mitmproxy's own message names a --mode option
+# that this wrapper sets itself. Skipped when ARGS set that port themselves (the user chose it there) or start no
+# server (-n, as in -nr FILE); any other problem binding (a host that is not local, no permission) is left for
+# mitmproxy to tell.
+check_port() {  # VARIABLE HOST PORT OPTION[,OPTION] SUBCOMMAND ARGS...
+    local variable="$1" host="$2" port="$3" options="$4" subcommand="$5" arg option status=0
+    shift 5
+    for arg in "$@"; do
+        case "$arg" in --no-server|server=false|-[!-]*n*) return ;; esac  # -n, -nr FILE: no proxy server at all
+        for option in ${options//,/ }; do
+            case "$arg" in "$option"|"$option"=*) return ;; esac
+        done
+    done
+    "$VENV/bin/python" -I -S - "$host" "$port" <<'PY' || status=$?  # -I -S: no site-packages, a few ms
+import errno, socket, sys
+host, port = sys.argv[1], int(sys.argv[2])
+try:
+    family = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0][0]
+    with socket.socket(family) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's servers bind
+        sock.bind((host, port))
+except OSError as e:
+    sys.exit(1 if e.errno == errno.EADDRINUSE else 0)
+PY
+    if [ "$status" = 1 ]; then
+        log "port $port on ${host:-every address} is in use (is the proxy already running?): set $variable to a free port, e.g. $variable=$((port + 1)) ./mitm_run.sh${subcommand:+ $subcommand}"
+        exit 1
+    fi
+}
+
 # Debian packages some end-to-end tests need: headless Chromium (mitmweb, the session page) and nginx (replicas).
 test_packages() {
     local missing=()
@@ -135,15 +165,22 @@ case "$command" in
         shift; setup
         set_proxy_args
         set_web_args
+        check_port PROXY_PORT "${PROXY_HOST:-127.0.0.1}" "${PROXY_PORT:-8000}" --listen-port,-p,--mode,-m,listen_port,mode web "$@"
+        check_port WEB_PORT "${WEB_HOST:-127.0.0.1}" "${WEB_PORT:-8081}" --web-port,web_port web "$@"
         exec "$VENV/bin/mitmweb" "${PROXY_ARGS[@]}" "${WEB_ARGS[@]}" "$@" ;;
     capture)
         # Passive: a forward proxy in mitmproxy's usual confdir (~/.mitmproxy, its CA reused or created there).
+        # Lazy connections: the server is dialled once the request is known, so --map-remote decides where it goes
+        # (eager would dial the CONNECT's host first: a stand-in or gateway for an unreachable host never answers).
         shift; setup
         set_web_args
+        check_port CAPTURE_PORT 127.0.0.1 "${CAPTURE_PORT:-8080}" --listen-port,-p,--mode,-m,listen_port,mode capture "$@"
+        check_port WEB_PORT "${WEB_HOST:-127.0.0.1}" "${WEB_PORT:-8081}" --web-port,web_port capture "$@"
         exec "$VENV/bin/mitmweb" --mode regular --listen-host 127.0.0.1 --listen-port "${CAPTURE_PORT:-8080}" \
-            -s "$ROOT/addon/capture.py" "${WEB_ARGS[@]}" "$@" ;;
+            --set connection_strategy=lazy -s "$ROOT/addon/capture.py" "${WEB_ARGS[@]}" "$@" ;;
     *)
         setup
         set_proxy_args
+        check_port PROXY_PORT "${PROXY_HOST:-127.0.0.1}" "${PROXY_PORT:-8000}" --listen-port,-p,--mode,-m,listen_port,mode "" "$@"
         exec "$VENV/bin/mitmdump" "${PROXY_ARGS[@]}" "$@" ;;
 esac

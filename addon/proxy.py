@@ -13,6 +13,7 @@ from addon.inspection.report import Report  # noqa: E402
 from addon.inspection.session_page import SessionPage  # noqa: E402
 from addon.inspection.sessions_addon import Sessions  # noqa: E402
 from addon.inspection.telemetry import Telemetry  # noqa: E402
+from addon.request.client_host import ClientHost  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402
 from addon.request.cors import Cors  # noqa: E402
 from addon.request.ingress import Ingress  # noqa: E402
@@ -29,9 +30,11 @@ from addon.response.upstream_timeouts import UpstreamTimeouts  # noqa: E402
 from addon.runtime import addon_order  # noqa: E402
 from addon.runtime.memory import MemoryGuard  # noqa: E402
 from addon.runtime.patches import PATCHES, SPEED, MitmproxyPatches  # noqa: E402
+from addon.runtime.reason_phrase import ReasonPhrase  # noqa: E402
 from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
+from addon.runtime.startup_log import StartupLog  # noqa: E402
 from addon.runtime.upstream_key import UpstreamHttp1  # noqa: E402
 
 contentviews.add(chatview.ChatView)
@@ -47,12 +50,14 @@ routing = Routing()
 # GracefulShutdown first: while stopping, its 503 answers a request before routing sends it anywhere. Replay turns a
 # replayed flow back into its client request, ClientRequest keeps that request, then Routing translates it once.
 addons = [
+    StartupLog(),  # its `load` comes before any addon's `configure`: a fatal config error is followed by no 'listening'
     GracefulShutdown(),
     RequestReadTimeout(),
     Cors(),  # before routing: a preflight is answered before the proxy key is asked for
     SessionPage(sessions.index, routing.instance),  # before routing: /_proxy/sessions never goes upstream
     Replay(),
     ClientRequest(),
+    ClientHost(),  # after ClientRequest kept the client's Host: the target's Host from here on
     Ingress(routing),  # after ClientRequest (it keeps the client's Responses/Messages body), before routing
     routing,
     VertexAuth(),  # after Routing: Vertex AI's token for the flows it sent there
@@ -67,6 +72,7 @@ addons = [
     Report(),
     Egress(),  # after Responses (wraps its stream rewriter), Sessions and Report (they read the chat answer)
     Telemetry(),  # after Sessions and Report: its span reads the session id and the tool-call findings
+    ReasonPhrase(),  # after every addon that may change a status: its own reason phrase, never `502 OK`
     FlowRetention(),
     MitmproxyPatches(PATCHES, SPEED),  # after GracefulShutdown: its `done` ends flows through the patches
     MemoryGuard(),
@@ -76,6 +82,7 @@ addons = [
 # ERROR at start-up ends mitmdump). Others may go anywhere in `addons`; add a new addon's class name here, at its
 # place, only when it must run before or after one of these.
 ORDER = (
+    "StartupLog",  # its `load` before any addon's `configure`
     "GracefulShutdown",  # first: while stopping, its 503 answers before anything else runs
     "RequestReadTimeout",
     "Cors",  # before Routing: a preflight is answered before the proxy key is asked for
@@ -93,6 +100,7 @@ ORDER = (
     "Report",
     "Egress",  # after Responses, Sessions and Report: it wraps the rewriter and they read the chat answer
     "Telemetry",  # after Sessions and Report: its span reads the session id and the tool-call findings
+    "ReasonPhrase",  # after every addon that may change a status (Egress included)
     "MitmproxyPatches",  # after GracefulShutdown: its `done` ends flows through the patches it removes
     "MemoryGuard",  # last: its start-up freeze comes after the other addons' start-up
 )

@@ -66,8 +66,9 @@ def test_saved_flows_keep_comment_mark_and_metadata(saved, fake_gemini):
 
     assert read.error is None and slow.error is None  # the client left after [DONE]: nothing was cut
     assert read.marked == ":wrench:"
-    assert re.match(r"s:[0-9a-f]{4,8} #\d+ \| local-model -> gemini-2.5-flash \| ", read.comment), read.comment
-    assert " in / " in read.comment and "first chunk " in read.comment and read.comment.endswith("| 1 tool call")
+    assert read.comment.startswith("1 tool call: read | local-model -> gemini-2.5-flash | "), read.comment
+    assert " in / " in read.comment and "first chunk " in read.comment
+    assert re.search(r" \| s:[0-9a-f]{4,8} #\d+$", read.comment), read.comment  # the session's tag last
     meta = read.metadata["llm"]
     assert meta["answer"]["tool_calls"][0]["name"] == "read"
     assert meta["answer"]["tool_calls"][0]["arguments"] == '{"filePath": "/tmp/x.txt"}'
@@ -78,15 +79,15 @@ def test_saved_flows_keep_comment_mark_and_metadata(saved, fake_gemini):
 
     assert slow.marked == "" and slow.metadata["llm"]["answer"]["content"].startswith("chunk 0 chunk 1 ")
     assert len(slow.metadata["llm"]["chunk_times"]) == 7  # 6 chunks and [DONE]
-    assert slow.comment.split(" | ")[-1].endswith(" tok/s")
+    assert re.search(r" tok/s \| s:[0-9a-f]{4,8} #\d+$", slow.comment), slow.comment
 
     assert write.marked == ":warning:"
-    assert write.comment.endswith("| 1 tool call | tool-call problem: write (call_1): missing required field 'content'")
+    assert write.comment.startswith("tool-call problem: write (call_1): missing required field 'content' | 1 tool call")
     assert write.metadata["llm"]["tool_checks"] == ["write (call_1): missing required field 'content'"]
 
     assert failed.marked == ":x:" and failed.response.status_code == 429
     # The message as the client got it, not Gemini's list-wrapped body.
-    assert failed.comment.endswith("| error: upstream 429: Resource has been exhausted (e.g. check quota).")
+    assert failed.comment.startswith("error: upstream 429: Resource has been exhausted (e.g. check quota). | ")
 
     assert refused.marked == ":x:" and refused.response.status_code == 400
     assert refused.comment == "refused by the proxy: tools[0] is not an object."
@@ -97,7 +98,7 @@ def test_saved_flows_keep_comment_mark_and_metadata(saved, fake_gemini):
 def test_the_log_tells_the_same(saved):
     _, log = saved
     assert "tool call check (the model got it wrong): write (call_1): missing required field 'content'" in log
-    assert "| 1 tool call | tool-call problem: write (call_1)" in log
+    assert "  tool-call problem: write (call_1): missing required field 'content' | 1 tool call: write |" in log
 
 
 def test_mitmdump_reads_them_back_with_the_chat_view(saved, fake_gemini):

@@ -92,10 +92,9 @@ def test_tool_call_turn(capture, fmt):
     assert call["name"] == "read" and json.loads(call["arguments"]) == {"filePath": PATH_IN_FIXTURES}
     assert meta.answer["finish_reason"] == "tool_calls" and meta.answer["usage"]["completion_tokens"] == 30
     assert meta.t_request <= meta.t_first_chunk <= meta.t_end and meta.tool_checks == []
-    assert flow.comment.startswith(f"{client_model} -> {upstream_model} | ")
+    assert flow.comment.startswith(f"1 tool call: read | {client_model} -> {upstream_model} | ")
     # The fixtures' Anthropic and Responses answers report cached prompt tokens; the comment names them.
     assert re.search(r" in( \([\d,]+ cached\))? / 30 out tokens \| ", flow.comment), flow.comment
-    assert flow.comment.endswith("| 1 tool call")
     assert flow.marked == ":wrench:"
 
     request = view(flow, flow.request)
@@ -132,7 +131,7 @@ def test_tool_call_that_does_not_fit(capture, fmt):
     assert Exchange.of(flow).tool_checks == [
         f"read ({Exchange.of(flow).answer['tool_calls'][0]['id']}): missing required field 'filePath'"
     ]
-    assert flow.marked == ":warning:" and "| tool-call problem: read (" in flow.comment
+    assert flow.marked == ":warning:" and flow.comment.startswith("tool-call problem: read (")
     assert "missing required field 'filePath'" in view(flow, flow.response)
 
 
@@ -148,7 +147,7 @@ def test_upstream_error_is_marked(capture):
     exchange = {**record["exchanges"][0], "response_headers": {"content-type": "application/json"}}
     exchange["response"] = '{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
     flow = play(capture, record["host"], exchange, status=529)
-    assert flow.marked == ":x:" and "| error: upstream 529: " in flow.comment and "Overloaded" in flow.comment
+    assert flow.marked == ":x:" and flow.comment.startswith("error: upstream 529: ") and "Overloaded" in flow.comment
 
 
 @pytest.mark.parametrize(
@@ -208,8 +207,10 @@ def test_two_turns_of_one_session(fmt):
     tag = session_keys.tag(session_id)
     assert [Exchange.of(f).session["turn"] for f in (first, second)] == [1, 2]
     assert {Exchange.of(f).session["id"] for f in (first, second)} == {session_id}
-    assert first.comment.startswith(f"{tag} #1 | {FORMATS[fmt][0]} -> ") and first.comment.endswith("| 1 tool call")
-    assert second.comment.startswith(f"{tag} #2 | {FORMATS[fmt][0]} -> ")
+    assert first.comment.startswith(f"1 tool call: read | {FORMATS[fmt][0]} -> ") and first.comment.endswith(
+        f" | {tag} #1"
+    )
+    assert second.comment.startswith(f"{FORMATS[fmt][0]} -> ") and second.comment.endswith(f" | {tag} #2")
     diff = Exchange.of(second).session["diff"]
     assert diff["base_turn"] == 1 and diff["new_from"] == 2 and diff["new_count"] == 2
     assert diff.get("rewritten_at") is None and not diff.get("system_changed") and not diff.get("tools_changed")
@@ -228,3 +229,44 @@ def test_two_turns_of_one_session(fmt):
     session = sessions.index.get(session_id)
     assert session is not None and [t.number for t in session.turns] == [1, 2]
     assert [t.tool_calls for t in session.turns] == [1, 0] and session.tokens_out == 30 + session.turns[1].tokens_out
+
+
+def test_gemini_call_ids_are_the_same_in_the_answer_and_in_the_next_request():
+    """Gemini's calls have no ids: the one capture mode gives a call in turn 1's answer is the one turn 2's request
+    names it by (and its tool result points at), whichever turn the call comes in."""
+    record = fixture("gemini_native")
+    capture = Capture()
+    with taddons.context(capture):
+        first, second = (play(capture, record["host"], exchange) for exchange in record["exchanges"])
+    answered = Exchange.of(first).answer["tool_calls"][0]["id"]
+    messages = json.loads(chat_body(second))["messages"]
+    repeated = [c["id"] for m in messages for c in m.get("tool_calls") or ()]
+    results = [m["tool_call_id"] for m in messages if m["role"] == "tool"]
+    assert answered.startswith("call_") and repeated == [answered] and results == [answered]
+    later = {**record["exchanges"][1]["request"]}
+    later["contents"] = [{"role": "user", "parts": [{"text": "first"}]}, *later["contents"]]  # one more turn before
+    moved = make_flow(record["host"], {**record["exchanges"][1], "request": later})
+    with taddons.context(capture):
+        capture.requestheaders(moved)
+        capture.request(moved)
+    assert [c["id"] for m in json.loads(chat_body(moved))["messages"] for c in m.get("tool_calls") or ()] == [answered]
+
+
+def test_the_log_shows_the_tool_calls_with_their_arguments(capture, caplog):
+    caplog.set_level("INFO")
+    record = fixture("gemini_native")
+    flow = play(capture, record["host"], record["exchanges"][0])
+    call = Exchange.of(flow).answer["tool_calls"][0]
+    assert f"  tool call read ({call['id']}): {call['arguments']}" in caplog.text
+    assert "filePath" in call["arguments"]
+
+
+def test_map_remote_makes_connections_lazy():
+    from mitmproxy.addons.mapremote import MapRemote
+    from mitmproxy.addons.proxyserver import Proxyserver
+
+    capture = Capture()
+    with taddons.context(Proxyserver(), MapRemote(), capture) as tctx:
+        assert tctx.options.connection_strategy == "eager"  # mitmproxy's default, left alone without a rule
+        tctx.configure(capture, map_remote=["|https://generativelanguage.googleapis.com|http://127.0.0.1:9102"])
+        assert tctx.options.connection_strategy == "lazy"

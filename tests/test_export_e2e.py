@@ -77,6 +77,17 @@ def test_every_chat_exchange_is_one_line(saved, fake_gemini):
     assert done.stderr.strip().endswith(f"export: 4 exchanges from {path}")
 
 
+def test_the_client_request_has_the_host_the_client_sent(saved, fake_gemini):
+    """The openai SDK names the proxy's address in Host; the upstream got (and the upstream request shows) its own."""
+    path, chats = saved
+    proxy_port = chats[0].client_conn.sockname[1]
+    upstream = fake_gemini.base_url.split("//", 1)[1].split("/", 1)[0]
+    for exported in lines(export(str(path))):
+        client_hosts = [v for k, v in exported["client_request"]["headers"] if k.lower() == "host"]
+        upstream_hosts = [v for k, v in exported["upstream_request"]["headers"] if k.lower() == "host"]
+        assert client_hosts == [f"127.0.0.1:{proxy_port}"] and upstream_hosts == [upstream], exported
+
+
 @pytest.mark.parametrize("wanted", ["ses_tools", "reading"], ids=["id", "tag"])
 def test_one_session(saved, wanted):
     path, chats = saved

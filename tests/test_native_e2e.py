@@ -235,7 +235,7 @@ def test_saved_flows_hold_the_native_exchange_and_the_client_request(
         assert json.loads(llm["client_request"]["body"])["messages"]  # client_request.py keeps it for every chat flow
         # A turn of a session, read from the client's messages (the request upstream is Gemini's own format).
         assert llm["session"]["id"].startswith("fp-") and llm["session"]["turn"] >= 1
-        assert flow.comment.startswith(f"{llm['session']['tag']} #{llm['session']['turn']} | ")
+        assert flow.comment.endswith(f" | {llm['session']['tag']} #{llm['session']['turn']}")
         assert llm["answer"]["usage"]["prompt_tokens_details"]["cached_tokens"] == 100
         assert b"chat.completion" in flow.response.content
         wire = bytes(flow.request.headers).decode() + json.dumps(llm, default=str)

@@ -115,7 +115,10 @@ def test_mitmdump_client_replay_translates_once_with_the_key_of_now(fake, record
     for flow in flows:
         meta = flow.metadata["llm"]
         assert flow.is_replay == "request" and meta["replay"]["n"] == 1 and flow.response.status_code == 200
-        assert re.match(rf"{SESSION}replay 1 \| {re.escape(meta['client_model'])} -> ", flow.comment), flow.comment
+        calls = r"(\d+ tool calls?(: [^|]*)? \| )?"  # what the answer called comes before the model
+        assert re.match(rf"{SESSION}replay 1 \| {calls}{re.escape(meta['client_model'])} -> ", flow.comment), (
+            flow.comment
+        )
         assert flow.request.path == UPSTREAM_PATH
     plain, call, follow_up, slow = flows
     assert slow.metadata["llm"]["answer"]["content"].count("chunk ") == 8 and not slow.metadata["llm"].get("error")

@@ -99,8 +99,8 @@ def test_streamed_tool_calls(report, caplog):
     f = finished(report, llm_flow())
     # 4211 * 3e-7 + 63 * 2.5e-6 = $0.00142; 63 tokens in 0.309 s after the first chunk
     assert f.comment == (
-        "local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens | $0.0014 | "
-        "first chunk 412 ms | 204 tok/s | 2 tool calls"
+        "2 tool calls: edit, todowrite | local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens | $0.0014 | "
+        "first chunk 412 ms | 204 tok/s"
     )
     assert f.marked == ":wrench:"
     assert Exchange.of(f).tool_checks == []
@@ -126,7 +126,9 @@ def test_no_price_when_litellm_has_none(report, prices):
     f.metadata["llm"] = meta
     finished(report, f)
     assert "$" not in f.comment
-    assert f.comment.startswith("local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens | first chunk 412 ms")
+    assert f.comment.startswith(
+        "2 tool calls: edit, todowrite | local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens | first chunk 412 ms"
+    )
 
 
 def test_tiny_and_free_prices(report):
@@ -144,12 +146,12 @@ def test_plain_answer_without_usage(report):
 
 def test_no_speed_for_an_answer_that_came_at_once(report):
     f = finished(report, llm_flow(t_end=T0 + 0.412 + 0.05))
-    assert "tok/s" not in f.comment and "| first chunk 412 ms | 2 tool calls" in f.comment
+    assert "tok/s" not in f.comment and f.comment.endswith("| first chunk 412 ms")
 
 
 def test_one_tool_call_is_singular(report):
     f = finished(report, llm_flow(answer=answer(tool_calls=CALLS[:1], finish="tool_calls")))
-    assert f.comment.endswith("| 1 tool call") and f.marked == ":wrench:"
+    assert f.comment.startswith("1 tool call: edit | local-model -> ") and f.marked == ":wrench:"
 
 
 def test_json_answer_has_no_speed(report):
@@ -187,7 +189,7 @@ def test_invalid_tool_arguments_in_comment_mark_and_log(report, caplog):
         "frobnicate (call_3): unknown tool (not offered in the request)",
     ]
     assert Exchange.of(f).tool_checks == findings
-    assert f.comment.endswith(f"| 3 tool calls | tool-call problem: {findings[0]} (+2 more)")
+    assert f.comment.startswith(f"tool-call problem: {findings[0]} (+2 more) | 3 tool calls: read, bash, frobnicate |")
     assert f.marked == ":warning:"
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [f"  tool call check (the model got it wrong): {finding}" for finding in findings]
@@ -195,7 +197,9 @@ def test_invalid_tool_arguments_in_comment_mark_and_log(report, caplog):
 
 def test_one_finding_has_no_count(report):
     f = finished(report, llm_flow(answer=answer(tool_calls=BAD_CALLS[1:2], finish="tool_calls")))
-    assert f.comment.endswith("| 1 tool call | tool-call problem: bash (call_2): missing required field 'command'")
+    assert f.comment.startswith(
+        "tool-call problem: bash (call_2): missing required field 'command' | 1 tool call: bash"
+    )
 
 
 def test_long_findings_keep_the_comment_short(report):
@@ -214,7 +218,7 @@ def test_long_findings_keep_the_comment_short(report):
             answer=answer(tool_calls=[call], finish="tool_calls"),
         ),
     )
-    note = f.comment.split(" | ")[-1]
+    note = f.comment.split(" | ")[0]
     assert note.startswith("tool-call problem: read (c): 'xxx") and note.endswith("…") and len(note) < 150
 
 
@@ -234,7 +238,7 @@ def test_upstream_error(report, caplog):
     f.response.status_code = 429
     finished(report, f)
     assert f.marked == ":x:"
-    assert f.comment == f"local-model -> gemini-2.5-flash | first chunk 200 ms | error: {error[:120]}"
+    assert f.comment == f"error: {error[:120]} | local-model -> gemini-2.5-flash | first chunk 200 ms"
     assert f"local-model: {error}" in [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
 
 
@@ -248,8 +252,8 @@ def test_cut_stream_with_a_tool_call(report):
     finished(report, f, hook="error")
     assert f.marked == ":x:"
     assert f.comment == (
-        "local-model -> gemini-2.5-flash | first chunk 412 ms | 1 tool call | "
-        "error: Server disconnected: connection closed by peer"
+        "error: Server disconnected: connection closed by peer | 1 tool call: edit | "
+        "local-model -> gemini-2.5-flash | first chunk 412 ms"
     )
 
 
@@ -322,15 +326,15 @@ def test_saved_flows_keep_comment_mark_and_metadata(four_flows):
 # --- the log at each verbosity ----------------------------------------------------------------
 
 
-def log_of(report, caplog, verbosity: str) -> str:
+TEN_SCHEMAS = [f"tools[{i}] tool{i}: removed $schema; removed additionalProperties" for i in range(10)]
+
+
+def log_of(report, caplog, verbosity: str, repairs: list[str] = ["dropped field prompt_cache_key"]) -> str:  # noqa: B006
     addon, tctx = report
     tctx.configure(addon, translate_verbosity=verbosity)
     caplog.set_level(logging.INFO)
-    f = llm_flow(repairs=["dropped field prompt_cache_key"])
-    f.response = None
-    addon.request(f)
-    f.response = tflow.tresp(content=b"".join(TOOL_STREAM))
-    Exchange.of(f).repairs.append("tool call 0 got index 0")
+    f = llm_flow(repairs=list(repairs))
+    Exchange.of(f).repairs.append("tool call 0: index 0 assigned")  # the stream's, after the request left
     addon.response(f)
     return caplog.text
 
@@ -341,18 +345,42 @@ def test_summary_log(report, caplog):
         "local-model -> openai/gemini-2.5-flash @ http://address:22/v1beta/openai/chat/completions "
         "(key AIza…7890, provider local)" in text
     )
-    assert text.count("repaired: dropped field prompt_cache_key") == 1
-    assert text.count("repaired: tool call 0 got index 0") == 1
+    assert "  repaired: 1 tool call (index 0 assigned); dropped field prompt_cache_key\n" in text
     assert "answer: Let me fix it." in text and "finish: tool_calls" in text
     assert "messages" not in text and "upstream stream" not in text
 
 
-def test_full_log_shows_the_request_shortened(report, caplog):
-    text = log_of(report, caplog, "full")
+def test_ten_repaired_tool_schemas_are_one_line(report, caplog):
+    """opencode sends ten tools each turn, each repaired: one line per turn says so, the details stay in the flow."""
+    text = log_of(report, caplog, "summary", TEN_SCHEMAS)
+    repaired = [line for line in text.splitlines() if "repaired" in line]
+    assert repaired == [
+        "  repaired: 10 tool schemas (removed $schema, additionalProperties); 1 tool call (index 0 assigned)"
+    ]
+
+
+def test_full_log_tells_each_repair_and_the_request_shortened(report, caplog):
+    text = log_of(report, caplog, "full", TEN_SCHEMAS)
+    assert text.count("  repaired: 10 tool schemas") == 1
+    assert all(f"  repaired: {repair}\n" in text for repair in TEN_SCHEMAS)
     assert "You are opencode" in text and f"({len(SYSTEM_PROMPT):,} chars)" in text
-    assert "tools (6): first in full:" in text and '"name": "bash"' in text
-    assert "then: read, edit, glob, grep, todowrite" in text
     assert "upstream stream" not in text
+
+
+def test_full_log_shows_the_tools_that_were_called(report, caplog):
+    """The answer called edit and todowrite: those are shown in full, not the first tool offered (bash)."""
+    text = log_of(report, caplog, "full")
+    assert "  tools (6): the ones called, in full:" in text and "  and: bash, read, glob, grep" in text
+    assert '"name": "edit"' in text and '"name": "todowrite"' in text and '"name": "bash"' not in text
+
+
+def test_full_log_of_an_answer_without_calls_names_the_tools(report, caplog):
+    addon, tctx = report
+    tctx.configure(addon, translate_verbosity="full")
+    caplog.set_level(logging.INFO)
+    addon.response(llm_flow(answer=answer("Hello!")))
+    assert "  tools (6), none called: bash, read, edit, glob, grep, todowrite" in caplog.text
+    assert '"name": "bash"' not in caplog.text
 
 
 def test_chunks_log_shows_both_streams(report, caplog):
@@ -360,16 +388,13 @@ def test_chunks_log_shows_both_streams(report, caplog):
     raw = b"".join(TOOL_STREAM)
     assert f"upstream stream ({len(raw)} bytes):" in text and f"sent to client ({len(raw)} bytes):" in text
     assert text.count('"finish_reason":"tool_calls"') == 2
+    assert len(caplog.records) == 1  # one block
 
 
 def test_summary_is_one_record_when_the_exchange_ends(report, caplog):
     addon, tctx = report
     caplog.set_level(logging.INFO)
     f = llm_flow(repairs=["dropped field prompt_cache_key"])
-    f.response = None
-    addon.request(f)
-    assert caplog.records == []
-    f.response = tflow.tresp(content=b"".join(TOOL_STREAM))
     addon.response(f)
     [record] = caplog.records
     lines = record.getMessage().split("\n")
@@ -377,18 +402,36 @@ def test_summary_is_one_record_when_the_exchange_ends(report, caplog):
     assert "  repaired: dropped field prompt_cache_key" in lines and "  answer: Let me fix it." in lines
 
 
-def test_full_shows_the_request_as_it_leaves(report, caplog):
+@pytest.mark.parametrize("verbosity", ["full", "chunks"])
+def test_concurrent_exchanges_are_told_in_whole_blocks(report, caplog, verbosity):
+    """opencode sends its title request and its main request together: each exchange is one record, its request,
+    its answer and its comment together, whatever order their hooks ran in."""
     addon, tctx = report
-    tctx.configure(addon, translate_verbosity="full")
+    tctx.configure(addon, translate_verbosity=verbosity)
     caplog.set_level(logging.INFO)
-    f = llm_flow()
-    f.response = None
-    addon.request(f)
-    [record] = caplog.records
-    assert record.getMessage().startswith("──── POST /v1/chat/completions ────\nlocal-model -> ")
-    f.response = tflow.tresp(content=b"".join(TOOL_STREAM))
-    addon.response(f)
-    assert "────" not in caplog.records[-1].getMessage()  # the heading is not told twice
+    title = llm_flow(request=OPENCODE_REQUEST | {"messages": [{"role": "user", "content": "TITLE-REQUEST"}]})
+    Exchange.of(title).answer = answer("A title")
+    main = llm_flow()
+    Exchange.of(main).session = {"tag": "s:3f2a", "turn": 2, "diff": {"base_turn": 1, "new_count": 0}}
+    addon.response(main)
+    addon.response(title)
+    main_block, title_block = (r.getMessage() for r in caplog.records if r.levelno == logging.INFO)
+    assert main_block.startswith("──── POST /v1/chat/completions ──── s:3f2a #2\n")
+    assert "TITLE-REQUEST" not in main_block and "answer: Let me fix it." in main_block
+    assert "TITLE-REQUEST" in title_block and "answer: A title" in title_block and "answer: Let me" not in title_block
+
+
+def test_a_multi_line_answer_keeps_the_blocks_indentation(report, caplog):
+    caplog.set_level(logging.INFO)
+    report[0].response(llm_flow(answer=answer("First line.\nSecond line.\n\nFourth.")))
+    assert "  answer: First line.\n      Second line.\n      \n      Fourth.\n" in caplog.text
+
+
+def test_usage_is_logged_as_json(report, caplog):
+    caplog.set_level(logging.INFO)
+    report[0].response(llm_flow())
+    line = next(line for line in caplog.text.splitlines() if line.startswith("  finish: "))
+    assert orjson.loads(line.split("usage: ", 1)[1]) == USAGE
 
 
 def test_upstream_error_warning_follows_the_summary(report, caplog):
@@ -430,7 +473,7 @@ def test_summarize_answer():
     assert lines[1:] == [
         "  answer: Done.",
         f"  tool call edit (call_3): {CALLS[0]['arguments']}",
-        "  finish: tool_calls, usage: {'total_tokens': 9}",
+        '  finish: tool_calls, usage: {"total_tokens":9}',
     ]
 
 

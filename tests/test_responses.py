@@ -400,7 +400,7 @@ def test_a_client_that_leaves_before_the_end_is_still_a_failure(hooks):
     ended_by("error", flow, responses, report)
     assert flow.error.msg == "Client disconnected."
     assert Exchange.of(flow).error == "Client disconnected."
-    assert flow.marked == ":x:" and flow.comment.endswith("| error: Client disconnected.")
+    assert flow.marked == ":x:" and flow.comment.startswith("error: Client disconnected. | ")
     assert Exchange.of(flow).answer["content"] == "Hello"  # the part that came is kept
 
 
@@ -425,7 +425,7 @@ def test_an_upstream_error_comment_shows_the_message_the_client_gets(hooks):
     sent = orjson.loads(flow.response.content)
     assert sent["error"]["message"] == "Resource has been exhausted (e.g. check quota)."
     assert Exchange.of(flow).error == "upstream 429: Resource has been exhausted (e.g. check quota)."
-    assert flow.comment.endswith("| error: upstream 429: Resource has been exhausted (e.g. check quota).")
+    assert flow.comment.startswith("error: upstream 429: Resource has been exhausted (e.g. check quota). | ")
     assert flow.marked == ":x:"
 
 

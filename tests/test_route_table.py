@@ -85,3 +85,27 @@ def test_building_the_table_does_not_import_litellm() -> None:
     root = Path(__file__).resolve().parent.parent
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root).stdout
     assert out.strip() == "False"
+
+
+def test_native_and_vertex_routes_are_marked() -> None:
+    """An alias for gemini/<model> or vertex_ai/<model> (or a google provider) speaks Gemini's native API: the
+    table says so, where an OpenAI-compatible route to the same host reads as before."""
+    config = {
+        "provider": {
+            "local": {
+                "options": {
+                    "baseURL": "http://localhost:8000/v1",
+                    "proxy": {"models": {"fast": "gemini/gemini-2.5-flash", "vx": "vertex_ai/gemini-2.5-pro"}},
+                },
+                "models": {"fast": {}, "vx": {}, "plain": {}},
+            }
+        }
+    }
+    env = {"VERTEXAI_PROJECT": "p", "VERTEXAI_LOCATION": "us-central1"}
+    settings = Settings("http://127.0.0.1:9102/v1beta/openai/", "AIzaSyA1234567890abcdefghijklmnopqx9")
+    (_, text), *_ = route_table.lines(parse_config(json.dumps(config), "/c/opencode.json", env), settings)
+    assert text.splitlines()[1:] == [
+        "  fast -> gemini-2.5-flash @ generativelanguage.googleapis.com (Gemini's native API), key GEMINI_API_KEY (AIza...x9)",
+        "  vx -> gemini-2.5-pro @ us-central1-aiplatform.googleapis.com (Vertex AI, native API), key none",
+        "  plain -> gemini-2.5-flash @ 127.0.0.1:9102, key GEMINI_API_KEY (AIza...x9)",
+    ]

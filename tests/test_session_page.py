@@ -194,6 +194,19 @@ def test_a_browser_token_becomes_an_httponly_cookie(keyed):
     assert "cookie" not in again.request.headers
 
 
+@pytest.mark.parametrize("method", ["GET", "HEAD"])
+def test_the_browsers_icon_request_is_no_failure_even_with_a_key(keyed, method):
+    """A browser asks for /favicon.ico by itself when it opens the page: 204, before the key is asked for."""
+    f = get(keyed, "/favicon.ico", method)
+    assert f.response.status_code == 204 and not f.response.content
+    assert "llm" not in f.metadata  # nothing for the report to call refused
+    assert get(keyed, "/favicon.ico", "POST").response is None  # not a browser's own request: left to routing
+
+
+def test_the_pages_name_no_icon_for_a_browser_to_fetch(page):
+    assert '<link rel="icon" href="data:,">' in get(page, "/_proxy/sessions").response.text
+
+
 def test_hostile_text_is_escaped():
     index = SessionIndex()
     session = index.session(SessionKey(HOSTILE[:100], None, "header"), T0)

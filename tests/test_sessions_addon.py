@@ -49,7 +49,6 @@ def exchange(addons, f, hook: str = "response"):
     """The flow through the proxy's hooks: request, then its answer (or error)."""
     sessions, report, _ = addons
     sessions.request(f)
-    report.request(f)
     if hook == "response":
         f.response = tflow.tresp()
     else:
@@ -68,7 +67,8 @@ def test_opencode_turns_are_numbered_and_commented(addons):
     sessions = [Exchange.of(f).session for f in flows]
     assert [s["turn"] for s in sessions] == [1, 2, 3]
     assert {(s["id"], s["parent_id"], s["source"], s["tag"]) for s in sessions} == {(SESSION_ID, None, "header", TAG)}
-    assert flows[2].comment.startswith(f"{TAG} #3 | local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens")
+    assert "| local-model -> gemini-2.5-flash | 4,211 in / 63 out tokens" in flows[2].comment
+    assert flows[2].comment.endswith(f" | {TAG} #3")  # the session's tag last: what matters comes first
     diff = sessions[2]["diff"]
     assert (diff["base_turn"], diff["new_from"], diff["new_count"]) == (2, 4, 2)
     # The session headers are the client's: they stay on the request that goes upstream.
@@ -91,7 +91,7 @@ def test_a_rewritten_history_is_said_and_filtered(addons, caplog):
     pruned["messages"][3]["content"] = "[Old tool result content cleared]"
     f = exchange(addons, chat_flow(next_turn(pruned, "ok", "call_3"), TURNS[2]["headers"]))
     assert Exchange.of(f).session["diff"]["rewritten_at"] == 3
-    assert "history rewritten at message 3" in f.comment and f.comment.startswith(f"{TAG} #4 | ")
+    assert f.comment.endswith(f"| history rewritten at message 3 | {TAG} #4")
     assert flowfilter.parse('~comment "history rewritten"')(f)
     assert f"turn 4 of {TAG}: +5 messages" in caplog.text
     assert "HISTORY REWRITTEN at message 3: 3 messages of turn 3 from there on are gone or changed" in caplog.text

@@ -78,7 +78,9 @@ def test_two_opencode_sessions_in_parallel_stay_apart(opencode_bin, proxy_factor
     for f in flows:
         session = f.metadata["llm"]["session"]
         assert f.request.headers["x-session-affinity"] == session["id"]
-        assert f.comment.startswith(f"{session['tag']} #{session['turn']} | local-3 -> gemini-3-pro-preview")
+        assert "local-3 -> gemini-3-pro-preview" in f.comment and f.comment.endswith(
+            f" | {session['tag']} #{session['turn']}"
+        )
 
 
 def test_a_subagent_names_its_parent(opencode_bin, proxy_factory, fake, tmp_path):

@@ -25,21 +25,24 @@ def test_shorten_cuts_long_strings_at_any_depth_and_leaves_the_rest():
     assert summary.shorten("c" * 301, 300) == f"{'c' * 200}... (301 chars)"
 
 
-def test_request_summary_shows_the_first_tool_in_full_and_the_rest_by_name():
+def test_request_summary_shows_the_called_tools_in_full_and_the_rest_by_name():
     tool = {"type": "function", "function": {"name": "read", "parameters": {"type": "object"}}}
+    write = {"type": "function", "function": {"name": "write", "parameters": {"type": "object", "required": ["x"]}}}
     body = {
         "model": "local-model",
         "messages": [{"role": "user", "content": "x" * 12_000}],
-        "tools": [tool, {"function": {"name": "write"}}, {"function": {}}, "junk"],
+        "tools": [tool, write, {"function": {}}, "junk"],
     }
-    text = summary.summarize_request(json.dumps(body).encode())
+    text = summary.summarize_request(json.dumps(body).encode(), called=["write"])
     lines = text.splitlines()
     assert lines[0] == "  request: {"
     assert '"model": "local-model"' in text and "... (12,000 chars)" in text and "x" * 201 not in text
-    assert "  tools (4): first in full:" in lines
-    assert '"parameters": {' in text  # the first tool, whole
-    assert lines[-1] == "  then: write, ?"  # names only; a tool that is no object is skipped
+    assert "  tools (4): the one called, in full:" in lines
+    assert '"required": [' in text and '"name": "read"' not in text  # the tool called, whole; not the first
+    assert lines[-1] == "  and: read, ?"  # names only; a tool that is no object is skipped
     assert '"tools"' not in text.split("  tools (4)")[0]  # not shown twice
+    uncalled = summary.summarize_request(json.dumps(body).encode())
+    assert uncalled.splitlines()[-1] == "  tools (4), none called: read, write, ?" and '"required"' not in uncalled
 
 
 def test_request_summary_without_tools_has_no_tool_lines():
@@ -71,9 +74,9 @@ def test_answer_summary_lists_reasoning_answer_calls_and_finish():
         "  reasoning: thinking",
         "  answer: done",
         '  tool call read (c1): {"filePath": "a"}',
-        "  finish: tool_calls, usage: {'prompt_tokens': 3, 'completion_tokens': 4}",
+        '  finish: tool_calls, usage: {"prompt_tokens":3,"completion_tokens":4}',  # JSON, as the API sent it
     ]
-    assert summary.summarize_answer(Exchange()) == "  finish: None, usage: None"
+    assert summary.summarize_answer(Exchange()) == "  finish: None, usage: null"
 
 
 def test_price_needs_both_prices_and_never_guesses():
@@ -96,8 +99,8 @@ def test_comment_line_of_a_full_exchange():
         )
     )
     assert line == (
-        "local-model -> gemini-2.5-flash | 1,204 in / 310 out tokens | $0.0011 | first chunk 420 ms | 155 tok/s"
-        " | 1 tool call"
+        "1 tool call | local-model -> gemini-2.5-flash | 1,204 in / 310 out tokens | $0.0011 | first chunk 420 ms"
+        " | 155 tok/s"
     )
 
 
@@ -121,7 +124,7 @@ def test_no_rate_when_the_answer_came_at_once_and_calls_are_counted_in_the_plura
             t_end=T0 + 1.05,  # under MIN_RATE_SPAN
         )
     )
-    assert "tok/s" not in line and "first chunk 1,000 ms" in line and line.endswith("| 3 tool calls")
+    assert "tok/s" not in line and line.startswith("3 tool calls | ") and line.endswith("| first chunk 1,000 ms")
     assert "$" not in line  # no prices known
 
 
@@ -136,10 +139,12 @@ def test_attempts_errors_and_tool_check_findings_are_named():
             tool_checks=["read: missing required argument filePath", "second", "third"],
         )
     )
-    parts = line.split(" | ")
-    assert parts[1] == "tool-call problem: read: missing required argument filePath (+2 more)"
-    assert parts[2] == "tried gemini-2.5-flash 503, gemini-2.0-flash failed"
-    assert parts[3] == "error: upstream 503: " + "e" * (120 - len("upstream 503: "))
+    assert line.split(" | ") == [
+        "error: upstream 503: " + "e" * (120 - len("upstream 503: ")),  # what went wrong first
+        "tool-call problem: read: missing required argument filePath (+2 more)",
+        "local-model -> gemini-2.5-flash",
+        "tried gemini-2.5-flash 503, gemini-2.0-flash failed",
+    ]
 
 
 def test_a_fallback_attempt_says_so_first():
@@ -165,3 +170,24 @@ def test_cached_tokens_are_named_and_priced_on_the_compatible_path():
     assert "12,000 in (10,000 cached) / 200 out tokens" in line
     assert "$0.0014" in line  # 2,000 x 3e-7 + 10,000 x 3e-8 + 200 x 2.5e-6 (uncached it would be $0.0041)
     assert "cached" not in summary.comment_line(meta(answer={"usage": {"prompt_tokens": 5, "completion_tokens": 1}}))
+
+
+def test_repairs_are_one_line_with_each_kind_counted():
+    repairs = [
+        *(f"tools[{i}] t{i}: removed $schema; removed additionalProperties" for i in range(3)),
+        "tools[3] edit: inlined $ref #/defs/x; removed $schema",
+        "dropped field prompt_cache_key",
+        *(f"restored thought signature for call call_{n}" for n in range(1, 6)),
+        "bypass signature for call toolu_01",
+        "tool call 0: id generated",
+        "tool call 1: id generated",
+    ]
+    assert summary.repair_line(repairs) == (
+        "  repaired: 4 tool schemas (removed $schema, additionalProperties; inlined $ref #/defs/x); "
+        "2 tool calls (id generated); dropped field prompt_cache_key; "
+        "restored thought signature for 5 calls (call_1, call_2, call_3, …); bypass signature for call toolu_01"
+    )
+    assert summary.repair_line(["restored thought signature for call call_1"]) == (
+        "  repaired: restored thought signature for call call_1"
+    )
+    assert summary.repair_line([]) is None

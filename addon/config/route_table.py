@@ -1,6 +1,7 @@
 """The route table: each model opencode.json declares -> upstream model @ host, and where its key comes from.
 
-Logged at start-up and after each reload, so a user sees where requests will go before sending one. Built
+Logged at start-up and after each reload, so a user sees where requests will go before sending one; a route to
+Gemini's native API or to Vertex AI says so (the rest speak OpenAI's chat API to their host). Built
 without litellm (it takes seconds to import): a provider without a baseURL shows "litellm's base for <id>".
 Pure functions, no mitmproxy.
 """
@@ -19,6 +20,10 @@ class Row(NamedTuple):
     upstream: str
     host: str
     key: keys.Key
+    api: str = "openai"  # "gemini" (Gemini's native generateContent API) or "vertex" (Vertex AI's)
+
+
+API_NOTES = {"gemini": " (Gemini's native API)", "vertex": " (Vertex AI, native API)"}
 
 
 def rows(config: OpencodeConfig, settings: resolution.Settings) -> list[Row]:
@@ -35,7 +40,7 @@ def rows(config: OpencodeConfig, settings: resolution.Settings) -> list[Row]:
                 found = keys.choose(own, resolution.env_key(config.env, provider.id))
                 table.append(Row(name, key, f"litellm's base for {provider.id!r}", found))
             else:
-                table.append(Row(name, route.upstream, keys.host_of(route.base), route.key))
+                table.append(Row(name, route.upstream, keys.host_of(route.base), route.key, route.api))
     return table
 
 
@@ -45,7 +50,9 @@ def lines(config: OpencodeConfig, settings: resolution.Settings) -> list[tuple[i
     text = [f"Routes from {config.path} ({len(table)} models):"]
     warnings = []
     for row in table:
-        text.append(f"  {row.model} -> {row.upstream} @ {row.host}, key {_key_text(row.key)}")
+        text.append(
+            f"  {row.model} -> {row.upstream} @ {row.host}{API_NOTES.get(row.api, '')}, key {_key_text(row.key)}"
+        )
         if not row.key.value:
             warnings.append(f"{row.model}: no key for {row.host}; set {row.key.hint} if the upstream needs one.")
         elif keys.is_placeholder(row.key.value):

@@ -37,7 +37,7 @@ from .capture_stream import StreamTap
 from .formats import READERS
 from .formats.recognise import BUILTIN_HOSTS, parse_hosts, recognise
 from .report import Report
-from .summary import comment_line
+from .summary import comment_line, summarize_answer
 
 logger = logging.getLogger(__name__)
 
@@ -94,11 +94,22 @@ class Capture:
         )
 
     def configure(self, updated: set[str]) -> None:
+        if {"map_remote", "connection_strategy"} & updated:
+            self.connect_lazily()
         if "capture_hosts" in updated:
             try:
                 self.extra_hosts = parse_hosts(ctx.options.capture_hosts)
             except ValueError as e:
                 raise exceptions.OptionsError(f"Cannot parse capture_hosts {ctx.options.capture_hosts}: {e}") from e
+
+    @staticmethod
+    def connect_lazily() -> None:
+        """With map_remote rules, dial the server once the request is known: eager connections dial the CONNECT's
+        host before map_remote has run, and a stand-in or gateway for a host that cannot be reached never answers."""
+        options = ctx.options
+        if getattr(options, "map_remote", None) and getattr(options, "connection_strategy", "") == "eager":
+            logger.info("capture mode: connection_strategy=lazy, so --map-remote decides where each request goes")
+            ctx.options.update(connection_strategy="lazy")
 
     def running(self) -> None:
         threading.Thread(target=self.load_litellm_tables, name="capture-litellm", daemon=True).start()
@@ -223,8 +234,9 @@ class Capture:
             ex.tool_checks = toolcheck.check_tool_calls(calls, offered)
         flow.comment = comment_line(ex)
         flow.marked = Report.mark(ex)
-        lines = [f"{flow.request.method} {flow.request.pretty_url}", *turn_text.log_lines(ex), f"  {flow.comment}"]
-        logger.info("\n".join(lines))
+        lines = [f"{flow.request.method} {flow.request.pretty_url}", *turn_text.log_lines(ex)]
+        lines += [summarize_answer(ex)] if ex.answer else []  # the tool calls with their arguments, as the proxy's
+        logger.info("\n".join([*lines, f"  {flow.comment}"]))
 
     def add_prices(self, ex: Exchange) -> None:
         provider = ex.provider or ""

@@ -16,7 +16,7 @@ from ..formats.exchange import Exchange
 from ..runtime.option_help import one_paragraph
 from . import media_placeholders, toolcheck, turn_text
 from .client_body import client_body
-from .summary import EMPTY_NOTE, comment_line, summarize_answer, summarize_request
+from .summary import EMPTY_NOTE, comment_line, repair_line, summarize_answer, summarize_request
 
 logger = logging.getLogger(__name__)
 
@@ -33,34 +33,28 @@ class Report:
             str,
             "summary",
             one_paragraph("""
-            How much the log tells per LLM request: "summary" (one block per request: resolution, answer,
-            usage, timing), "full" (also the request's messages and tools, long strings shortened), "chunks"
-            (also every SSE event, as the upstream sent it and as the client received it).
+            How much the log tells per LLM request, in one block when the exchange ends (concurrent requests never
+            interleave): "summary" (resolution, repairs on one line, answer, usage, timing), "full" (also each
+            repair, and the request's messages and tools, long strings shortened), "chunks" (also every SSE event,
+            as the upstream sent it and as the client received it).
             """),
             choices=("summary", "full", "chunks"),
         )
 
-    def request(self, flow: http.HTTPFlow) -> None:
-        ex = Exchange.find(flow)
-        if ex is None or ex.client_model is None or flow.response:
-            return
-        # "summary" tells the whole exchange in one record when it ends: each record costs a trip through every
-        # log handler (mitmweb keeps them too), and this is the proxy's busiest path. The other verbosities
-        # show the request as it leaves.
-        if ctx.options.translate_verbosity != "summary":
-            request = summarize_request(flow.request.content or b"", turn_text.unchanged_messages(ex))
-            logger.info("\n".join([*self.heading(flow, ex), *turn_text.log_lines(ex), request]))
-            ex.heading_logged = len(ex.repairs)
-
     @staticmethod
     def heading(flow: http.HTTPFlow, ex: Exchange) -> list[str]:
-        """Where the request went (key masked) and what was repaired on the way."""
+        """Where the request went (key masked), whose turn it was, and what was repaired on the way."""
+        session = turn_text.comment_prefix(ex).removesuffix(" | ")
         lines = [
-            f"──── {ex.endpoint} ────",
+            f"──── {ex.endpoint} ────" + (f" {session}" if session else ""),
             f"{ex.client_model} -> {ex.litellm_model} @ {flow.request.url} "
             f"(key {ex.key}, provider {ex.provider or '(default)'})",
         ]
-        return lines + [f"  repaired: {repair}" for repair in ex.repairs]
+        if line := repair_line(ex.repairs):
+            lines.append(line)
+        if ctx.options.translate_verbosity != "summary":
+            lines += [f"  repaired: {repair}" for repair in ex.repairs]
+        return lines
 
     def response(self, flow: http.HTTPFlow) -> None:
         self.finish(flow)
@@ -118,12 +112,17 @@ class Report:
         return ""
 
     def log(self, flow: http.HTTPFlow, ex: Exchange) -> None:
-        logged = ex.heading_logged
-        lines = [*self.heading(flow, ex), *turn_text.log_lines(ex)] if logged is None else []
+        """The exchange's block, in one record: a trip through every log handler (mitmweb keeps them too) each."""
+        lines = [*self.heading(flow, ex), *turn_text.log_lines(ex)]
+        if ctx.options.translate_verbosity != "summary":
+            called = [str(call.get("name")) for call in (ex.answer or {}).get("tool_calls") or ()]
+            lines.append(summarize_request(flow.request.content or b"", turn_text.unchanged_messages(ex), called))
         lines += [summarize_answer(ex)] if ex.answer else []
-        if logged is not None:  # repairs made after the heading went out (the stream's)
-            lines += [f"  repaired: {repair}" for repair in ex.repairs[logged:]]
         lines.append(f"  {flow.comment}")
+        if ctx.options.translate_verbosity == "chunks" and ex.upstream_raw is not None:
+            raw, sent = ex.upstream_raw, (flow.response.content if flow.response else b"") or b""
+            lines.append(f"  upstream stream ({len(raw)} bytes):\n{raw.decode('utf-8', 'replace')}")
+            lines.append(f"  sent to client ({len(sent)} bytes):\n{sent.decode('utf-8', 'replace')}")
         logger.info("\n".join(lines))
         if ex.error:
             logger.warning(f"{ex.client_model}: {ex.error}")
@@ -133,11 +132,6 @@ class Report:
             logger.warning(f"{media_placeholders.advice(ex.client_model)}; it sent: {'; '.join(found)}")
         for finding in ex.tool_checks or []:
             logger.warning(f"  tool call check (the model got it wrong): {finding}")
-        if ctx.options.translate_verbosity == "chunks" and ex.upstream_raw is not None:
-            raw = ex.upstream_raw
-            sent = flow.response.content if flow.response else b""
-            logger.info(f"  upstream stream ({len(raw)} bytes):\n{raw.decode('utf-8', 'replace')}")
-            logger.info(f"  sent to client ({len(sent or b'')} bytes):\n{(sent or b'').decode('utf-8', 'replace')}")
 
 
 def empty_answer_warning(ex: Exchange) -> str:

@@ -5,7 +5,9 @@
   GET /_proxy/sessions.json             {"sessions": [{"id", "parent_id", "turns", ...}], "replica", ...}
 
 Answered here, in the request hook before routing, so nothing of it goes upstream; it reads the session index
-(Sessions.index, passed in), so it works under mitmdump as under mitmweb. With PROXY_API_KEY set it asks for the
+(Sessions.index, passed in), so it works under mitmdump as under mitmweb. A browser's own request for an icon
+(/favicon.ico) is answered too, with 204 before any key is asked for: no failure, nothing upstream (the pages
+name no icon, so a browser that reads them asks for none). With PROXY_API_KEY set it asks for the
 key as the API does (`Authorization: Bearer KEY`); a browser opens `/_proxy/sessions?token=KEY` once and gets an
 HttpOnly cookie (a value derived from the key, not the key) for the rest of its visit. The flow the page leaves
 in mitmweb holds neither the token nor the cookie. Templates: ./templates (Jinja2, autoescaped).
@@ -33,6 +35,7 @@ from .session_index import SessionIndex
 logger = logging.getLogger(__name__)
 
 PREFIX = "/_proxy/"
+BROWSER_OWN = frozenset(("/favicon.ico",))  # what a browser asks for by itself when it opens a page
 LIST, JSON = "/_proxy/sessions", "/_proxy/sessions.json"
 COOKIE = "translation_proxy_page"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -62,7 +65,13 @@ class SessionPage:
         return f"{host}:{getattr(ctx.options, 'listen_port', None) or os.environ.get('PROXY_PORT') or 8000}"
 
     def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live or not flow.request.path.startswith(PREFIX):
+        if flow.response or flow.error or not flow.live:
+            return
+        if flow.request.path.split("?", 1)[0] in BROWSER_OWN and flow.request.method in ("GET", "HEAD"):
+            self.answered_here(flow)
+            flow.response = http.Response.make(204, b"", {"cache-control": "max-age=86400"})
+            return
+        if not flow.request.path.startswith(PREFIX):
             return
         path, _, query_text = flow.request.path.partition("?")
         path = path.rstrip("/")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from typing import Any
 
 import orjson
@@ -23,6 +24,18 @@ def tool_call(call_id: str, name: str, arguments: Any) -> dict[str, Any]:
     if not isinstance(arguments, str):
         arguments = orjson.dumps(arguments if arguments is not None else {}).decode()
     return {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def content_id(name: str, arguments: Any) -> str:
+    """A tool call's id made from what it is (name and arguments, key order ignored), for formats whose calls have
+    none: the call gets the same id in the answer that made it and in every later request that repeats it."""
+    if isinstance(arguments, str):
+        try:
+            arguments = orjson.loads(arguments)
+        except orjson.JSONDecodeError:
+            pass
+    text = orjson.dumps([name, arguments if arguments is not None else {}], option=orjson.OPT_SORT_KEYS)
+    return "call_" + hashlib.sha256(text).hexdigest()[:12]
 
 
 def function_tool(name: Any, description: Any, parameters: Any) -> dict[str, Any]:

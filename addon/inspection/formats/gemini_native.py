@@ -2,9 +2,10 @@
 provider sends) read as OpenAI chat (pure). Answers go through the native path's own translator
 (gemini/native_stream.Translator), so both paths read Gemini alike; requests are read here.
 
-Gemini's calls carry no ids (newer ones may): a call is named `call_N` by its place in the conversation, and a
-functionResponse answers the oldest unanswered call of its name. A call's thought signature is left out of the
-id the view shows (it would be hundreds of characters).
+Gemini's calls carry no ids (newer ones may): a call is named by what it is (`call_` and a hash of its name and
+arguments, _shape.content_id), so the same call has the same id in the answer that made it and in each later
+request, and a functionResponse answers the oldest unanswered call of its name. A call's thought signature is left
+out of the id the view shows (it would be hundreds of characters).
 """
 
 from __future__ import annotations
@@ -38,12 +39,13 @@ class _Calls:
     """Ids for the conversation's calls, and which are still waiting for their response."""
 
     def __init__(self) -> None:
-        self.count = 0
         self.open: list[tuple[str, str]] = []  # (name, id)
 
     def call(self, call: dict[str, Any]) -> str:
-        self.count += 1
-        call_id = given if isinstance(given := call.get("id"), str) and given else f"call_{self.count}"
+        given = call.get("id")
+        call_id = (
+            given if isinstance(given, str) and given else _shape.content_id(str(call.get("name")), call.get("args"))
+        )
         self.open.append((str(call.get("name")), call_id))
         return call_id
 
@@ -116,10 +118,13 @@ def completion(body: dict[str, Any]) -> dict[str, Any]:
     return result | {"model": answer_model(body)}
 
 
+SYNTHETIC = "\x00call"  # the translator's prefix for calls Gemini gave no id: _plain_ids names them by content
+
+
 def _translator() -> Translator:
-    """The native path's translator, with call ids that are the same each time an answer is read (call_0, ...)."""
+    """The native path's translator; the ids it makes up are replaced with content ids (_plain_ids)."""
     translator = Translator("")
-    translator.call_prefix = "call"
+    translator.call_prefix = SYNTHETIC
     return translator
 
 
@@ -132,9 +137,13 @@ def _error(error: NativeAnswerError) -> dict[str, Any]:
 
 
 def _plain_ids(calls: Any) -> None:
+    """Each call's id without its thought signature; a made-up one as the request that repeats the call names it."""
     for call in calls or ():
         if isinstance(call, dict) and isinstance(call.get("id"), str):
             call["id"] = call["id"].split(SEPARATOR)[0]
+            if call["id"].startswith(SYNTHETIC):
+                function = call.get("function") or {}
+                call["id"] = _shape.content_id(str(function.get("name")), function.get("arguments"))
 
 
 class Stream:
