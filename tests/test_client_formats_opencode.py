@@ -14,7 +14,7 @@ import pytest
 from tests import opencode_cli
 from tests.conftest import ProxyProcess, opencode_config
 from tests.fake_gemini import FakeGemini
-from tests.test_opencode_cli import NOTES, NOTES_TEXT, assert_succeeded, opencode_bin, read_marker  # noqa: F401
+from tests.test_opencode_cli import NOTES, NOTES_TEXT, assert_succeeded, read_marker
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +33,7 @@ def project_for(tmp_path: Path, proxy: ProxyProcess, provider: str) -> Path:
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_a_tool_task(opencode_bin: Path, proxy: ProxyProcess, fake: FakeGemini, tmp_path: Path, provider: str) -> None:  # noqa: F811
+def test_a_tool_task(opencode_bin: Path, proxy: ProxyProcess, fake: FakeGemini, tmp_path: Path, provider: str) -> None:
     project = project_for(tmp_path, proxy, provider)
     mark = proxy.log_size()
     prompt = f"Read the file {read_marker(project / NOTES)}"

@@ -116,5 +116,7 @@ def test_a_replay_with_r_and_c_is_sent_once_on_todays_route_and_is_no_new_turn(r
         assert flow.request.port == today.port and meta["replay"]["route"].endswith(f"127.0.0.1:{today.port}")
         session = meta["session"]
         assert session["kind"] == "replay" and session["turn"] == session["replay_of"] in (1, 2)
-        assert "history rewritten" not in flow.comment and flow.comment.startswith(f"{session['tag']} #")
+        assert "history rewritten" not in flow.comment and flow.comment.endswith(
+            f" | {session['tag']} #{session['turn']}"
+        )
     assert sorted(f.metadata["llm"]["session"]["replay_of"] for f in replays) == [1, 2]

@@ -144,5 +144,5 @@ def test_opencodes_title_request_is_labelled_and_the_agent_thread_starts_at_turn
     assert [t["turn"] for t in turns] == [1] and turns[0]["diff"]["base_turn"] is None
     assert not turns[0]["diff"].get("side") and "new thread" not in log
     title_flow = next(f for f in flows if f.metadata["llm"]["session"].get("kind") == "title")
-    assert title_flow.comment.startswith(f"{side[0]['tag']} title | ")
+    assert title_flow.comment.endswith(f" | {side[0]['tag']} title")
     assert f"title request of {side[0]['tag']}" in log

@@ -351,6 +351,7 @@ def test_output_messages_keep_reasoning_and_calls():
     ]
 
 
+@pytest.mark.e2e  # it starts a fresh Python
 def test_the_proxy_imports_no_opentelemetry_without_the_variables():
     import subprocess
     import sys

@@ -95,7 +95,7 @@ def test_the_title_request_is_no_turn_and_the_agent_thread_starts_at_turn_1(addo
     assert info["kind"] == "title" and info["turn"] is None and "diff" in info
     assert [Exchange.of(f).session["turn"] for f in (first, second)] == [1, 2]
     assert turn_text.what_is_new(Exchange.of(first).session["diff"]).startswith("first turn")
-    assert title.comment.startswith(f"{info['tag']} title | ") and "#" not in title.comment.split("|")[0]
+    assert title.comment.endswith(f" | {info['tag']} title") and "#" not in title.comment.split("|")[-1]
     sessions = addons[0]
     [session] = sessions.index.sessions()
     assert session.turns_seen == 2 and [t.number for t in session.turns] == [1, 2]
@@ -134,7 +134,7 @@ def test_a_replay_is_no_new_turn_and_no_rewrite(addons, caplog):
     assert info["diff"]["base_turn"] == 1 and "rewritten_at" not in info["diff"]
     assert turn_text.what_is_new(info["diff"]) == "replay of turn 1: the same 2 messages"
     assert "REWRITTEN" not in caplog.text and "history rewritten" not in again.comment
-    assert again.comment.startswith(f"{info['tag']} #1 | ")
+    assert again.comment.startswith("replay 1 | ") and again.comment.endswith(f" | {info['tag']} #1")
     [session] = addons[0].index.sessions()
     assert session.turns_seen == 3 and [t.kind for t in session.side] == ["replay"]
     later = exchange(addons, chat_flow(next_turn(TURNS[2]["body"], "x", "call_7"), TURNS[2]["headers"]))

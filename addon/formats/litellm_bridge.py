@@ -273,3 +273,19 @@ def provider_hosts() -> dict[str, str]:
 def model_costs() -> dict[str, dict[str, Any]]:
     """litellm's price table (model -> input_cost_per_token, output_cost_per_token, cache_read_input_token_cost)."""
     return _litellm().model_cost
+
+
+def anthropic_messages_adapter() -> Any:
+    """litellm's Anthropic Messages <-> chat adapter (its experimental pass-through; litellm_formats.py uses it)."""
+    _litellm()
+    from litellm.llms.anthropic.messages.adapters.transformation import LiteLLMAnthropicMessagesAdapter
+
+    return LiteLLMAnthropicMessagesAdapter()
+
+
+def responses_completion_config() -> Any:
+    """litellm's Responses <-> chat transformation (litellm_formats.py uses it)."""
+    _litellm()
+    from litellm.responses.litellm_completion_transformation.transformation import LiteLLMCompletionResponsesConfig
+
+    return LiteLLMCompletionResponsesConfig

@@ -22,17 +22,11 @@ from . import litellm_bridge
 
 
 def _adapter() -> Any:
-    litellm_bridge._litellm()
-    from litellm.llms.anthropic.messages.adapters.transformation import LiteLLMAnthropicMessagesAdapter
-
-    return LiteLLMAnthropicMessagesAdapter()
+    return litellm_bridge.anthropic_messages_adapter()
 
 
 def _responses_config() -> Any:
-    litellm_bridge._litellm()
-    from litellm.responses.litellm_completion_transformation.transformation import LiteLLMCompletionResponsesConfig
-
-    return LiteLLMCompletionResponsesConfig
+    return litellm_bridge.responses_completion_config()
 
 
 def anthropic_to_chat(body: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
