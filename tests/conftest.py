@@ -45,6 +45,7 @@ if str(ROOT) not in sys.path:
 
 from tests import opencode_cli  # noqa: E402
 from tests.fake_gemini import FakeGemini  # noqa: E402
+from tests.fake_gemini_native import FakeNativeGemini  # noqa: E402
 from tests.support import DIRECT  # noqa: E402
 
 RUN_SH = ROOT / "mitm_run.sh"
@@ -312,6 +313,14 @@ def _listening(port: int) -> bool:
 @pytest.fixture(scope="session")
 def fake_gemini() -> Iterator[FakeGemini]:
     fake = FakeGemini().start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def native() -> Iterator[FakeNativeGemini]:
+    """A fake of Gemini's native API (tests/fake_gemini_native.py), one per test module."""
+    fake = FakeNativeGemini().start()
     yield fake
     fake.stop()
 

@@ -21,18 +21,11 @@ import httpx
 import pytest
 
 from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port
-from tests.fake_gemini_native import KEY, FakeNativeGemini, Reply
+from tests.fake_gemini_native import KEY, Reply
 
 pytestmark = pytest.mark.e2e
 
 GOOGLE = "https://generativelanguage.googleapis.com"
-
-
-@pytest.fixture(scope="module")
-def stand_in() -> Iterator[FakeNativeGemini]:
-    fake = FakeNativeGemini().start()
-    yield fake
-    fake.stop()
 
 
 @pytest.fixture(scope="module")
@@ -43,13 +36,13 @@ def silent_host() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
-def capture(stand_in, silent_host, tmp_path_factory) -> Iterator[tuple[ProxyProcess, Path]]:
+def capture(native, silent_host, tmp_path_factory) -> Iterator[tuple[ProxyProcess, Path]]:
     work = tmp_path_factory.mktemp("capture-map-remote")
     port, web_port, confdir = free_port(), free_port(), work / "confdir"
     env = {k: v for k, v in os.environ.items() if k not in ("CAPTURE_PORT", "WEB_PORT", "WEB_HOST")}
     env.update(CAPTURE_PORT=str(port), WEB_PORT=str(web_port))
-    args = ["--set", f"confdir={confdir}", "--map-remote", f"|{GOOGLE}|{stand_in.root_url}"]
-    args += ["--map-remote", f"|{silent_host}|{stand_in.root_url}"]
+    args = ["--set", f"confdir={confdir}", "--map-remote", f"|{GOOGLE}|{native.root_url}"]
+    args += ["--map-remote", f"|{silent_host}|{native.root_url}"]
     log_path = work / "capture.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
@@ -76,23 +69,23 @@ def ask(proxy: ProxyProcess, ca: Path, host: str) -> httpx.Response:
         )
 
 
-def test_a_host_that_never_answers_is_not_dialled(capture, stand_in, silent_host):
+def test_a_host_that_never_answers_is_not_dialled(capture, native, silent_host):
     proxy, ca = capture
-    stand_in.reset().script(Reply(text="Mapped.", thought=None))
+    native.reset().script(Reply(text="Mapped.", thought=None))
     answer = ask(proxy, ca, silent_host)
     assert answer.status_code == 200, answer.text
     assert "".join(part["text"] for part in answer.json()["candidates"][0]["content"]["parts"]) == "Mapped."
 
 
-def test_a_client_reaches_the_stand_in_through_map_remote_alone(capture, stand_in):
+def test_a_client_reaches_the_stand_in_through_map_remote_alone(capture, native):
     proxy, ca = capture
-    stand_in.reset().script(Reply(text="", thought=None, calls=[("read", {"filePath": "/tmp/notes.txt"})]))
+    native.reset().script(Reply(text="", thought=None, calls=[("read", {"filePath": "/tmp/notes.txt"})]))
     mark = proxy.log_size()
     answer = ask(proxy, ca, GOOGLE)
     assert answer.status_code == 200, answer.text
     call = answer.json()["candidates"][0]["content"]["parts"][0]["functionCall"]
     assert call == {"name": "read", "args": {"filePath": "/tmp/notes.txt"}}
-    assert [r["model"] for r in stand_in.requests] == ["gemini-2.5-flash"]
+    assert [r["model"] for r in native.requests] == ["gemini-2.5-flash"]
     deadline = time.monotonic() + 10
     while "tool call read (" not in proxy.log_text(mark) and time.monotonic() < deadline:
         time.sleep(0.1)

@@ -23,13 +23,6 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def native() -> Iterator[FakeNativeGemini]:
-    fake = FakeNativeGemini().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def native_proxy(
     fake_gemini: FakeGemini, native: FakeNativeGemini, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[ProxyProcess]:

@@ -81,13 +81,6 @@ def service_account(path: Path, token_uri: str) -> Any:
 
 
 @pytest.fixture(scope="module")
-def native() -> Iterator[FakeNativeGemini]:
-    fake = FakeNativeGemini().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def native_proxy(
     fake_gemini: FakeGemini, native: FakeNativeGemini, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[ProxyProcess, Path]]:

@@ -8,7 +8,6 @@ One opencode.json serves both: opencode loads it with the native provider ("goog
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,13 +20,6 @@ from tests.test_native_e2e import native_config
 pytestmark = pytest.mark.e2e
 
 NOTES, NOTES_TEXT = "notes.txt", "The secret word is PELICAN-7.\n"
-
-
-@pytest.fixture(scope="module")
-def native() -> Iterator[FakeNativeGemini]:
-    fake = FakeNativeGemini().start()
-    yield fake
-    fake.stop()
 
 
 def test_opencode_runs_a_multi_step_tool_task_over_the_native_path(

@@ -22,13 +22,6 @@ PROXY_KEY = "proxy-key-status-lines-123"
 
 
 @pytest.fixture(scope="module")
-def native() -> Iterator[FakeNativeGemini]:
-    fake = FakeNativeGemini().start()
-    yield fake
-    fake.stop()
-
-
-@pytest.fixture(scope="module")
 def keyed(fake_gemini: FakeGemini, native: FakeNativeGemini, tmp_path_factory) -> Iterator[tuple[ProxyProcess, Path]]:
     workdir = tmp_path_factory.mktemp("status-lines")
     port, saved = free_port(), workdir / "flows.mitm"
