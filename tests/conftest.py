@@ -310,6 +310,28 @@ def _listening(port: int) -> bool:
         return False
 
 
+def start_capture(work: Path, args: list[str], timeout: float = 120) -> ProxyProcess:
+    """`mitm_run.sh capture ARGS` on free ports (CAPTURE_PORT, WEB_PORT), returned once it has printed its start
+    line and both ports listen; its log is work/capture.log."""
+    port, web_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("CAPTURE_PORT", "WEB_PORT", "WEB_HOST")}
+    env.update(CAPTURE_PORT=str(port), WEB_PORT=str(web_port))
+    log_path = work / "capture.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(RUN_SH), "capture", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+    proxy = ProxyProcess(process, port, log_path, work / "unused", web_port)
+    deadline = time.monotonic() + timeout
+    while not ("capture mode: run opencode" in proxy.log_text() and _listening(port) and _listening(web_port)):
+        if not proxy.alive() or time.monotonic() > deadline:
+            proxy.stop()
+            raise AssertionError(f"capture mode did not start:\n{proxy.log_text()[-3000:]}")
+        time.sleep(0.1)
+    return proxy
+
+
 @pytest.fixture(scope="session")
 def fake_gemini() -> Iterator[FakeGemini]:
     fake = FakeGemini().start()

@@ -20,7 +20,7 @@ from playwright.sync_api import sync_playwright
 
 from addon.inspection import session_keys
 from tests import opencode_cli
-from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port
+from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port, start_capture
 from tests.provider_standins import Standins
 from tests.support import direct_json
 from tests.test_mitmweb_browser import CHROMIUM, CHROMIUM_ARGS, screenshot
@@ -53,27 +53,17 @@ class Capture:
 def capture(tmp_path_factory) -> Iterator[Capture]:
     work = tmp_path_factory.mktemp("capture")
     standins = Standins().start()
-    port, web_port = free_port(), free_port()
     confdir, flows = work / "confdir", work / "flows.mitm"
     # lazy: connect when the request is known, so map_remote decides where (not the CONNECT's host)
     args = ["--set", f"confdir={confdir}", "--set", "connection_strategy=lazy", "-w", str(flows)]
     for host in HOSTS:
         args += ["--map-remote", f"|{host}|{standins.url}"]
-    env = {k: v for k, v in os.environ.items() if k not in ("CAPTURE_PORT", "WEB_PORT", "WEB_HOST")}
-    env.update(CAPTURE_PORT=str(port), WEB_PORT=str(web_port))
-    log_path = work / "capture.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(RUN_SH), "capture", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    proxy = ProxyProcess(process, port, log_path, work / "unused", web_port)
     try:
-        deadline = 600
-        while not ("capture mode: run opencode" in proxy.log_text() and _listening(web_port)) and deadline:
-            assert proxy.alive(), proxy.log_text()[-3000:]
-            deadline -= 1
-            subprocess.run(["sleep", "0.1"], check=True)
+        proxy = start_capture(work, args)
+    except BaseException:
+        standins.stop()
+        raise
+    try:
         yield Capture(proxy, confdir, flows, standins)
     finally:
         proxy.stop()

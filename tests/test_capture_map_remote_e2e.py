@@ -9,10 +9,8 @@ that accepts and stays silent) is mapped too: an eager proxy would dial it on CO
 from __future__ import annotations
 
 import json
-import os
 import socket
 import ssl
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port
+from tests.conftest import ProxyProcess, start_capture
 from tests.fake_gemini_native import KEY, Reply
 
 pytestmark = pytest.mark.e2e
@@ -38,23 +36,11 @@ def silent_host() -> Iterator[str]:
 @pytest.fixture(scope="module")
 def capture(native, silent_host, tmp_path_factory) -> Iterator[tuple[ProxyProcess, Path]]:
     work = tmp_path_factory.mktemp("capture-map-remote")
-    port, web_port, confdir = free_port(), free_port(), work / "confdir"
-    env = {k: v for k, v in os.environ.items() if k not in ("CAPTURE_PORT", "WEB_PORT", "WEB_HOST")}
-    env.update(CAPTURE_PORT=str(port), WEB_PORT=str(web_port))
+    confdir = work / "confdir"
     args = ["--set", f"confdir={confdir}", "--map-remote", f"|{GOOGLE}|{native.root_url}"]
     args += ["--map-remote", f"|{silent_host}|{native.root_url}"]
-    log_path = work / "capture.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(RUN_SH), "capture", *args], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )  # fmt: skip
-    proxy = ProxyProcess(process, port, log_path, work / "unused", web_port)
+    proxy = start_capture(work, args)
     try:
-        deadline = time.monotonic() + 120
-        while not ("capture mode: run opencode" in proxy.log_text() and _listening(port) and _listening(web_port)):
-            assert proxy.alive() and time.monotonic() < deadline, proxy.log_text()[-3000:]
-            time.sleep(0.1)
         yield proxy, confdir / "mitmproxy-ca-cert.pem"
     finally:
         proxy.stop()
