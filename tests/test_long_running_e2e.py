@@ -126,15 +126,10 @@ def stream_on(http: httpx.Client, prompt: str) -> bytes:
     "mode",
     [
         pytest.param([], id="default"),
-        # Found for issue 25: stream_relay.route() (an opt-in speed patch since issue 23) caches a Route on the
-        # upstream's Http1Client, and the Route keeps the HttpStream (so its flow) after the stream is done, until the
-        # connection closes or carries another streamed answer. Strict: once the relay lets go of a finished stream,
-        # this case passes and the mark goes.
-        pytest.param(
-            ["--set", "translate_speed_patches=true"],
-            id="speed patches on",
-            marks=pytest.mark.xfail(strict=True, reason="stream relay keeps it"),
-        ),
+        # Found for issue 25: stream_relay.route() (an opt-in speed patch since issue 23) kept a Route on the
+        # upstream's Http1Client that held the HttpStream (so its flow) after the stream was done, until the
+        # connection closed or carried another streamed answer. The Route now holds the stream weakly.
+        pytest.param(["--set", "translate_speed_patches=true"], id="speed patches on"),
     ],
 )
 def test_a_connection_kept_open_keeps_no_finished_flow(proxy_factory, mode):

@@ -30,6 +30,7 @@ of h11 (its chunked reader's position), checked at start-up (internals.py); with
 from __future__ import annotations
 
 import re
+import weakref
 from collections.abc import Generator
 from typing import Any
 
@@ -63,13 +64,16 @@ def split_chunks(data: bytes) -> list[bytes] | None:
 
 
 class Route:
-    """Where one upstream connection's current stream leads: its HttpStream and the client's Http1Server."""
+    """Where one upstream connection's current stream leads: its HttpStream and the client's Http1Server.
+
+    The stream is held weakly: the Route stays on the upstream's Http1Client after the stream is done (until the
+    connection closes or carries another stream), and a strong reference kept the finished flow alive (issue 25)."""
 
     __slots__ = ("stream_id", "stream", "client", "response", "chunked")
 
     def __init__(self, stream_id: int, stream: Any, client: Any) -> None:
         self.stream_id = stream_id
-        self.stream = stream
+        self.stream = weakref.ref(stream)
         self.client = client
         self.response = client.response
         self.chunked = "chunked" in client.response.headers.get("transfer-encoding", "").lower()
@@ -79,10 +83,12 @@ _STREAMING = http_layers.HttpStream.state_stream_response_body
 _READ_BODY = _http1.Http1Connection.read_body
 
 
-def route(reader: Any) -> Route | None:
-    """The route of this Http1Client's response body when a read can be relayed along it now, else None."""
+def route(reader: Any) -> tuple[Route, Any] | None:
+    """The route of this Http1Client's response body and its HttpStream when a read can be relayed along it now,
+    else None."""
     found: Route | None = reader.__dict__.get("_relay_route")
-    if found is None or found.stream_id != reader.stream_id:
+    stream: Any = found.stream() if found is not None and found.stream_id == reader.stream_id else None
+    if found is None or stream is None:
         http = next((layer for layer in reversed(reader.context.layers) if type(layer) is http_layers.HttpLayer), None)
         if http is None:
             return None
@@ -92,7 +98,7 @@ def route(reader: Any) -> Route | None:
             return None
         found = Route(reader.stream_id, stream, client)
         reader._relay_route = found
-    stream, client = found.stream, found.client
+    client = found.client
     if (
         getattr(stream.server_state, "__func__", None) is not _STREAMING
         or stream._paused is not None
@@ -106,7 +112,7 @@ def route(reader: Any) -> Route | None:
         or stream.context.options.store_streamed_bodies
     ):
         return None
-    return found
+    return found, stream
 
 
 def relay(reader: Any, event: events.Event) -> list[commands.Command] | None:
@@ -126,13 +132,14 @@ def relay(reader: Any, event: events.Event) -> list[commands.Command] | None:
         or body._reading_trailer
     ):
         return None
-    found = route(reader)
-    if found is None:
+    hit = route(reader)
+    if hit is None:
         return None
+    found, stream = hit
     payloads = split_chunks(event.data)
     if payloads is None:
         return None
-    handler = found.stream.flow.response.stream
+    handler = stream.flow.response.stream
     out = []
     for payload in payloads:
         chunks = handler(payload) if callable(handler) else [payload]
