@@ -147,17 +147,11 @@ def drag(page, selector: str, to_x: float) -> None:
     page.mouse.up()
 
 
-README_SHOTS = ROOT / "tests" / "screenshots"  # the README's images, retaken from the current code by each run
-README_NAMES = ("mitmweb-list.png", "mitmweb-chat.png")
-
-
 def screenshot(page, name: str) -> Path:
     folder = SCREENSHOTS if name in README_SHOTS else ARTIFACTS
     folder.mkdir(exist_ok=True)
     path = folder / name
     page.screenshot(path=str(path))
-    if name in README_NAMES:
-        (README_SHOTS / name).write_bytes(path.read_bytes())
     return path
 
 
