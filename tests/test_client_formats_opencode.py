@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from tests import opencode_cli
-from tests.conftest import ProxyProcess, opencode_config
+from tests.conftest import ProxyProcess, free_port, opencode_config, start_proxy
 from tests.fake_gemini import FakeGemini
+from tests.fake_gemini_native import FakeNativeGemini, Reply
+from tests.test_native_e2e import native_config
 from tests.test_opencode_cli import NOTES, NOTES_TEXT, assert_succeeded, read_marker
 
 pytestmark = pytest.mark.e2e
@@ -48,3 +50,45 @@ def test_a_tool_task(opencode_bin: Path, proxy: ProxyProcess, fake: FakeGemini, 
     assert signature and signature != "skip_thought_signature_validator"
     path = {"openai": "/v1/responses", "anthropic": "/v1/messages"}[provider]
     assert f"request {path} translated to a chat request" in proxy.log_text(mark)
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_a_tool_task_over_the_native_path(
+    opencode_bin: Path, native: FakeNativeGemini, fake_gemini: FakeGemini, tmp_path: Path, provider: str
+) -> None:
+    """The same providers to Gemini's native API (the strict native fake as Gemini 3): translated twice, from the
+    client's format to chat and from chat to generateContent, and the signature back in the tool call's id."""
+    port = free_port()
+    config = native_config(port, native)
+    config["provider"][provider] = {
+        "npm": PROVIDERS[provider],
+        "options": {"baseURL": f"http://127.0.0.1:{port}/v1", "apiKey": "anything"},
+        "models": {"native-3": {"name": "native-3"}},
+    }
+    config["model"] = f"{provider}/native-3"
+    proxy = start_proxy(fake_gemini, tmp_path, port=port, config=config)
+    try:
+        project = opencode_cli.make_project(tmp_path / "project", config, {NOTES: NOTES_TEXT})
+        read = ("read", {"filePath": str(project / NOTES)})
+        native.reset().script(
+            Reply(text="", thought="I should read the notes.", calls=[read]),
+            Reply(text="Tool said: the secret word is PELICAN-7.", thought="The notes say it."),
+        )
+        run = opencode_cli.run(
+            opencode_bin, project, "Read notes.txt", f"{provider}/native-3", tmp_path / "home", timeout=150
+        )
+        log = proxy.log_text()
+    finally:
+        proxy.stop()
+    assert_succeeded(run)
+    assert [(t["tool"], t["state"]["status"]) for t in run.tool_uses] == [("read", "completed")]
+    assert "PELICAN-7" in run.text
+    requests = [r for r in native.requests if r["body"].get("tools")]
+    assert len(requests) == 2, json.dumps([r["body"] for r in native.requests])[:3000]
+    calls = [
+        p for c in requests[1]["body"]["contents"] for p in c["parts"] if "functionCall" in p or "function_call" in p
+    ]
+    # The call went back with the signature the model gave it: a list, so a missing call fails too.
+    assert [p.get("thoughtSignature") in native.signatures for p in calls] == [True], calls
+    path = {"openai": "/v1/responses", "anthropic": "/v1/messages"}[provider]
+    assert f"request {path} translated to a chat request" in log
