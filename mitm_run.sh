@@ -64,14 +64,24 @@ setup() {
     touch "$stamp"
 }
 
-set_proxy_args() {
+# The connection strategy this wrapper sets, unless ARGS set it themselves (mitmproxy refuses an option given twice).
+lazy_unless_set() {  # ARGS...
+    local arg
+    for arg in "$@"; do
+        case "$arg" in *connection_strategy=*) LAZY=(); return ;; esac
+    done
+    LAZY=(--set connection_strategy=lazy)
+}
+
+set_proxy_args() {  # ARGS...
     local upstream="${GEMINI_API_BASE:-https://generativelanguage.googleapis.com/v1beta/openai/}"
+    lazy_unless_set "$@"
     # The reverse target only names a default; the addon routes every request itself. Lazy connections:
     # nothing is dialled for requests the addon answers itself (/health, /v1/models, errors).
     upstream="$(echo "$upstream" | sed -E 's#^(https?://[^/]+).*#\1#')"
     PROXY_ARGS=(--mode "reverse:$upstream"
         --listen-host "${PROXY_HOST:-127.0.0.1}" --listen-port "${PROXY_PORT:-8000}"
-        --set connection_strategy=lazy
+        "${LAZY[@]}"
         -s "$ROOT/addon/proxy.py")
 }
 
@@ -163,7 +173,7 @@ case "$command" in
             exec "$VENV/bin/python" -m addon.inspection.export "$@" ;;
     web)
         shift; setup
-        set_proxy_args
+        set_proxy_args "$@"
         set_web_args
         check_port PROXY_PORT "${PROXY_HOST:-127.0.0.1}" "${PROXY_PORT:-8000}" --listen-port,-p,--mode,-m,listen_port,mode web "$@"
         check_port WEB_PORT "${WEB_HOST:-127.0.0.1}" "${WEB_PORT:-8081}" --web-port,web_port web "$@"
@@ -174,13 +184,14 @@ case "$command" in
         # (eager would dial the CONNECT's host first: a stand-in or gateway for an unreachable host never answers).
         shift; setup
         set_web_args
+        lazy_unless_set "$@"
         check_port CAPTURE_PORT 127.0.0.1 "${CAPTURE_PORT:-8080}" --listen-port,-p,--mode,-m,listen_port,mode capture "$@"
         check_port WEB_PORT "${WEB_HOST:-127.0.0.1}" "${WEB_PORT:-8081}" --web-port,web_port capture "$@"
         exec "$VENV/bin/mitmweb" --mode regular --listen-host 127.0.0.1 --listen-port "${CAPTURE_PORT:-8080}" \
-            --set connection_strategy=lazy -s "$ROOT/addon/capture.py" "${WEB_ARGS[@]}" "$@" ;;
+            "${LAZY[@]}" -s "$ROOT/addon/capture.py" "${WEB_ARGS[@]}" "$@" ;;
     *)
         setup
-        set_proxy_args
+        set_proxy_args "$@"
         check_port PROXY_PORT "${PROXY_HOST:-127.0.0.1}" "${PROXY_PORT:-8000}" --listen-port,-p,--mode,-m,listen_port,mode "" "$@"
         exec "$VENV/bin/mitmdump" "${PROXY_ARGS[@]}" "$@" ;;
 esac

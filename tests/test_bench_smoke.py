@@ -83,7 +83,7 @@ def assert_scaling(scaling: dict) -> None:
     """The stream-scaling table (its --quick size: 20 streams of 5 chunks, twice): every setup measured, every chunk of
     every stream accounted for by its sequence number, this proxy checked against bare mitmdump."""
     rows = scaling["rows"]
-    for setup in ("direct", "bare_mitmdump", "this_proxy", "replicas"):
+    for setup in ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed", "replicas"):
         got = rows[setup]["20"]
         assert got["errors"] == 0 and got["incomplete"] == 0, f"{setup}: {got}"
         assert len(got["runs"]) == 2, f"{setup}: {got}"  # two runs, each of 20 streams of 5 chunks
@@ -95,7 +95,8 @@ def assert_scaling(scaling: dict) -> None:
     assert "chunks received / lost / merged" in lines[0] and "vs bare p50 / p99" in lines[0]
     cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[2:]]
     assert [(row[0], row[1], row[5]) for row in cells] == [
-        ("20", title, "200/200 / 0 / 0") for title in ("direct", "bare mitmdump", "this proxy", "2 replicas")
+        ("20", title, "200/200 / 0 / 0")
+        for title in ("direct", "bare mitmdump", "this proxy", "speed patches on", "2 replicas")
     ]
     assert cells[2][7].startswith(("PASS", "MISS"))  # this proxy against bare mitmdump
 
