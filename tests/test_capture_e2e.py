@@ -173,7 +173,9 @@ def test_gemini_flow_in_the_browser(capture, runs, tmp_path):
             assert page.locator(".contentview .controls h5").inner_text() == "LLM chat"
             text = page.locator(".contentview pre").inner_text()
             assert text.startswith("Gemini generateContent via generativelanguage.googleapis.com")
-            assert re.search(r'tool call \[0\] read \(call_[0-9a-f]+\):\n  \{\n    "filePath": ".*notes.txt"', text), text
+            assert re.search(r'tool call \[0\] read \(call_[0-9a-f]+\):\n  \{\n    "filePath": ".*notes.txt"', text), (
+                text
+            )
             assert "tool-call check: the call fits the offered tools" in text
             page.locator(".flow-detail nav a", has_text="Request").click()
             page.locator(".contentview pre").wait_for()
