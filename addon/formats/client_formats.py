@@ -11,7 +11,7 @@ from typing import Any, NamedTuple
 
 import orjson
 
-from .errors import error_body
+from .errors import error_body, error_type
 
 RESPONSES = "openai_responses"
 ANTHROPIC = "anthropic"
@@ -94,9 +94,7 @@ ANTHROPIC_TYPES = {
 
 
 def anthropic_error_type(status: int) -> str:
-    if status in ANTHROPIC_TYPES:
-        return ANTHROPIC_TYPES[status]
-    return "invalid_request_error" if 400 <= status < 500 else "api_error"
+    return error_type(status, ANTHROPIC_TYPES)
 
 
 def anthropic_error(message: str, status: int) -> dict[str, Any]:

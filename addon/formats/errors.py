@@ -28,10 +28,10 @@ TYPE_BY_STATUS = {
 }
 
 
-def error_type(status: int) -> str:
-    """The OpenAI error type for an HTTP status."""
-    if status in TYPE_BY_STATUS:
-        return TYPE_BY_STATUS[status]
+def error_type(status: int, types: dict[int, str] = TYPE_BY_STATUS) -> str:
+    """The error type for an HTTP status: OpenAI's by default, or from another API's table (client_formats.py)."""
+    if status in types:
+        return types[status]
     return "invalid_request_error" if 400 <= status < 500 else "api_error"
 
 
