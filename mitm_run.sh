@@ -188,7 +188,7 @@ case "$command" in
         check_port CAPTURE_PORT 127.0.0.1 "${CAPTURE_PORT:-8080}" --listen-port,-p,--mode,-m,listen_port,mode capture "$@"
         check_port WEB_PORT "${WEB_HOST:-127.0.0.1}" "${WEB_PORT:-8081}" --web-port,web_port capture "$@"
         exec "$VENV/bin/mitmweb" --mode regular --listen-host 127.0.0.1 --listen-port "${CAPTURE_PORT:-8080}" \
-            "${LAZY[@]}" -s "$ROOT/addon/capture.py" "${WEB_ARGS[@]}" "$@" ;;
+            "${LAZY[@]}" -s "$ROOT/addon/capture_mode.py" "${WEB_ARGS[@]}" "$@" ;;
     *)
         setup
         set_proxy_args "$@"

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from mitmproxy import io
 
-from addon.runtime.credentials import HEADERS
+from addon.capture.credentials import HEADERS
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 HOSTS = {"gemini_native": "generativelanguage.googleapis.com", "anthropic": "api.anthropic.com"}

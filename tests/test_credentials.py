@@ -10,15 +10,15 @@ from mitmproxy.net.http import http1
 from mitmproxy.proxy.layers.http import _events, _http2
 from mitmproxy.test import taddons, tflow
 
-from addon.runtime import credentials
-from addon.runtime.patches import CAPTURE, MitmproxyPatches
+from addon.capture import credentials
+from addon.runtime.patches import MitmproxyPatches
 
 GOOGLE, OPENAI, ANTHROPIC = "AIzaSyREALGOOGLEKEY0123456", "sk-proj-REALOPENAIKEY0123456", "sk-ant-REALANTHROPIC012345"
 
 
 @pytest.fixture
 def mask():
-    addon, patches = credentials.CredentialMask(), MitmproxyPatches(CAPTURE)
+    addon, patches = credentials.CredentialMask(), MitmproxyPatches(credentials.PATCHES)
     with taddons.context(addon, patches):
         patches.running()
         yield addon
@@ -83,7 +83,7 @@ def test_a_key_two_flows_send_at_once_stays_real_until_both_are_done(mask):
 
 def test_installed_in_running_and_uninstalled_in_done():
     originals = http1.assemble_request_head, _http2.format_h2_request_headers
-    patches = MitmproxyPatches(CAPTURE)
+    patches = MitmproxyPatches(credentials.PATCHES)
     with taddons.context(patches):
         assert (http1.assemble_request_head, _http2.format_h2_request_headers) == originals  # not at load
         patches.running()

@@ -18,8 +18,8 @@ from mitmproxy.proxy.layers.http import HttpLayer, HttpStream, _http1, _http2
 from mitmproxy.test import taddons
 from mitmproxy.version import VERSION
 
+from addon.capture import credentials
 from addon.runtime import (
-    credentials,
     error_pages,
     flow_failure,
     hook_dispatch,
@@ -89,7 +89,7 @@ def test_running_installs_every_patch_and_done_restores_mitmproxys_originals():
         assert mitmproxy_as_is(tctx.master) == before
 
 
-@pytest.mark.parametrize(("entry", "table"), [("proxy.py", patches.PATCHES), ("capture.py", patches.CAPTURE)])
+@pytest.mark.parametrize(("entry", "table"), [("proxy.py", patches.PATCHES), ("capture_mode.py", credentials.PATCHES)])
 def test_importing_the_entry_script_patches_nothing(entry, table, monkeypatch):
     monkeypatch.setattr("mitmproxy.contentviews.registry._by_name", {})  # the entry scripts register their views
     with taddons.context(Proxyserver()) as tctx:
@@ -247,14 +247,14 @@ def test_an_internal_whose_module_is_gone_cannot_be_reached():
 
 CAPTURE_INTERNALS = [
     pytest.param(internal, id=f"{patch.name}: {internal.name}")
-    for patch in patches.CAPTURE
+    for patch in credentials.PATCHES
     for internal in patch.internals
 ]
 
 
 def test_capture_modes_internals_are_as_its_patch_was_written_for():
     with taddons.context(Proxyserver()) as tctx:
-        assert [p.name for p in patches.CAPTURE] == ["credentials on the wire only"]
+        assert [p.name for p in credentials.PATCHES] == ["credentials on the wire only"]
         assert credentials.PATCH.written_for == internals.WRITTEN_FOR and credentials.PATCH.required
         assert credentials.PATCH.problems(tctx.master) == []
 
@@ -264,7 +264,7 @@ def test_capture_modes_internals_are_as_its_patch_was_written_for():
 def test_a_changed_credentials_internal_refuses_to_start_capture_mode(internal, how, monkeypatch, caplog):
     """No safe fallback: a masked credential would fail at the provider, a real one would sit in every flow."""
     originals = http1.assemble_request_head, _http2.format_h2_request_headers
-    addon = MitmproxyPatches(patches.CAPTURE)
+    addon = MitmproxyPatches(credentials.PATCHES)
     with taddons.context(Proxyserver(), addon) as tctx:
         owner = internal.owner(tctx.master)
         if how == "missing":
@@ -295,7 +295,7 @@ def test_a_head_writer_that_formats_headers_otherwise_refuses_to_start_capture_m
 
     original = http1.assemble_request_head
     monkeypatch.setattr(http1, "assemble_request_head", assemble_request_head)
-    addon = MitmproxyPatches(patches.CAPTURE)
+    addon = MitmproxyPatches(credentials.PATCHES)
     with taddons.context(Proxyserver(), addon) as tctx:
         addon.running()
         assert http1.assemble_request_head is assemble_request_head

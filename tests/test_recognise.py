@@ -1,4 +1,4 @@
-"""Which requests capture mode reads, and as what: host and path (addon/inspection/formats/recognise.py)."""
+"""Which requests capture mode reads, and as what: host and path (addon/capture/readers/recognise.py)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from mitmproxy import exceptions
 from mitmproxy.test import taddons
 
+from addon.capture.readers.recognise import BUILTIN_HOSTS, parse_hosts, recognise
+from addon.capture.recorder import Capture
 from addon.formats import litellm_bridge
-from addon.inspection.capture import Capture
-from addon.inspection.formats.recognise import BUILTIN_HOSTS, parse_hosts, recognise
 
 HOSTS = {**BUILTIN_HOSTS, "api.mistral.ai": "mistral"}
 

@@ -68,9 +68,9 @@ report.py and toolcheck.py:
   heading_logged    how many repairs the request's log block showed (verbosity full or chunks)
   empty_answer      the answer had no text and no tool calls (report.py)
   media_placeholders   attachments opencode sent as text, as found in the client's request (report.py)
-inspection/capture.py (capture mode, `./mitm_run.sh capture`, where the reverse proxy's addons are not loaded:
+capture/recorder.py (capture mode, `./mitm_run.sh capture`, where the reverse proxy's addons are not loaded:
   it writes the fields routing and responses write above, as far as a watched exchange has them):
-  capture           the format recognised ("openai_chat", "anthropic", ...; formats/recognise.py)
+  capture           the format recognised ("openai_chat", "anthropic", ...; capture/readers/recognise.py)
   host, path_model  the host as the client named it; the model named in the path (Gemini's), if any
 ingress.py (request side) and egress.py (response side), for clients that speak another format:
   client_format     "openai_responses" or "anthropic" (formats/client_formats.py); None for chat clients
@@ -152,7 +152,7 @@ class Exchange(dict):  # the dict is the saved form, filled in copies only (see 
     heading_logged: int | None = None
     empty_answer: bool = False
     media_placeholders: list[str] = field(default_factory=list)
-    # inspection/capture.py
+    # capture/recorder.py
     capture: str | None = None
     host: str | None = None
     path_model: str | None = None

@@ -24,7 +24,6 @@ import logging
 from mitmproxy import ctx
 
 from . import (
-    credentials,
     error_pages,
     flow_failure,
     hook_dispatch,
@@ -52,8 +51,7 @@ PATCHES: tuple[Patch, ...] = (
     option_reads.PATCH,
 )
 SPEED: tuple[Patch, ...] = (stream_relay.PATCH, inline_reads.PATCH)  # only with translate_speed_patches
-# Capture mode (capture.py): a passive forward proxy changes nothing of mitmproxy's but where credentials are written.
-CAPTURE: tuple[Patch, ...] = (credentials.PATCH,)
+# Capture mode's patch is capture/credentials.PATCHES: this layer imports nothing of capture mode.
 OPTION = "translate_speed_patches"
 
 

@@ -15,11 +15,11 @@ from mitmproxy.contentviews import Metadata
 
 from ..formats.exchange import Exchange
 from ..formats.sse import encode_event
-from . import toolcheck, turn_text
-from .capture import reader_request
-from .chat_assembly import assemble_json, assemble_sse, from_answer, split_events
-from .chatview import ChatView, render_request, render_response
-from .formats import READERS, TITLES
+from ..inspection import toolcheck, turn_text
+from ..inspection.chat_assembly import assemble_json, assemble_sse, from_answer, split_events
+from ..inspection.chatview import ChatView, render_request, render_response
+from .readers import READERS, TITLES
+from .recorder import reader_request
 
 DONE = b"data: [DONE]\n\n"
 

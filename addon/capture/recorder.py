@@ -1,7 +1,7 @@
 """Capture mode's addon: recognises LLM exchanges passing through the forward proxy and annotates them, passively.
 
 Nothing is changed on the way: requests go where the client sent them, answers stream on as they come. A request
-recognised by host and path (formats/recognise.py) whose body reads as its format gets an exchange record
+recognised by host and path (readers/recognise.py) whose body reads as its format gets an exchange record
 (formats/exchange.py) with the fields the reverse proxy's flows have (client_model, upstream_model, t_request, t_first_chunk, t_end,
 answer with its usage, chunk_times, body_truncated, error, tool_checks, price_in/price_out/price_cached), plus
 `capture` (the format), `provider` and `host` (as the client named it); so the comment, the marks, the LLM chat view and any addon that reads
@@ -31,13 +31,13 @@ from mitmproxy import ctx, exceptions, http
 from ..formats import litellm_bridge
 from ..formats.answer import Answer
 from ..formats.exchange import KEY, Exchange
+from ..inspection import toolcheck, turn_text
+from ..inspection.report import Report
+from ..inspection.summary import comment_line, summarize_answer
 from ..runtime.option_help import one_paragraph
-from . import toolcheck, turn_text
-from .capture_stream import StreamTap
-from .formats import READERS
-from .formats.recognise import BUILTIN_HOSTS, parse_hosts, recognise
-from .report import Report
-from .summary import comment_line, summarize_answer
+from .readers import READERS
+from .readers.recognise import BUILTIN_HOSTS, parse_hosts, recognise
+from .stream_tap import StreamTap
 
 logger = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Capture mode's stream tap: each piece of a streamed answer goes on unchanged and at once, and is read on the way.
 
 The tap keeps a copy of what passed, up to a cap (the flow's stored body), splits it into SSE events and feeds
-each to its format's reader (inspection/formats), whose chunks the one answer fold (formats.answer) takes, so the
+each to its format's reader (capture/readers), whose chunks the one answer fold (formats.answer) takes, so the
 answer is complete even when the stored body was cut. A compressed stream cannot be read piece by piece: it is
 kept, and read whole at the end (when it was not cut).
 """

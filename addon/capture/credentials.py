@@ -10,8 +10,8 @@ HTTP/2 client's request into a fresh HTTP/1 copy before assembling it, so the sw
 request object; it touches only the credential headers' values and the `key=` parameter, and only a value that is
 exactly a registered masked form, so no other text of any request (a path with `...` in it) is ever replaced.
 
-Those two functions are mitmproxy internals: `PATCH` names them and what they must look like (internals.py), and
-patches.py swaps them in `running` and back in `done` (capture.py loads it with `patches.CAPTURE`). HTTP/3
+Those two functions are mitmproxy internals: `PATCH` names them and what they must look like (runtime/internals.py),
+and runtime/patches.py swaps them in `running` and back in `done` (capture_mode.py loads it with `PATCHES`). HTTP/3
 upstreams are not covered: their requests would go out masked (and fail), never leak.
 
 Without the patch there is no safe way to both show and send: the masking stays on whatever happens, since a masked
@@ -34,7 +34,7 @@ from urllib.parse import quote
 from mitmproxy import http
 
 from ..config.keys import mask_key
-from . import internals
+from ..runtime import internals
 
 HEADERS = ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key")
 _HEADER_NAMES = frozenset(name.encode() for name in HEADERS)
@@ -222,6 +222,9 @@ PATCH = internals.Patch(
     "the flows, mitmweb and -w files",
     required=True,
 )
+# Capture mode's one change to mitmproxy: a passive forward proxy changes nothing of it but where credentials are
+# written. Owned here, not in runtime/patches.py: the runtime layer imports nothing of capture mode.
+PATCHES: tuple[internals.Patch, ...] = (PATCH,)
 
 
 class CredentialMask:

@@ -14,10 +14,10 @@ import pytest
 from mitmproxy import contentviews, http
 from mitmproxy.test import taddons, tflow
 
+from addon.capture.recorder import Capture, chat_body
+from addon.capture.view import CaptureChatView
 from addon.formats.exchange import Exchange
 from addon.inspection import session_keys
-from addon.inspection.capture import Capture, chat_body
-from addon.inspection.capture_view import CaptureChatView
 from addon.inspection.sessions_addon import Sessions
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

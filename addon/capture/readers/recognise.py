@@ -3,7 +3,7 @@
 A POST to a provider's host is recognised by its path: `.../chat/completions` (OpenAI Chat Completions, also
 Gemini's OpenAI-compatible endpoint), `.../responses` (OpenAI Responses), `.../messages` (Anthropic Messages),
 `.../models/M:generateContent` and `:streamGenerateContent` (Gemini native, Vertex AI too). Providers' hosts are
-the few below, those of litellm's tables once they are loaded (capture.py loads them off the event loop) and any
+the few below, those of litellm's tables once they are loaded (recorder.py loads them off the event loop) and any
 the user names (`capture_hosts`). Everything else is not an LLM exchange.
 """
 
