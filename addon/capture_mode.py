@@ -20,7 +20,7 @@ from mitmproxy import contentviews  # noqa: E402
 from addon.capture import credentials  # noqa: E402
 from addon.capture.recorder import Capture, chat_body  # noqa: E402
 from addon.capture.view import CaptureChatView  # noqa: E402
-from addon.inspection.sessions_addon import Sessions  # noqa: E402
+from addon.inspection.sessions.addon import Sessions  # noqa: E402
 from addon.runtime.patches import MitmproxyPatches  # noqa: E402
 
 for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy", "httpx", "httpcore"):

@@ -10,8 +10,8 @@ from mitmproxy import contentviews  # noqa: E402
 
 from addon.inspection import chatview, client_view, format_view, native_view  # noqa: E402
 from addon.inspection.report import Report  # noqa: E402
-from addon.inspection.session_page import SessionPage  # noqa: E402
-from addon.inspection.sessions_addon import Sessions  # noqa: E402
+from addon.inspection.sessions.addon import Sessions  # noqa: E402
+from addon.inspection.sessions.page import SessionPage  # noqa: E402
 from addon.inspection.telemetry import Telemetry  # noqa: E402
 from addon.request.client_host import ClientHost  # noqa: E402
 from addon.request.client_request import ClientRequest  # noqa: E402

@@ -18,7 +18,7 @@ import pytest
 from mitmproxy import io
 from playwright.sync_api import sync_playwright
 
-from addon.inspection import session_keys
+from addon.inspection.sessions import keys as session_keys
 from tests import opencode_cli
 from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port, start_capture
 from tests.provider_standins import Standins

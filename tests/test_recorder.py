@@ -17,8 +17,8 @@ from mitmproxy.test import taddons, tflow
 from addon.capture.recorder import Capture, chat_body
 from addon.capture.view import CaptureChatView
 from addon.formats.exchange import Exchange
-from addon.inspection import session_keys
-from addon.inspection.sessions_addon import Sessions
+from addon.inspection.sessions import keys as session_keys
+from addon.inspection.sessions.addon import Sessions
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 FORMATS = {

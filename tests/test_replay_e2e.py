@@ -34,7 +34,7 @@ READ_TOOL = {
 }
 ASK = 'Read it [tool:read {"filePath": "/tmp/x.txt"}]'
 
-SESSION = r"(s:[0-9a-f]{4,8} #\d+ \| )?"  # a replay is a turn of its session (sessions_addon.py)
+SESSION = r"(s:[0-9a-f]{4,8} #\d+ \| )?"  # a replay is a turn of its session (inspection/sessions/addon.py)
 
 
 def conversation(proxy: ProxyProcess) -> None:

@@ -1,4 +1,4 @@
-"""addon/inspection/sessions_addon.py with Report and the chat view: session and turn in each flow's metadata,
+"""addon/inspection/sessions/addon.py with Report and the chat view: session and turn in each flow's metadata,
 comment, log and view; mitmweb's filters; the index rebuilt from a saved file.
 
 Flows carry the real opencode requests of tests/data (session_fixtures) and the exchange record as routing and
@@ -17,9 +17,10 @@ from mitmproxy.contentviews import Metadata
 from mitmproxy.test import taddons, tflow
 
 from addon.formats.exchange import Exchange
-from addon.inspection import chatview, session_keys
+from addon.inspection import chatview
 from addon.inspection.report import Report
-from addon.inspection.sessions_addon import Sessions
+from addon.inspection.sessions import keys as session_keys
+from addon.inspection.sessions.addon import Sessions
 from addon.request.chat_request import parse_chat_request
 from addon.runtime.retention import FlowRetention
 from tests.session_fixtures import SESSION_ID, TURNS, body, encoded, next_turn

@@ -1,4 +1,4 @@
-"""addon/inspection/turn_digest.py and turn_diff.py: digests of real opencode requests, and what a turn added."""
+"""addon/inspection/sessions/turn_digest.py and turn_diff.py: digests of real opencode requests, and what a turn added."""
 
 import copy
 
@@ -6,8 +6,8 @@ import orjson
 import pytest
 
 from addon.formats.conversation import Conversations
-from addon.inspection.turn_diff import choose_base, common_prefix, diff
-from addon.inspection.turn_digest import ToolShapes, digest, read_request, read_split
+from addon.inspection.sessions.turn_diff import choose_base, common_prefix, diff
+from addon.inspection.sessions.turn_digest import ToolShapes, digest, read_request, read_split
 from addon.request.chat_request import encode_body, parse_chat_request
 from tests.bench import bodies
 from tests.session_fixtures import body, encoded, next_turn

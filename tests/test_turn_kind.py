@@ -1,5 +1,5 @@
-"""opencode's title and summary requests told from the conversation's turns (inspection/turn_kind.py), and kept
-apart from them by the session index (sessions_addon.py, turn_text.py): no turn number, no rewrite, shown apart.
+"""opencode's title and summary requests told from the conversation's turns (inspection/sessions/turn_kind.py), and kept
+apart from them by the session index (sessions/addon.py, turn_text.py): no turn number, no rewrite, shown apart.
 A replay is not a new turn either: it is compared with the turn it replays."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from mitmproxy.test import taddons
 from addon.formats.exchange import Exchange
 from addon.inspection import turn_text
 from addon.inspection.report import Report
-from addon.inspection.sessions_addon import Sessions
-from addon.inspection.turn_kind import side_kind
+from addon.inspection.sessions.addon import Sessions
+from addon.inspection.sessions.turn_kind import side_kind
 from addon.runtime.retention import FlowRetention
 from tests.session_fixtures import TURNS, next_turn
 from tests.test_sessions_addon import chat_flow, exchange

@@ -7,7 +7,7 @@ answer with its usage, chunk_times, body_truncated, error, tool_checks, price_in
 `capture` (the format), `provider` and `host` (as the client named it); so the comment, the marks, the LLM chat view and any addon that reads
 those fields work on both. Everything else gets no metadata at all.
 
-Sessions (sessions_addon.py) run after this addon, reading each request through `chat_body`: every format as an
+Sessions (inspection/sessions/addon.py) run after this addon, reading each request through `chat_body`: every format as an
 OpenAI chat body, so a flow gets its session, turn and what is new (`session` in the metadata; opencode sends its
 session headers to every provider), and its comment starts with `s:3f2a #2 | `. The turn is begun soon after the
 request hook, before any answer can arrive, so the comment written in `response` has it.

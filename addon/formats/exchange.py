@@ -79,8 +79,8 @@ ingress.py (request side) and egress.py (response side), for clients that speak 
   client_notes      what the translation mapped or dropped, in words
   chat_response     the chat answer the client's was translated from (egress.py; cut like stream bodies); the
                     flow's response is what the client received
-sessions_addon.py:
-  session           the session turn, a dict documented in inspection/sessions_addon.py (id, parent_id, source,
+inspection/sessions/addon.py:
+  session           the session turn, a dict documented in inspection/sessions/addon.py (id, parent_id, source,
                     tag, turn, diff)
 """
 
@@ -156,7 +156,7 @@ class Exchange(dict):  # the dict is the saved form, filled in copies only (see 
     capture: str | None = None
     host: str | None = None
     path_model: str | None = None
-    # sessions_addon.py
+    # inspection/sessions/addon.py
     session: dict[str, Any] | None = None
     # request/ingress.py and response/egress.py (a client that speaks Responses or Anthropic Messages)
     client_format: str | None = None
@@ -167,7 +167,7 @@ class Exchange(dict):  # the dict is the saved form, filled in copies only (see 
     extra: dict[str, Any] = field(default_factory=dict)
     # not saved: live objects for this process only
     original: Any = field(default=None, repr=False, compare=False)  # mitmproxy.http.Request (fallbacks.py)
-    # (formats/conversation.Split | None, the body dict routing sent on) (sessions_addon.py)
+    # (formats/conversation.Split | None, the body dict routing sent on) (sessions/addon.py)
     conversation: Any = field(default=None, repr=False, compare=False)
 
     @classmethod

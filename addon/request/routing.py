@@ -237,7 +237,7 @@ class Routing:
             return error_response(flow, 400, str(e), "invalid_model")
         # Kept for fallbacks.py: another target, or once more after an empty answer (its option, when loaded).
         ex = Exchange.of(flow)
-        ex.conversation = (chat.split, chat.body)  # for the session digests (sessions_addon.py)
+        ex.conversation = (chat.split, chat.body)  # for the session digests (inspection/sessions/addon.py)
         if target.fallbacks or getattr(ctx.options, "translate_retry_empty_answer", False):
             # Not saved with the flow: it holds the client's proxy key.
             ex.original = flow.request.copy()

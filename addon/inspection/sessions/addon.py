@@ -1,7 +1,7 @@
 """Sessions: every chat flow is a numbered turn of a session, and knows what is new since the turn before.
 
-A request's session comes from opencode's headers or a fingerprint of the conversation (session_keys); its
-digests are compared with the session's previous turn (turn_digest, turn_diff). The work runs right after the
+A request's session comes from opencode's headers or a fingerprint of the conversation (keys.py); its
+digests are compared with the session's previous turn (turn_digest.py, turn_diff.py). The work runs right after the
 request has gone upstream (`loop.call_soon`), while the upstream thinks, not between the client and its answer;
 with `translate_verbosity` full or chunks it runs at once, since the request's log needs it. The outcome (tokens,
 price, errors, tool calls) is added to the index after the answer (`index`, a SessionIndex, is what the session
@@ -11,7 +11,7 @@ stored. The session headers are left as they are: they go upstream unchanged.
 A turn is read from the client's messages as routing split them (formats/conversation.py; also for the native
 API's flows, whose request upstream is Gemini's own format), else from the request body as an OpenAI chat body;
 capture mode, whose flows hold each provider's own format, passes `chat_body` to give its reading of the request
-in that shape (capture.py).
+in that shape (capture/recorder.py).
 
 What this adds to the flow's exchange record (formats/exchange.py; kept in -w files), as `session`, a dict:
   id           the session id: opencode's x-session-affinity / X-Session-Id, or "fp-<16 hex>" (a fingerprint)
@@ -43,11 +43,12 @@ from typing import Any
 
 from mitmproxy import ctx, http
 
-from ..formats.exchange import Exchange
-from . import session_keys, toolcheck, turn_kind, turn_text
-from .client_body import client_body
-from .session_index import Session, SessionIndex, Turn
-from .summary import price
+from ...formats.exchange import Exchange
+from .. import toolcheck, turn_text
+from ..client_body import client_body
+from ..summary import price
+from . import keys, turn_kind
+from .index import Session, SessionIndex, Turn
 from .turn_diff import choose_base, diff
 from .turn_digest import RawJSON, Snapshot, ToolShapes, read_request, read_split, role_of
 
@@ -105,10 +106,10 @@ class Sessions:
             snap, raws = self.read(flow, ex)
         except ValueError:
             return
-        key = session_keys.from_headers(flow.request.headers) or session_keys.fingerprint(snap.system, snap.first_user)
+        key = keys.from_headers(flow.request.headers) or keys.fingerprint(snap.system, snap.first_user)
         started = ex.t_request or time.time()
         if replayed is not None and isinstance(replayed.get("turn"), int) and replayed.get("id"):
-            key = session_keys.SessionKey(str(replayed["id"]), replayed.get("parent_id"), str(replayed["source"]))
+            key = keys.SessionKey(str(replayed["id"]), replayed.get("parent_id"), str(replayed["source"]))
             return self.begin_replay(flow, ex, self.index.session(key, started), replayed, snap, raws)
         session = self.index.session(key, started)
         kind = replayed.get("kind") if replayed is not None else side_kind_of(snap, raws)
@@ -212,7 +213,7 @@ class Sessions:
         kind = info.get("kind") if info.get("kind") in (*turn_kind.KINDS, "replay") else None
         if kind is None and not isinstance(info.get("turn"), int):
             return
-        key = session_keys.SessionKey(str(info["id"]), info.get("parent_id"), str(info.get("source", "header")))
+        key = keys.SessionKey(str(info["id"]), info.get("parent_id"), str(info.get("source", "header")))
         started = ex.t_request or flow.timestamp_created
         session = self.index.session(key, started, tag=info.get("tag"))
         if info.get("replay_of") is not None:

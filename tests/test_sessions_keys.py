@@ -1,10 +1,10 @@
-"""addon/inspection/session_keys.py: the session a request names in its headers, or its conversation's fingerprint."""
+"""addon/inspection/sessions/keys.py: the session a request names in its headers, or its conversation's fingerprint."""
 
 import pytest
 from mitmproxy import http
 
-from addon.inspection import session_keys
-from addon.inspection.session_keys import SessionKey
+from addon.inspection.sessions import keys as session_keys
+from addon.inspection.sessions.keys import SessionKey
 from tests.session_fixtures import SESSION_ID, TURNS
 
 

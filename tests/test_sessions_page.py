@@ -1,4 +1,4 @@
-"""addon/inspection/session_page.py: /_proxy/sessions, /_proxy/sessions/<id> and /_proxy/sessions.json answered
+"""addon/inspection/sessions/page.py: /_proxy/sessions, /_proxy/sessions/<id> and /_proxy/sessions.json answered
 by the addon from a session index (never forwarded), behind PROXY_API_KEY, with hostile text escaped and no key.
 
 The index is filled by the Sessions addon from the real opencode requests of tests/data, or built by hand with
@@ -11,10 +11,10 @@ import orjson
 import pytest
 from mitmproxy.test import taddons, tflow
 
-from addon.inspection.session_index import SessionIndex
-from addon.inspection.session_keys import SessionKey
-from addon.inspection.session_page import COOKIE, SessionPage
-from addon.inspection.sessions_addon import Sessions
+from addon.inspection.sessions.addon import Sessions
+from addon.inspection.sessions.index import SessionIndex
+from addon.inspection.sessions.keys import SessionKey
+from addon.inspection.sessions.page import COOKIE, SessionPage
 from tests.session_fixtures import SESSION_ID, TURNS, encoded
 from tests.test_report import llm_meta
 

@@ -12,8 +12,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import turn_text
-from .session_index import Session, SessionIndex, Turn
+from .. import turn_text
+from .index import Session, SessionIndex, Turn
 
 TASK_TOOL = "task"  # opencode's tool that starts a subagent session
 

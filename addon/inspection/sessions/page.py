@@ -27,10 +27,10 @@ import orjson
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from mitmproxy import ctx, http
 
-from ..config import keys
-from ..formats import errors
-from . import session_views
-from .session_index import SessionIndex
+from ...config import keys
+from ...formats import errors
+from . import views
+from .index import SessionIndex
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 def environment() -> Environment:
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True))
     for name in ("clock", "seconds", "milliseconds", "money", "number"):
-        env.filters[name] = getattr(session_views, name)
+        env.filters[name] = getattr(views, name)
     env.filters["url"] = lambda value: quote(str(value), safe="")
     return env
 
@@ -107,7 +107,7 @@ class SessionPage:
         session_id = path[len(LIST) + 1 :] if path.startswith(LIST + "/") else query.get("id")
         if session_id:
             return self.session_page(flow, session_id)
-        self.answer(flow, self.render("sessions.html", families=session_views.family_rows(self.index)))
+        self.answer(flow, self.render("sessions.html", families=views.family_rows(self.index)))
 
     def authorized(self, flow: http.HTTPFlow, token: str | None) -> bool:
         if not self.proxy_key:
@@ -131,8 +131,8 @@ class SessionPage:
         session = self.index.get(session_id)
         if session is None:
             return self.answer(flow, self.render("missing.html", session_id=session_id), status=404)
-        subagents = session_views.children_of(self.index).get(session.id, [])
-        turns, unplaced = session_views.turn_views(session, subagents)
+        subagents = views.children_of(self.index).get(session.id, [])
+        turns, unplaced = views.turn_views(session, subagents)
         html = self.render(
             "session.html",
             session=session,

@@ -1,13 +1,13 @@
-"""addon/inspection/session_views.py: which session sits under which, which turn started a subagent, and the
+"""addon/inspection/sessions/views.py: which session sits under which, which turn started a subagent, and the
 formatting the session page's templates use."""
 
 from __future__ import annotations
 
 import pytest
 
-from addon.inspection import session_views
-from addon.inspection.session_index import SessionIndex
-from addon.inspection.session_keys import SessionKey
+from addon.inspection.sessions import views as session_views
+from addon.inspection.sessions.index import SessionIndex
+from addon.inspection.sessions.keys import SessionKey
 
 T0 = 1_760_000_000.0
 

@@ -23,7 +23,7 @@ from typing import cast
 import msgspec
 import orjson
 
-from ..formats.conversation import Split, digest
+from ...formats.conversation import Split, digest
 
 SYSTEM_ROLES = frozenset(("system", "developer"))
 FIELD_TEXT = 80  # characters of a field's value kept for "changed from ... to ..."

@@ -7,7 +7,7 @@ with all of the base's) or rewrites it (compaction, a message in the middle chan
 `rewritten_at` is then the message index where the two histories part. Only the new messages are decoded.
 
 The result (`diff`) goes into the exchange record's session["diff"] (formats/exchange.py); its keys are documented
-in sessions_addon.
+in sessions/addon.py.
 """
 
 from __future__ import annotations

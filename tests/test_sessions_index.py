@@ -1,4 +1,4 @@
-"""addon/inspection/session_index.py: sessions, turn numbers, outcomes, the JSON for the page, and its bounds."""
+"""addon/inspection/sessions/index.py: sessions, turn numbers, outcomes, the JSON for the page, and its bounds."""
 
 import array
 import dataclasses
@@ -7,10 +7,10 @@ import tracemalloc
 
 import orjson
 
-from addon.inspection import session_keys
-from addon.inspection.session_index import SessionIndex, Turn
-from addon.inspection.session_keys import SessionKey
-from addon.inspection.turn_digest import ToolShapes, read_request
+from addon.inspection.sessions import keys as session_keys
+from addon.inspection.sessions.index import SessionIndex, Turn
+from addon.inspection.sessions.keys import SessionKey
+from addon.inspection.sessions.turn_digest import ToolShapes, read_request
 from tests.session_fixtures import body, encoded, next_turn
 
 

@@ -19,8 +19,8 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import session_keys
-from .session_keys import SessionKey
+from . import keys
+from .keys import SessionKey
 from .turn_digest import Snapshot
 
 THREADS = 4  # snapshots kept per session: its main conversation and side requests (title, summary)
@@ -153,10 +153,10 @@ class SessionIndex:
 
     def free_tag(self, session_id: str) -> str:
         for digits in (4, 6, 8):
-            tag = session_keys.tag(session_id, digits)
+            tag = keys.tag(session_id, digits)
             if self.tags.get(tag, session_id) == session_id:
                 return tag
-        return session_keys.tag(session_id, 8)
+        return keys.tag(session_id, 8)
 
     def open_turn(self, session: Session, flow_id: str, started: float, number: int | None = None) -> Turn:
         """A record for the session's next turn (or turn `number`, when rebuilt from a saved flow)."""

@@ -5,7 +5,7 @@ Beside each conversation opencode asks its model for a session title (the title 
 the user's first message), and, when the context fills up or on /compact, for a summary of the conversation (the
 compaction and summary agents: "You are a helpful AI assistant tasked with summarizing conversations…", the
 conversation, then a request for a summary or "a detailed prompt for continuing our conversation"). These are not
-turns of the conversation: the session index keeps them apart (sessions_addon.py) and tells them by name.
+turns of the conversation: the session index keeps them apart (addon.py) and tells them by name.
 
 Read from the leading bytes of the system prompt and of the last user message (JSON text, escapes and all), so
 any version's wording of these agents fits, not one exact string. A request that offers tools is an agent's
