@@ -91,3 +91,32 @@ def test_stored_body_reads_whole_bodies_and_patches():
     assert kept_body.stored_body({"body": "{}"}, None) == b"{}"
     assert kept_body.stored_body({}, b"{}") is None
     assert kept_body.stored_body({"body_patch": {"ops": []}}, None) is None
+
+
+def test_values_forwarded_byte_for_byte_are_neither_parsed_nor_patched(monkeypatch):
+    # Routing forwards the messages array as the client wrote it: its bytes are compared, never parsed (on a 1 MB
+    # turn parsing and re-encoding both bodies whole cost four times the benchmark's 3 ms budget).
+    client = orjson.dumps(CLIENT)
+    forwarded = orjson.dumps(forwarded_of(CLIENT))
+    parsed: list[int] = []
+    real_loads = orjson.loads
+
+    def counting_loads(data):
+        parsed.append(len(bytes(data)))
+        return real_loads(data)
+
+    monkeypatch.setattr(kept_body.orjson, "loads", counting_loads)
+    patch = kept_body.make(client, forwarded)
+    monkeypatch.undo()
+    assert patch is not None and max(parsed) < 1_000  # the model, tools and the added default: not the history
+    assert orjson.loads(kept_body.rebuild(patch, forwarded)) == CLIENT
+
+
+def test_an_added_or_removed_top_level_value_and_a_non_object_body():
+    client = {"model": "m", "messages": [HISTORY], "user": "me"}
+    forwarded = {"model": "m", "messages": [HISTORY], "temperature": 0}
+    patch = kept_body.make(orjson.dumps(client), orjson.dumps(forwarded))
+    assert patch is not None
+    assert sorted(patch["ops"], key=str) == [[["temperature"]], [["user"], "me"]]
+    assert orjson.loads(kept_body.rebuild(patch, orjson.dumps(forwarded))) == client
+    assert kept_body.make(b"[1, 2]", b"[1, 2]") is None  # not a chat body: kept whole
