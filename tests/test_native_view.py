@@ -9,9 +9,10 @@ from mitmproxy.contentviews import Metadata
 from mitmproxy.test import tflow
 
 from addon.formats.exchange import Exchange
-from addon.inspection import chatview, summary
+from addon.inspection import summary
 from addon.inspection.client_body import client_body
 from addon.inspection.native_view import NativeRequestView
+from addon.inspection.render import conversation
 from addon.inspection.report import Report
 
 CLIENT = {
@@ -68,7 +69,7 @@ def test_tool_checks_and_the_chat_view_read_the_tools_from_the_clients_request()
     flow = native_flow()
     findings = Report.check_tools(flow, [{"name": "write", "arguments": "{}"}], client_body(Exchange.of(flow)))
     assert findings and "write" in findings[0]
-    assert "read" in chatview._offered(Metadata(flow=flow, http_message=flow.response))
+    assert "read" in (conversation.offered(Metadata(flow=flow), Exchange.of(flow)) or {})
 
 
 def test_cached_tokens_are_priced_at_the_cache_price() -> None:

@@ -18,8 +18,10 @@ from ..formats.sse import encode_event
 from . import toolcheck, turn_text
 from .capture import reader_request
 from .chat_assembly import assemble_json, assemble_sse, from_answer, split_events
-from .chatview import ChatView, render_request, render_response
+from .chatview import ChatView
 from .formats import READERS, TITLES
+from .render import conversation
+from .render.document import NOT_MINE, OVER_CHAT, Section, record
 
 DONE = b"data: [DONE]\n\n"
 
@@ -27,34 +29,35 @@ DONE = b"data: [DONE]\n\n"
 class CaptureChatView(ChatView):
     name = "LLM chat"
 
-    def prettify(self, data: bytes, metadata: Metadata) -> str:
+    def sections(self, data: bytes, metadata: Metadata, ex: Exchange) -> list[Section | None] | None:
         meta, flow = _capture_meta(metadata), metadata.flow
         if meta is None or not isinstance(flow, http.HTTPFlow):  # only an HTTP flow has a capture record
-            return super().prettify(data, metadata)
+            return super().sections(data, metadata, ex)
         title = f"{TITLES[str(meta.capture)]} via {meta.host}"
         if isinstance(metadata.http_message, http.Request):
             head = [f"{title}, read as OpenAI chat", "", *turn_text.view_lines(meta)]
-            return "\n".join([*head, render_request(reader_request(flow, meta))])
+            return [Section(None, [*head, *conversation.request(reader_request(flow, meta))])]
         offered = _offered(flow, meta)
         if not data.strip():
             if meta.answer is None:
                 raise ValueError("This response has no body and no answer in flow.metadata['llm'].")
-            return render_response(from_answer(meta.answer), meta, offered, f"{title}: answer (body not stored)")
-        if data.lstrip()[:1] == b"{":
-            return render_response(assemble_json(as_completion(data, meta)), meta, offered, f"{title} (JSON)")
-        return render_response(assemble_sse(as_chunks(data, meta)), meta, offered, f"{title}, stream read as chunks")
+            asm, title = from_answer(meta.answer), f"{title}: answer (body not stored)"
+        elif data.lstrip()[:1] == b"{":
+            asm, title = assemble_json(as_completion(data, meta)), f"{title} (JSON)"
+        else:
+            asm, title = assemble_sse(as_chunks(data, meta)), f"{title}, stream read as chunks"
+        return [Section(None, conversation.response(asm, meta, offered, title))]
 
     def render_priority(self, data: bytes, metadata: Metadata) -> float:
         if _capture_meta(metadata) is None:
             return super().render_priority(data, metadata)
-        return 3.0 if data.strip() or isinstance(metadata.http_message, http.Response) else -1.0
+        return OVER_CHAT if data.strip() or isinstance(metadata.http_message, http.Response) else NOT_MINE
 
 
 def _capture_meta(metadata: Metadata) -> Exchange | None:
     """The record of a flow capture mode recognised as an LLM exchange."""
-    flow = metadata.flow
-    ex = Exchange.find(flow) if isinstance(flow, http.HTTPFlow) else None
-    return ex if ex is not None and ex.capture in READERS and ex.client_model is not None else None
+    ex = record(metadata)
+    return ex if ex.capture in READERS and ex.client_model is not None else None
 
 
 def _offered(flow: http.HTTPFlow, meta: Exchange) -> dict[str, dict] | None:
