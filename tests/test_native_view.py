@@ -13,6 +13,7 @@ from addon.inspection import summary
 from addon.inspection.client_body import client_body
 from addon.inspection.native_view import NativeRequestView
 from addon.inspection.render import conversation
+from addon.inspection.render.document import RULE
 from addon.inspection.report import Report
 
 CLIENT = {
@@ -53,6 +54,7 @@ def test_the_native_request_view_shows_both_sides() -> None:
     assert view.render_priority(flow.request.content, metadata) > 1
     text = view.prettify(flow.request.content, metadata)
     assert "the client's request (OpenAI)" in text and "read a.txt" in text
+    assert text.index("read a.txt") < text.index(RULE) < text.index("what Gemini received (generateContent):")
     assert 'function call read({"path":"a"}) [thought signature]' in text
     assert 'function result read: {"content":"A"}' in text and "includeThoughts" in text
 

@@ -19,7 +19,6 @@ from addon.inspection.render.document import (
     join,
     kept_request,
     loads,
-    one_line,
     pretty,
     record,
     shorten,
@@ -99,8 +98,8 @@ def test_clipping_keeps_one_line_of_the_limit() -> None:
     assert clip("a\nb", 10) == "a b"
     assert clip("x" * 10, 10) == "x" * 10
     assert clip("x" * 11, 10) == "x" * 9 + "…"
-    assert one_line("plain") == "plain" and one_line({"k": [1]}) == '{"k":[1]}'
-    assert one_line({1, 2}) == '"{1, 2}"' and len(one_line("y" * 500)) == 200
+    assert clip("plain") == "plain" and clip({"k": [1]}) == '{"k":[1]}'
+    assert clip({1, 2}) == '"{1, 2}"' and len(clip("y" * 500)) == 200
 
 
 def test_long_text_loses_its_middle_and_says_how_much() -> None:

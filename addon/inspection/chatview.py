@@ -29,29 +29,27 @@ class ChatView(View):
         kind = _kind(data, metadata, ex)
         if kind == "request":
             return [Section(None, [*turn_text.view_lines(ex), *conversation.request(loads(data), ex.client_model)])]
-        if kind is None:
-            return None
-        offered = conversation.offered(metadata, ex)
         if kind == "json":
-            return [Section(None, conversation.response(assemble_json(data), ex, offered, "chat completion (JSON)"))]
-        if kind == "sse":
-            return [Section(None, conversation.response(assemble_sse(data), ex, offered, "chat completion stream"))]
-        return [Section(None, conversation.response(from_answer(ex.answer or {}), ex, offered, STORED))]
+            asm, title = assemble_json(data), "chat completion (JSON)"
+        elif kind == "sse":
+            asm, title = assemble_sse(data), "chat completion stream"
+        elif kind == "stored":
+            asm, title = from_answer(ex.answer or {}), STORED
+        else:
+            return None
+        return [Section(None, conversation.response(asm, ex, conversation.offered(metadata, ex), title))]
 
     def render_priority(self, data: bytes, metadata: Metadata) -> float:
         return DEFAULT if _kind(data, metadata, record(metadata)) else NOT_MINE
 
 
-class LLMUpstreamRawView(View):
+class LLMUpstreamRawView(View):  # picked by hand (View's render_priority)
     name = "LLM upstream raw"
     not_mine = "This flow has no upstream_raw in flow.metadata['llm']."
 
     def sections(self, data: bytes, metadata: Metadata, ex: Exchange) -> list[Section | None] | None:
         raw = ex.upstream_raw
         return [Section(None, conversation.upstream(raw, conversation.offered(metadata, ex)))] if raw else None
-
-    def render_priority(self, data: bytes, metadata: Metadata) -> float:
-        return NOT_MINE
 
 
 def _kind(data: bytes, metadata: Metadata, ex: Exchange) -> str | None:

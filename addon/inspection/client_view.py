@@ -13,10 +13,13 @@ from mitmproxy.contentviews import Metadata
 
 from ..formats.exchange import Exchange
 from .render import conversation
-from .render.document import NOT_MINE, Section, View, kept_request, pretty
+from .render.document import Section, View, kept_request, pretty
+
+PATCHED = "(the body was kept as a patch of the forwarded one, which was edited since)"
+UNCHANGED = "(the body went upstream unchanged: see the request itself)"
 
 
-class ClientRequestView(View):
+class ClientRequestView(View):  # picked by hand (View's render_priority); the LLM chat view stays the default
     name = "LLM client request"
     not_mine = "This flow keeps no client request (flow.metadata['llm']['client_request'])."
 
@@ -24,24 +27,17 @@ class ClientRequestView(View):
         stored = kept_request(metadata, ex)
         return None if stored is None else client_request(stored)
 
-    def render_priority(self, data: bytes, metadata: Metadata) -> float:
-        return NOT_MINE  # chosen by hand; the LLM chat view stays the default
-
 
 def client_request(stored: dict) -> list[Section | None]:
     """The kept request's line and headers, its body, and the conversation when the body is a chat request."""
     title = f"{stored.get('method')} {stored.get('path')}  (as the client sent it; credentials not kept)"
-    lines = [f"{name}: {value}" for name, value in stored.get("headers") or ()]
-    if "body_patch" in stored:
-        return [
-            Section(title, [*lines, "", "(the body was kept as a patch of the forwarded one, which was edited since)"])
-        ]
-    if "body" not in stored:
-        return [Section(title, [*lines, "", "(the body went upstream unchanged: see the request itself)"])]
+    head = [*(f"{name}: {value}" for name, value in stored.get("headers") or ()), ""]
+    if "body_patch" in stored or "body" not in stored:
+        return [Section(title, [*head, PATCHED if "body_patch" in stored else UNCHANGED])]
     body = stored["body"]
     body = body.encode() if isinstance(body, str) else body or b""
     if stored.get("truncated"):
         cut = f"body cut at {len(body):,} of {stored['truncated']:,} bytes (translate_keep_client_request)"
-        return [Section(title, [*lines, "", cut, body.decode("utf-8", "replace")])]
+        return [Section(title, [*head, cut, body.decode("utf-8", "replace")])]
     chat = conversation.chat_request(body)
-    return [Section(title, [*lines, "", pretty(body)]), Section(None, conversation.request(chat)) if chat else None]
+    return [Section(title, [*head, pretty(body)]), Section(None, conversation.request(chat)) if chat else None]

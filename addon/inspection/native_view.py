@@ -59,7 +59,7 @@ def render_native(body: dict) -> list[str]:
             lines.append(f"tool offered: {declaration.get('name')}")
     for key in ("toolConfig", "generationConfig", "safetySettings", "cachedContent"):
         if key in body:
-            lines.append(f"{key}: {_json(body[key])}")
+            lines.append(f"{key}: {orjson.dumps(body[key]).decode()}")
     return lines
 
 
@@ -69,18 +69,14 @@ def _part(part: Any) -> str:
     signed = " [thought signature]" if part.get("thoughtSignature") or part.get("thought_signature") else ""
     call = part.get("function_call") or part.get("functionCall")
     if isinstance(call, dict):
-        return f"function call {call.get('name')}({clip(_json(call.get('args')), CLIP)}){signed}"
+        return f"function call {call.get('name')}({clip(call.get('args'), CLIP)}){signed}"
     result = part.get("function_response") or part.get("functionResponse")
     if isinstance(result, dict):
-        return f"function result {result.get('name')}: {clip(_json(result.get('response')), CLIP)}"
+        return f"function result {result.get('name')}: {clip(result.get('response'), CLIP)}"
     media = part.get("inline_data") or part.get("inlineData") or part.get("file_data") or part.get("fileData")
     if isinstance(media, dict):
         kind = media.get("mime_type") or media.get("mimeType")
         return f"media {kind} ({len(str(media.get('data') or media.get('file_uri') or ''))} chars){signed}"
     if isinstance(part.get("text"), str):
         return ("thought: " if part.get("thought") else "") + clip(part["text"], CLIP) + signed
-    return clip(_json(part), CLIP)
-
-
-def _json(value: Any) -> str:
-    return orjson.dumps(value).decode()
+    return clip(part, CLIP)

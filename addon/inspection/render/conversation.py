@@ -14,7 +14,7 @@ from ...formats.exchange import Exchange
 from .. import media_placeholders, toolcheck
 from ..chat_assembly import Assembly, assemble_json, assemble_sse, call_fields, from_answer
 from ..client_body import client_body
-from .document import TEXT_LIMIT, clip, indent, loads, one_line, shorten
+from .document import TEXT_LIMIT, clip, indent, loads, shorten
 
 CHUNK_ROWS = 2000  # rows of the chunk table before it is cut
 
@@ -34,9 +34,6 @@ def offered(metadata: Metadata, ex: Exchange) -> dict[str, dict] | None:
     return None if body is None else toolcheck.tool_schemas(body)
 
 
-# --- requests ---------------------------------------------------------------------------------
-
-
 def request(body: dict, client_model: object = None) -> list[str]:
     messages, tools = body["messages"], found if isinstance(found := body.get("tools"), list) else []
     lines = [f"chat request: {len(messages)} messages, {len(tools)} tools", ""]
@@ -50,7 +47,7 @@ def request(body: dict, client_model: object = None) -> list[str]:
     lines += ["", f"tools offered ({len(tools)}):"]
     lines += [line for tool in tools if isinstance(tool, dict) for line in _tool_lines(tool)]
     lines += ["", "parameters:"]
-    return lines + [f"  {k}: {one_line(v)}" for k, v in body.items() if k not in ("messages", "tools")]
+    return lines + [f"  {k}: {clip(v)}" for k, v in body.items() if k not in ("messages", "tools")]
 
 
 def _message_lines(i: int, message: dict, tool_names: dict[str, str]) -> list[str]:
@@ -75,12 +72,12 @@ def _message_lines(i: int, message: dict, tool_names: dict[str, str]) -> list[st
 def _content_text(content: Any) -> str:
     if content is None or isinstance(content, str):
         return content or ""
-    return "\n".join(map(_part_text, content)) if isinstance(content, list) else one_line(content)
+    return "\n".join(map(_part_text, content)) if isinstance(content, list) else clip(content)
 
 
 def _part_text(part: Any) -> str:
     if not isinstance(part, dict):
-        return one_line(part)
+        return clip(part)
     if isinstance(part.get("text"), str):
         return part["text"]
     detail = part.get(part.get("type", ""), "")
@@ -107,9 +104,9 @@ def _type_name(schema: Any) -> str:
     if not isinstance(schema, dict):
         return "any"
     if "enum" in schema and isinstance(schema["enum"], list):
-        return clip("|".join(one_line(v) for v in schema["enum"]), 60)
+        return clip("|".join(clip(v) for v in schema["enum"]), 60)
     if "const" in schema:
-        return one_line(schema["const"])
+        return clip(schema["const"])
     variants = schema.get("anyOf") or schema.get("oneOf")
     if isinstance(variants, list):
         return "|".join(_type_name(v) for v in variants)
@@ -119,9 +116,6 @@ def _type_name(schema: Any) -> str:
     if isinstance(kind, list):
         return "|".join(map(str, kind))
     return str(kind) if kind else str(schema.get("$ref", "any")).rsplit("/", 1)[-1]
-
-
-# --- answers ----------------------------------------------------------------------------------
 
 
 def response(asm: Assembly, ex: Exchange, offered: dict[str, dict] | None, title: str) -> list[str]:
@@ -162,7 +156,7 @@ def _status_lines(asm: Assembly, ex: Exchange, from_stored: bool) -> list[str]:
 
 def _answer_lines(asm: Assembly) -> list[str]:
     lines = [f"model: {asm.model}"] if asm.model else []
-    lines += [f"finish_reason: {asm.finish_reason}", f"usage: {one_line(asm.usage)}"]
+    lines += [f"finish_reason: {asm.finish_reason}", f"usage: {clip(asm.usage)}"]
     if asm.reasoning:
         lines += ["", "reasoning:", *indent(asm.reasoning, 2)]
     if asm.content:

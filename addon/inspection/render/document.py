@@ -1,10 +1,6 @@
-"""What every LLM contentview is drawn with: the flow's exchange record, titled sections with a rule between them,
-a body as indented JSON or text, and text clipped to fit.
-
-A view (chatview.py, native_view.py, capture_view.py, client_view.py, format_view.py) subclasses `View`: its
-`render_priority` says which flows it claims (`DEFAULT`, `OVER_CHAT`, or `NOT_MINE` for a view picked by hand), its
-`sections` what it shows of one; `View.prettify` draws them, or raises ValueError when the data is not the view's.
-"""
+"""What every LLM contentview is drawn with: the flow's record, titled sections joined by a rule, a body as indented
+JSON or text, text clipped to fit. A view subclasses `View`: `render_priority` says which flows it claims (`DEFAULT`,
+`OVER_CHAT`; by default none: it is picked by hand), `sections` what it shows of one (None: not this view's data)."""
 
 from __future__ import annotations
 
@@ -58,6 +54,9 @@ class View(Contentview):
     def sections(self, data: bytes, metadata: Metadata, ex: Exchange) -> list[Section | None] | None:
         raise NotImplementedError
 
+    def render_priority(self, data: bytes, metadata: Metadata) -> float:
+        return NOT_MINE  # picked by hand, unless the view claims flows
+
 
 def record(metadata: Metadata) -> Exchange:
     """The flow's exchange record; an empty one for data without a flow of this proxy (nothing is created)."""
@@ -90,15 +89,10 @@ def pretty(body: bytes) -> str:
         return body.decode("utf-8", "replace")
 
 
-def clip(text: str, limit: int) -> str:
-    """One line of at most `limit` characters."""
-    text = text.replace("\n", " ")
+def clip(value: Any, limit: int = 200) -> str:
+    """A value on one line of at most `limit` characters: a string as it is, anything else as JSON."""
+    text = (value if isinstance(value, str) else orjson.dumps(value, default=repr).decode()).replace("\n", " ")
     return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def one_line(value: Any, limit: int = 200) -> str:
-    """A value (JSON for anything but a string) on one clipped line."""
-    return clip(value if isinstance(value, str) else orjson.dumps(value, default=repr).decode(), limit)
 
 
 def shorten(text: str) -> str:
