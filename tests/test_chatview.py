@@ -319,7 +319,7 @@ def test_truncated_body_without_a_stored_answer_says_it_is_partial():
 
 
 def test_long_chunk_tables_are_cut(monkeypatch):
-    monkeypatch.setattr("addon.inspection.chatview.CHUNK_ROWS", 3)
+    monkeypatch.setattr("addon.inspection.render.conversation.CHUNK_ROWS", 3)
     text = render(chat_flow())
     assert text.endswith("  +tool_call[0] edit\n... (6 more chunks)")
 

@@ -9,9 +9,11 @@ from mitmproxy.contentviews import Metadata
 from mitmproxy.test import tflow
 
 from addon.formats.exchange import Exchange
-from addon.inspection import chatview, summary
+from addon.inspection import summary
 from addon.inspection.client_body import client_body
 from addon.inspection.native_view import NativeRequestView
+from addon.inspection.render import conversation
+from addon.inspection.render.document import RULE
 from addon.inspection.report import Report
 
 CLIENT = {
@@ -52,6 +54,7 @@ def test_the_native_request_view_shows_both_sides() -> None:
     assert view.render_priority(flow.request.content, metadata) > 1
     text = view.prettify(flow.request.content, metadata)
     assert "the client's request (OpenAI)" in text and "read a.txt" in text
+    assert text.index("read a.txt") < text.index(RULE) < text.index("what Gemini received (generateContent):")
     assert 'function call read({"path":"a"}) [thought signature]' in text
     assert 'function result read: {"content":"A"}' in text and "includeThoughts" in text
 
@@ -68,7 +71,7 @@ def test_tool_checks_and_the_chat_view_read_the_tools_from_the_clients_request()
     flow = native_flow()
     findings = Report.check_tools(flow, [{"name": "write", "arguments": "{}"}], client_body(Exchange.of(flow)))
     assert findings and "write" in findings[0]
-    assert "read" in chatview._offered(Metadata(flow=flow, http_message=flow.response))
+    assert "read" in (conversation.offered(Metadata(flow=flow), Exchange.of(flow)) or {})
 
 
 def test_cached_tokens_are_priced_at_the_cache_price() -> None:

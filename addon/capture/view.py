@@ -4,7 +4,7 @@ A request is read into an OpenAI chat body by its format's reader and shown as t
 in its session's turn (as the reverse proxy's view shows it); an answer (JSON
 or stream) is read into chat.completion chunks and shown as the assembled answer, the tool-call check against the
 tools the request offered, and the table of what each event added. Flows that capture mode did not recognise are
-shown as the reverse proxy's "LLM chat" shows them. capture.py registers this view in place of that one (same name).
+shown as the reverse proxy's "LLM chat" shows them. capture_mode.py registers this view in place of that one (same name).
 """
 
 from __future__ import annotations
@@ -17,7 +17,9 @@ from ..formats.exchange import Exchange
 from ..formats.sse import encode_event
 from ..inspection import toolcheck, turn_text
 from ..inspection.chat_assembly import assemble_json, assemble_sse, from_answer, split_events
-from ..inspection.chatview import ChatView, render_request, render_response
+from ..inspection.chatview import ChatView
+from ..inspection.render import conversation
+from ..inspection.render.document import NOT_MINE, OVER_CHAT, Section, record
 from .readers import READERS, TITLES
 from .recorder import reader_request
 
@@ -27,34 +29,35 @@ DONE = b"data: [DONE]\n\n"
 class CaptureChatView(ChatView):
     name = "LLM chat"
 
-    def prettify(self, data: bytes, metadata: Metadata) -> str:
+    def sections(self, data: bytes, metadata: Metadata, ex: Exchange) -> list[Section | None] | None:
         meta, flow = _capture_meta(metadata), metadata.flow
         if meta is None or not isinstance(flow, http.HTTPFlow):  # only an HTTP flow has a capture record
-            return super().prettify(data, metadata)
+            return super().sections(data, metadata, ex)
         title = f"{TITLES[str(meta.capture)]} via {meta.host}"
         if isinstance(metadata.http_message, http.Request):
             head = [f"{title}, read as OpenAI chat", "", *turn_text.view_lines(meta)]
-            return "\n".join([*head, render_request(reader_request(flow, meta))])
+            return [Section(None, [*head, *conversation.request(reader_request(flow, meta))])]
         offered = _offered(flow, meta)
         if not data.strip():
             if meta.answer is None:
                 raise ValueError("This response has no body and no answer in flow.metadata['llm'].")
-            return render_response(from_answer(meta.answer), meta, offered, f"{title}: answer (body not stored)")
-        if data.lstrip()[:1] == b"{":
-            return render_response(assemble_json(as_completion(data, meta)), meta, offered, f"{title} (JSON)")
-        return render_response(assemble_sse(as_chunks(data, meta)), meta, offered, f"{title}, stream read as chunks")
+            asm, title = from_answer(meta.answer), f"{title}: answer (body not stored)"
+        elif data.lstrip()[:1] == b"{":
+            asm, title = assemble_json(as_completion(data, meta)), f"{title} (JSON)"
+        else:
+            asm, title = assemble_sse(as_chunks(data, meta)), f"{title}, stream read as chunks"
+        return [Section(None, conversation.response(asm, meta, offered, title))]
 
     def render_priority(self, data: bytes, metadata: Metadata) -> float:
         if _capture_meta(metadata) is None:
             return super().render_priority(data, metadata)
-        return 3.0 if data.strip() or isinstance(metadata.http_message, http.Response) else -1.0
+        return OVER_CHAT if data.strip() or isinstance(metadata.http_message, http.Response) else NOT_MINE
 
 
 def _capture_meta(metadata: Metadata) -> Exchange | None:
     """The record of a flow capture mode recognised as an LLM exchange."""
-    flow = metadata.flow
-    ex = Exchange.find(flow) if isinstance(flow, http.HTTPFlow) else None
-    return ex if ex is not None and ex.capture in READERS and ex.client_model is not None else None
+    ex = record(metadata)
+    return ex if ex.capture in READERS and ex.client_model is not None else None
 
 
 def _offered(flow: http.HTTPFlow, meta: Exchange) -> dict[str, dict] | None:

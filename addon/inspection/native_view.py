@@ -10,73 +10,57 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from mitmproxy.contentviews import Contentview, Metadata
+from mitmproxy.contentviews import Metadata
 
 from ..formats.exchange import Exchange
-from .chatview import render_request
 from .client_body import client_body, client_body_cut
+from .render import conversation
+from .render.document import DEFAULT, NOT_MINE, Section, View, clip, loads
 
 CLIP = 300
+UNREADABLE = "(the client's request cannot be shown: it was cut at the cap or is not a chat request)"
 
 
-class NativeRequestView(Contentview):
+class NativeRequestView(View):
     name = "LLM native request"
-    syntax_highlight = "none"
+    not_mine = "Not a Gemini generateContent request."
 
-    def prettify(self, data: bytes, metadata: Metadata) -> str:
+    def sections(self, data: bytes, metadata: Metadata, ex: Exchange) -> list[Section | None] | None:
         native = _native_body(data)
         if native is None:
-            raise ValueError("Not a Gemini generateContent request.")
-        ex = _record(metadata)
-        lines = []
-        client = client_body(ex)
-        if client:
-            lines += ["== the client's request (OpenAI) ==", _client_text(client, ex), ""]
-        lines += ["== what Gemini received (generateContent) ==", render_native(native)]
-        return "\n".join(lines)
+            return None
+        gemini = Section("what Gemini received (generateContent):", render_native(native))
+        if not (client := client_body(ex)):
+            return [gemini]
+        chat = conversation.chat_request(client)
+        lines = [UNREADABLE] if chat is None else conversation.request(chat)
+        cut = ["(cut at its cap, translate_keep_client_request)"] if chat and client_body_cut(ex) else []
+        return [Section("the client's request (OpenAI):", lines + cut), gemini]
 
     def render_priority(self, data: bytes, metadata: Metadata) -> float:
-        return 2.0 if data[:200].lstrip().startswith(b"{") and _native_body(data) is not None else -1.0
+        return DEFAULT if data[:200].lstrip().startswith(b"{") and _native_body(data) is not None else NOT_MINE
 
 
 def _native_body(data: bytes) -> dict | None:
-    try:
-        body = orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
+    body = loads(data)
     return body if isinstance(body, dict) and isinstance(body.get("contents"), list) else None
 
 
-def _record(metadata: Metadata) -> Exchange:
-    flow = metadata.flow
-    return (Exchange.find(flow) if flow is not None else None) or Exchange()
-
-
-def _client_text(client: bytes, ex: Exchange) -> str:
-    try:
-        text = render_request(orjson.loads(client))
-    except (orjson.JSONDecodeError, KeyError, TypeError):
-        return "(the client's request cannot be shown: it was cut at the cap or is not a chat request)"
-    return text + ("\n(cut at its cap, translate_keep_client_request)" if client_body_cut(ex) else "")
-
-
-def render_native(body: dict) -> str:
+def render_native(body: dict) -> list[str]:
     lines = []
     system = body.get("system_instruction") or body.get("systemInstruction")
     if isinstance(system, dict):
         lines.append("system: " + " ".join(_part(p) for p in system.get("parts") or ()))
     for i, content in enumerate(body["contents"]):
-        if not isinstance(content, dict):
-            continue
-        lines.append(f"[{i}] {content.get('role')}:")
-        lines += [f"    {_part(p)}" for p in content.get("parts") or ()]
+        if isinstance(content, dict):
+            lines += [f"[{i}] {content.get('role')}:", *(f"    {_part(p)}" for p in content.get("parts") or ())]
     for tool in body.get("tools") or ():
         for declaration in (tool or {}).get("function_declarations") or (tool or {}).get("functionDeclarations") or ():
             lines.append(f"tool offered: {declaration.get('name')}")
     for key in ("toolConfig", "generationConfig", "safetySettings", "cachedContent"):
         if key in body:
             lines.append(f"{key}: {orjson.dumps(body[key]).decode()}")
-    return "\n".join(lines)
+    return lines
 
 
 def _part(part: Any) -> str:
@@ -85,18 +69,14 @@ def _part(part: Any) -> str:
     signed = " [thought signature]" if part.get("thoughtSignature") or part.get("thought_signature") else ""
     call = part.get("function_call") or part.get("functionCall")
     if isinstance(call, dict):
-        return f"function call {call.get('name')}({_clip(orjson.dumps(call.get('args')).decode())}){signed}"
+        return f"function call {call.get('name')}({clip(call.get('args'), CLIP)}){signed}"
     result = part.get("function_response") or part.get("functionResponse")
     if isinstance(result, dict):
-        return f"function result {result.get('name')}: {_clip(orjson.dumps(result.get('response')).decode())}"
+        return f"function result {result.get('name')}: {clip(result.get('response'), CLIP)}"
     media = part.get("inline_data") or part.get("inlineData") or part.get("file_data") or part.get("fileData")
     if isinstance(media, dict):
         kind = media.get("mime_type") or media.get("mimeType")
         return f"media {kind} ({len(str(media.get('data') or media.get('file_uri') or ''))} chars){signed}"
     if isinstance(part.get("text"), str):
-        return ("thought: " if part.get("thought") else "") + _clip(part["text"]) + signed
-    return _clip(orjson.dumps(part).decode())
-
-
-def _clip(text: str) -> str:
-    return text if len(text) <= CLIP else text[: CLIP - 1] + "…"
+        return ("thought: " if part.get("thought") else "") + clip(part["text"], CLIP) + signed
+    return clip(part, CLIP)
