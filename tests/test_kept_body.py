@@ -91,3 +91,24 @@ def test_stored_body_reads_whole_bodies_and_patches():
     assert kept_body.stored_body({"body": "{}"}, None) == b"{}"
     assert kept_body.stored_body({}, b"{}") is None
     assert kept_body.stored_body({"body_patch": {"ops": []}}, None) is None
+
+
+@pytest.mark.parametrize(
+    "client_fields, forwarded_fields",
+    [
+        ({"model": "local-model", "stream": True}, {"model": "gemini-2.5-flash", "stream": True, "temperature": 0.7}),
+        ({"model": "m", "tools": CLIENT["tools"]}, {k: v for k, v in forwarded_of(CLIENT).items() if k != "messages"}),
+        ({"model": "m", "n": 1}, {"model": "m", "n": True}),  # equal in Python, not in JSON: make() refuses too
+        ({"model": "m", "metadata": {"a": "b" * 500}}, {"model": "m"}),  # more than a quarter of the body
+    ],
+)
+def test_make_beside_gives_what_make_gives_when_the_messages_are_the_same_bytes(client_fields, forwarded_fields):
+    messages = [{"role": "system", "content": "x" * 1000}, {"role": "user", "content": "hi"}]
+    client = orjson.dumps({**client_fields, "messages": messages})
+    forwarded = orjson.dumps({**forwarded_fields, "messages": messages})
+    whole = kept_body.make(client, forwarded)
+    beside = kept_body.make_beside(client_fields, forwarded_fields, forwarded, len(client))
+    assert (beside is None) == (whole is None)
+    if beside is not None:
+        assert beside == whole
+        assert orjson.loads(kept_body.rebuild(beside, forwarded)) == orjson.loads(client)
