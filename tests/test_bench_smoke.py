@@ -112,6 +112,7 @@ def test_micro_benchmarks_run() -> None:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert "skipped" not in done.stdout, done.stdout
+    assert "conversation reuse, 1.1 MB follow-up turn" in done.stdout  # the side-by-side pairs ran too
 
 
 def test_a_litellm_proxy_that_cannot_be_installed_is_reported_and_the_run_goes_on(tmp_path, monkeypatch):

@@ -141,7 +141,7 @@ def layout(fields_before: dict, messages: list, fields_after: dict, indent) -> b
     return json.dumps({**fields_before, "messages": messages, **fields_after}, indent=indent).encode()
 
 
-envelope_message = st.fixed_dictionaries(
+turn_message = st.fixed_dictionaries(
     {"role": st.sampled_from(["user", "assistant", "tool"]), "content": st.text(max_size=12) | st.none()},
     optional={"tool_call_id": st.text(max_size=4)},
 )
@@ -156,13 +156,13 @@ field_values = st.dictionaries(
     before=field_values,
     after=field_values,
     turns=st.lists(
-        st.tuples(st.sampled_from(["append", "replace_last", "new_fields"]), st.lists(envelope_message, max_size=2)),
+        st.tuples(st.sampled_from(["append", "replace_last", "new_fields"]), st.lists(turn_message, max_size=2)),
         min_size=1,
         max_size=6,
     ),
     indent=st.sampled_from([None, 2]),
 )
-def test_a_turn_read_through_the_kept_envelope_is_read_as_the_plain_way_reads_it(before, after, turns, indent):
+def test_a_turn_read_with_the_kept_splits_is_read_as_the_plain_way_reads_it(before, after, turns, indent):
     before = {"model": "local-model", **before}
     kept = Conversations()
     history = [{"role": "system", "content": "be brief"}]
@@ -185,30 +185,6 @@ def test_a_turn_read_through_the_kept_envelope_is_read_as_the_plain_way_reads_it
         assert got == expected
 
 
-def test_a_follow_up_turn_splits_only_the_fields_around_its_messages(monkeypatch):
-    from addon.request import chat_request
-
-    decoded: list[int] = []
-    top_level = chat_request._TOP_LEVEL
-
-    class Counting:
-        def decode(self, data):
-            decoded.append(len(data))
-            return top_level.decode(data)
-
-    monkeypatch.setattr(chat_request, "_TOP_LEVEL", Counting())
-    kept = Conversations()
-    history = [{"role": "user", "content": "long " * 20_000}]
-    tools = {"tools": [{"type": "function", "function": {"name": "read"}}], "stream": True}
-    first = layout({"model": "local-model"}, history, tools, None)
-    parse_chat_request(first, 1 << 20, kept)
-    follow_up = layout({"model": "local-model"}, history + [{"role": "user", "content": "and?"}], tools, None)
-    chat = parse_chat_request(follow_up, 1 << 20, kept)
-    assert decoded[0] == len(first) and decoded[1] < 200  # the second: model, tools and stream around a null
-    assert orjson.loads(encode_body(chat.body)) == orjson.loads(follow_up)
-    assert chat.body["tools"] == tools["tools"] and chat.stream is True
-
-
 def outcome(raw: bytes, kept: Conversations | None):
     try:
         return parsed(parse_chat_request(raw, 1 << 20, kept))
@@ -227,17 +203,10 @@ def outcome(raw: bytes, kept: Conversations | None):
         b'{"role": "user", "content": "hi"}',  # not a list
     ],
 )
-def test_what_sits_between_a_kept_head_and_tail_is_read_as_the_plain_way_reads_it(middle):
+def test_what_follows_a_kept_turn_is_read_as_the_plain_way_reads_it(middle):
     kept = Conversations()
     head, tail = b'{"model": "local-model", "messages": ', b', "stream": true}'
     parse_chat_request(head + b'[{"role": "user", "content": "hi"}]' + tail, 1 << 20, kept)
-    assert kept.envelopes  # kept for the next turn
+    assert kept.kept  # its split is kept for the next turn
     raw = head + middle + tail
     assert outcome(raw, kept) == outcome(raw, None)
-
-
-def test_an_envelope_is_kept_only_where_the_messages_value_is_beyond_doubt():
-    kept = Conversations()
-    messages = [{"role": "user", "content": "hi"}]
-    parse_chat_request(json.dumps({"model": "m", "extra": messages, "messages": messages}).encode(), 1 << 20, kept)
-    assert not kept.envelopes  # the same bytes twice: which one is `messages` is not known from the bytes alone

@@ -64,3 +64,27 @@ def test_restore_gives_the_request_back():
     restore(flow.request, stored)
     assert flow.request.path == "/v1/chat/completions" and flow.request.raw_content == BODY
     assert flow.request.headers["content-length"] == str(len(BODY)) and "authorization" not in flow.request.headers
+
+
+def test_a_body_translated_before_routing_is_compared_whole():
+    """The fields `beside` copied are the chat body routing read; a client format translated before routing (an
+    Anthropic body) is not that body, so its patch is made from the stored bytes and gives them back."""
+    import orjson
+
+    from addon.formats import kept_body
+    from addon.request.chat_request import parse_chat_request
+    from addon.request.client_request import beside, shrink
+
+    anthropic = orjson.dumps(
+        {"model": "m", "max_tokens": 9, "system": "s", "messages": [{"role": "user", "content": "x" * 5000}]}
+    )
+    chat_bytes = orjson.dumps({"model": "m", "messages": [{"role": "user", "content": "x" * 5000}], "max_tokens": 9})
+    chat = parse_chat_request(chat_bytes, 1 << 20)
+    client = beside(chat_bytes, chat.body)
+    assert client is not None
+    chat.body["model"] = "gemini-2.5-flash"
+    forwarded = orjson.dumps(chat.body | {"messages": orjson.loads(bytes(chat.body["messages"]))})
+    stored = {"method": "POST", "path": "/v1/messages", "headers": [], "body": anthropic}
+    shrink(stored, forwarded, client, chat.body)
+    rebuilt = kept_body.stored_body(stored, forwarded)
+    assert rebuilt is not None and orjson.loads(rebuilt) == orjson.loads(anthropic)

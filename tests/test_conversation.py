@@ -206,22 +206,3 @@ def test_a_split_reused_in_part_is_kept_longer_than_one_not_used():
     kept.split(orjson.dumps([{"role": "user", "content": "another conversation"}]))
     kept.split(orjson.dumps(system + [{"role": "user", "content": "a subagent"}]))  # takes the system message
     assert [s.roles for s in kept.kept.values()] == [("system", "user"), ("system", "user")]
-
-
-def test_envelopes_are_found_most_recent_first_and_kept_within_their_bounds(monkeypatch):
-    from addon.formats import conversation
-
-    monkeypatch.setattr(conversation, "KEPT_ENVELOPES", 3)
-    kept = Conversations()
-    for i in range(5):
-        kept.keep_envelope(b'{"messages":', b',"n":%d}' % i)
-    assert [tail for _, tail in kept.envelopes] == [b',"n":2}', b',"n":3}', b',"n":4}']  # the oldest let go
-    assert kept.envelope(b'{"messages":[],"n":2}') == (b'{"messages":', b',"n":2}')
-    assert kept.envelopes[-1] == (b'{"messages":', b',"n":2}')  # used: now the most recent
-    assert kept.envelope(b'{"messages":,"n":2}'[:12] + b',"n":2}') is None  # no room for the messages between
-    assert kept.envelope(b'{"messages":[],"n":0}') is None
-    kept.keep_envelope(b'{"messages":', b',"n":3}')  # kept already: not twice
-    assert len(kept.envelopes) == 3 and kept.envelope_size == sum(len(h) + len(t) for h, t in kept.envelopes)
-    monkeypatch.setattr(conversation, "ENVELOPE_BYTES", 40)
-    kept.keep_envelope(b"{" + b" " * 50, b"}")  # larger than all the room there is
-    assert (b"{" + b" " * 50, b"}") not in kept.envelopes

@@ -23,8 +23,6 @@ import msgspec
 
 KEPT_BYTES = 12 * 1024 * 1024  # the messages kept for reuse, in all: a few long sessions' worth
 KEPT_SPLITS = 32
-KEPT_ENVELOPES = 16  # what surrounds the messages in recent requests (usually one per conversation)
-ENVELOPE_BYTES = 4 * 1024 * 1024  # in all: a tool list can be a few hundred KB
 LOOKUP_BYTES = 256  # the first bytes a kept split must share with a request to be looked at further
 UTF8_PIECE = 16 * 1024
 WHITESPACE = frozenset(b" \t\r\n")
@@ -160,10 +158,6 @@ class Conversations:
         self.kept: OrderedDict[int, Split] = OrderedDict()  # id -> split, least recently used first
         self.size = 0
         self.reused = 0  # messages taken from a kept split rather than read again (for tests and benchmarks)
-        # Recent requests' bytes before and after their messages, (head, tail), least recently used first. A list:
-        # a few entries, and hashing a tool list of a few hundred KB for a dict would cost more than looking.
-        self.envelopes: list[tuple[bytes, bytes]] = []
-        self.envelope_size = 0
 
     def split(self, raw: bytes) -> Split:
         """What split_messages(raw) gives, or raises."""
@@ -203,27 +197,6 @@ class Conversations:
     def forget(self, split: Split) -> None:
         if self.kept.pop(id(split), None) is not None:
             self.size -= len(split.raw)
-
-    def envelope(self, body: bytes) -> tuple[bytes, bytes] | None:
-        """A kept (head, tail) that `body` starts and ends with, room left between them for the messages; the
-        one used most recently first. A turn of a session sends the same fields around a longer conversation."""
-        envelopes = self.envelopes
-        for i in range(len(envelopes) - 1, -1, -1):
-            head, tail = envelopes[i]
-            if len(body) > len(head) + len(tail) and body.startswith(head) and body.endswith(tail):
-                envelopes.append(envelopes.pop(i))
-                return head, tail
-        return None
-
-    def keep_envelope(self, head: bytes, tail: bytes) -> None:
-        """Keep what came before and after a request's messages (the messages value itself excluded)."""
-        if len(head) + len(tail) > ENVELOPE_BYTES or (head, tail) in self.envelopes:
-            return
-        self.envelopes.append((head, tail))
-        self.envelope_size += len(head) + len(tail)
-        while self.envelope_size > ENVELOPE_BYTES or len(self.envelopes) > KEPT_ENVELOPES:
-            old_head, old_tail = self.envelopes.pop(0)
-            self.envelope_size -= len(old_head) + len(old_tail)
 
 
 def _shared_messages(kept: Split, raw: bytes) -> int:

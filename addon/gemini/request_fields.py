@@ -10,7 +10,6 @@ repair_fields for Gemini targets only.
 
 from __future__ import annotations
 
-import functools
 from typing import TypeGuard
 
 from ..formats import litellm_bridge
@@ -189,7 +188,6 @@ def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-@functools.cache
 def _unsupported_for(model: str) -> frozenset[str]:
     """Supported fields litellm gives an unknown Gemini model but not this one."""
     return frozenset(SUPPORTED_FIELDS & (_litellm_params(_PROBE_MODEL) - _litellm_params(model)))

@@ -40,7 +40,6 @@ _MAX_DEPTH, _MAX_NODES = 64, 20_000
 _DROP = object()
 
 
-@functools.cache
 def accepted_fields() -> frozenset[str]:
     """The schema keywords Gemini accepts: the fields of litellm's Schema TypedDict (Gemini's Schema proto)."""
     # litellm's Schema lists `default` and `example`, but Gemini's OpenAI endpoint has refused `default` with

@@ -9,12 +9,6 @@ and a content of the right kind, the text valid UTF-8; a turn that repeats an ea
 only those it adds) and stays raw, to be written out as it came. Anything that path does not accept is parsed
 the plain way, which says exactly what is wrong.
 
-Splitting the body into its top-level values still scans the whole conversation to find where `messages` ends.
-A session's turns send the same fields before and after their messages, so the bytes around the messages of
-recent requests are kept (`Conversations.envelope`): a body that starts with one's head and ends with its tail
-has its messages between them, and only head + `null` + tail is split. That is the same reading: JSON values can
-stand in for each other, so the body is valid exactly when those fields are and the middle is a valid messages
-array, which the split of the messages checks.
 """
 
 from __future__ import annotations
@@ -159,50 +153,17 @@ _TOP_LEVEL = msgspec.json.Decoder(dict[str, msgspec.Raw])
 def _parse_leaving_messages_raw(content: bytes, conversations: Conversations | None) -> ChatRequest | None:
     """The request with `messages` checked but left raw; None when it needs the plain parse (any problem,
     so that the plain parse can say what it is)."""
-    envelope = conversations.envelope(content) if conversations is not None else None
-    if envelope is not None:
-        # A body may start and end as a kept one and still hold other fields between (a field added after the
-        # messages ends with the same `}`): then the middle is no messages array, and the body is read whole.
-        chat = _read_raw(content, conversations, envelope)
-        if chat is not None:
-            return chat
-    return _read_raw(content, conversations, None)
-
-
-def _read_raw(
-    content: bytes, conversations: Conversations | None, envelope: tuple[bytes, bytes] | None
-) -> ChatRequest | None:
     try:
-        if envelope is not None:
-            head, tail = envelope
-            top = _TOP_LEVEL.decode(head + _NULL + tail)
-            raw = content[len(head) : len(content) - len(tail)]
-            messages = msgspec.Raw(raw)
-        else:
-            top = _TOP_LEVEL.decode(content)
-            if "messages" not in top:
-                return None
-            messages = top["messages"]
-            raw = bytes(messages)
+        top = _TOP_LEVEL.decode(content)
+        if "messages" not in top:
+            return None
+        messages = top["messages"]
+        raw = bytes(messages)
         split = conversations.split(raw) if conversations is not None else split_messages(raw)
         body = {key: messages if key == "messages" else orjson.loads(memoryview(value)) for key, value in top.items()}
     except (ValueError, RecursionError):  # msgspec's, orjson's and UTF-8's errors are ValueErrors
         return None
-    chat = _checked(body)._replace(call_refs=split.call_refs(), split=split)
-    if envelope is None and conversations is not None:  # read whole: keep what surrounds it for the next turn
-        _keep_envelope(conversations, content, raw)
-    return chat
-
-
-_NULL = b"null"
-
-
-def _keep_envelope(conversations: Conversations, content: bytes, raw: bytes) -> None:
-    """Keep the bytes around the messages value (`raw`, a slice of `content`) for the conversation's next turn."""
-    at = content.find(raw)
-    # Only where it is beyond doubt: the same array as another field's value, before it, would be found first.
-    if at >= 0 and content.find(raw, at + 1) < 0:
-        conversations.keep_envelope(content[:at], content[at + len(raw) :])
+    return _checked(body)._replace(call_refs=split.call_refs(), split=split)
 
 
 def load_messages(chat: ChatRequest) -> ChatRequest:

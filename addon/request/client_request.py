@@ -11,6 +11,10 @@ as a patch of it (formats/kept_body.py: `model` and the repaired fields), so a k
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
+import msgspec
+import orjson
 from mitmproxy import ctx, http
 
 from ..formats import kept_body
@@ -65,11 +69,36 @@ def encoded(stored: dict) -> bool:
     )
 
 
-def shrink(stored: dict | None, forwarded: bytes) -> None:
-    """Keep the stored body as a patch of the forwarded one, when that is much smaller."""
+class Beside(NamedTuple):
+    """A chat body's fields but its raw `messages`, copied before routing rewrites them (see `beside`)."""
+
+    content: bytes  # the body routing read
+    messages: msgspec.Raw  # its `messages`, forwarded as they came
+    fields: dict  # the other fields, a copy
+
+
+def beside(content: bytes, body: dict) -> Beside | None:
+    """What `shrink` needs to patch the client's body without reading its history again: `body` (parsed from
+    `content`) but its messages, copied before the rewrite; None when the messages are not raw (parsed whole)."""
+    messages = body.get("messages")
+    if not isinstance(messages, msgspec.Raw):
+        return None
+    return Beside(content, messages, orjson.loads(orjson.dumps({k: v for k, v in body.items() if k != "messages"})))
+
+
+def shrink(stored: dict | None, forwarded: bytes, client: Beside | None = None, sent: dict | None = None) -> None:
+    """Keep the stored body as a patch of the forwarded one, when that is much smaller. With `client` (`beside`)
+    and `sent` (the body `forwarded` encodes): when the stored body is the one routing read and `sent` still holds
+    its raw messages, only the fields around them are compared (another client format's body was translated
+    before routing read it, and is compared whole)."""
     if not stored or "truncated" in stored or not isinstance(stored.get("body"), bytes) or encoded(stored):
         return
-    patch = kept_body.make(stored["body"], forwarded)
+    body = stored["body"]
+    if client is not None and sent is not None and sent.get("messages") is client.messages and body == client.content:
+        fields = {k: v for k, v in sent.items() if k != "messages"}
+        patch = kept_body.make_beside(client.fields, fields, forwarded, len(body))
+    else:
+        patch = kept_body.make(body, forwarded)
     if patch is not None:
         del stored["body"]
         stored["body_patch"] = patch

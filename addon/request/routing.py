@@ -250,10 +250,11 @@ class Routing:
             return error_response(flow, 401, message, "upstream_key_missing")
         if target.api != "openai":
             return self.chat_native(flow, chat, target, ex)
+        client = client_request.beside(content, chat.body)  # the client's fields, before the rewrite changes them
         ex.repairs = rewrite_body(chat, target, self.default_temperature)
         flow.request.headers.pop("content-encoding", None)  # the body goes upstream decoded
         flow.request.content = encode_body(chat.body)
-        client_request.shrink(ex.client_request, flow.request.raw_content or b"")
+        client_request.shrink(ex.client_request, flow.request.raw_content or b"", client, chat.body)
         hop = {hops.HEADER: hops.mark(self.instance, target.provider, client_model)}
         point_at(flow, target.api_base, "chat/completions", target.api_key, {**target.headers, **hop})
         flow.request.headers["accept-encoding"] = "identity"  # the stream rewriter reads plain SSE

@@ -4,6 +4,9 @@ Each benchmark imports the project's functions by name; one whose names are miss
 reported as skipped with the reason, so the rest still run. Baselines (orjson alone) show the floor.
 
     .venv/bin/python -m tests.bench.micro [--quick | --smoke] [--json PATH]
+
+Then each optimisation against the plain way, side by side (optimisations.py): with, without, their ratio and
+what one operation saves.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 import orjson
 
-from . import bodies
+from . import bodies, optimisations
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
@@ -204,6 +207,18 @@ def main(argv: list[str] | None = None) -> int:
             continue
         results[name] = {"unit": unit, **result}
         print(f"{name:60} {result['us_per_op']:10.1f} us/{unit}  ({result['ops_per_s']:,.0f} {unit}s/s)")
+    repeat = 0 if args.smoke else 1 if args.quick else 5
+    print(f"\n{'optimisation (one operation)':46} {'with':>10} {'without':>10} {'ratio':>7} {'saves':>10}")
+    for name, pair in optimisations.pairs().items():
+        try:
+            with_it, without = pair()
+            fast, slow = (measure(lambda run=run: run, 1, repeat)["us_per_op"] for run in (with_it, without))
+        except (ImportError, AttributeError, TypeError) as e:
+            print(f"{name:46}  skipped: {type(e).__name__}: {e}")
+            results[name] = {"skipped": f"{type(e).__name__}: {e}"}
+            continue
+        results[name] = {"with_us": fast, "without_us": slow}
+        print(f"{name:46} {fast:8.1f}us {slow:8.1f}us {slow / fast:6.1f}x {slow - fast:8.1f}us")
     if args.json:
         args.json.write_bytes(orjson.dumps(results, option=orjson.OPT_INDENT_2))
     return 0
