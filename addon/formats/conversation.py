@@ -24,7 +24,6 @@ import msgspec
 KEPT_BYTES = 12 * 1024 * 1024  # the messages kept for reuse, in all: a few long sessions' worth
 KEPT_SPLITS = 32
 LOOKUP_BYTES = 256  # the first bytes a kept split must share with a request to be looked at further
-UTF8_PIECE = 16 * 1024
 WHITESPACE = frozenset(b" \t\r\n")
 
 
@@ -96,7 +95,7 @@ def _split_after(raw: bytes, kept: Split, n: int) -> Split:
     else:
         pos, rest = _skip(raw, 0, b"["), raw
     raws = _LIST.decode(rest)  # also makes sure that the list ends the array: nothing after its `]`
-    _check_utf8(memoryview(raw)[pos:])  # msgspec does not look inside the values it leaves raw
+    codecs.utf_8_decode(memoryview(raw)[pos:], "strict", True)  # msgspec does not look inside raw values
     starts, ends, digests = kept.starts[:n], kept.ends[:n], kept.digests[:n]
     roles, refs = list(kept.roles[:n]), list(kept.refs[:n])
     for i, message in enumerate(raws):
@@ -133,20 +132,6 @@ def _skip(raw: bytes, pos: int, token: bytes) -> int:
     if raw[pos : pos + 1] != token:
         raise ValueError(f"expected {token.decode()!r} at offset {pos} of the messages")
     return pos + 1
-
-
-def _check_utf8(content: memoryview) -> None:
-    """Raise UnicodeDecodeError unless `content` is valid UTF-8. In pieces (decoding a megabyte at once builds
-    a string of several MB in fresh memory each time, which costs twice the decoding itself), and only the
-    pieces that are not plain ASCII, or that finish a character the piece before began."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    pending = False
-    for start in range(0, len(content), UTF8_PIECE):
-        piece = bytes(content[start : start + UTF8_PIECE])
-        if pending or not piece.isascii():
-            decoder.decode(piece)
-            pending = bool(decoder.getstate()[0])
-    decoder.decode(b"", True)
 
 
 class Conversations:

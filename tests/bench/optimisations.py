@@ -115,15 +115,6 @@ def placeholder_look() -> tuple[Run, Run]:
     return lambda: media_placeholders.may_have(body), lambda: any(marker in body for marker in markers)
 
 
-def utf8_pieces() -> tuple[Run, Run]:
-    """The UTF-8 check of a 1.1 MB history: in pieces, ASCII ones skipped (formats/conversation.py), against one
-    decode of the whole."""
-    from addon.formats import conversation
-
-    raw = bodies.follow_up_turns(count=1)[0]
-    return lambda: conversation._check_utf8(memoryview(raw)), lambda: raw.decode("utf-8")
-
-
 def schema_validator_cache() -> tuple[Run, Run]:
     """A tool call's arguments checked against its schema: the compiled validator kept (inspection/toolcheck.py)
     or compiled per check."""
@@ -170,6 +161,5 @@ def pairs() -> dict[str, Pair]:
         "option read without a copy": option_read,
         "SSE decoder fast paths, 200 events": sse_fast_paths,
         "placeholder look, 1.1 MB body": placeholder_look,
-        "UTF-8 check in pieces, 1.1 MB": utf8_pieces,
         "tool-call validator kept per schema": schema_validator_cache,
     }
