@@ -99,7 +99,9 @@ def test_a_bomb_is_refused_without_inflating_it(name):
     finally:
         tracemalloc.stop()
     assert caught.value.status == 413 and "1,048,576" in str(caught.value)
-    assert peak < 8 * LIMIT, f"decoding the {name} bomb took {peak:,} bytes"
+    # tracemalloc counts every thread's allocations (a test before may leave one running), so the bound is loose:
+    # a quarter of what inflating the bomb would take, and still far above decoding in bounded pieces.
+    assert peak < 32 * LIMIT, f"decoding the {name} bomb took {peak:,} bytes"
 
 
 def test_a_compressed_body_over_the_limit_is_a_413_before_decoding():
