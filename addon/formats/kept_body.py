@@ -152,3 +152,14 @@ def whole(stored: object, forwarded: bytes | None) -> dict[str, Any] | None:
     rebuilt = {k: v for k, v in stored.items() if k != "body_patch"}
     rebuilt["body"] = body
     return rebuilt
+
+
+def encoded(stored: dict) -> bool:
+    """Whether the kept body is compressed as the client sent it (its content-encoding header)."""
+    return any(
+        isinstance(pair, (list, tuple))
+        and len(pair) == 2
+        and str(pair[0]).lower() == "content-encoding"
+        and str(pair[1]).strip().lower() not in ("", "identity")
+        for pair in stored.get("headers") or ()
+    )

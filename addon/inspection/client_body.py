@@ -11,6 +11,7 @@ holds the same messages and tools.
 
 from __future__ import annotations
 
+from ..formats import kept_body
 from ..formats.exchange import Exchange
 
 
@@ -20,7 +21,7 @@ def client_body(ex: Exchange | None) -> bytes | None:
         return None
     kept = ex.client_request if ex.client_request is not None else ex.extra.get("client_request")
     if isinstance(kept, dict):
-        if _encoded(kept):
+        if kept_body.encoded(kept):
             # Kept as it came (replay sends it again as it came): compressed. Decoding it here would undo the
             # request side's bounded decoding (a bomb); callers fall back to the flow's request, which routing
             # decoded for the OpenAI-compatible path.
@@ -29,17 +30,6 @@ def client_body(ex: Exchange | None) -> bytes | None:
     if isinstance(kept, str):
         kept = kept.encode()
     return kept if isinstance(kept, bytes) and kept else None
-
-
-def _encoded(kept: dict) -> bool:
-    headers = kept.get("headers") or ()
-    return any(
-        isinstance(pair, (list, tuple))
-        and len(pair) == 2
-        and str(pair[0]).lower() == "content-encoding"
-        and str(pair[1]).strip().lower() not in ("", "identity")
-        for pair in headers
-    )
 
 
 def client_body_cut(ex: Exchange | None) -> bool:

@@ -8,7 +8,6 @@ value but `messages` is decoded; `messages` is checked and split in place (forma
 and a content of the right kind, the text valid UTF-8; a turn that repeats an earlier request's messages checks
 only those it adds) and stays raw, to be written out as it came. Anything that path does not accept is parsed
 the plain way, which says exactly what is wrong.
-
 """
 
 from __future__ import annotations

@@ -58,17 +58,6 @@ def complete(stored: object) -> bool:
     )
 
 
-def encoded(stored: dict) -> bool:
-    """Whether the kept body is compressed as the client sent it (its content-encoding header)."""
-    return any(
-        isinstance(pair, (list, tuple))
-        and len(pair) == 2
-        and str(pair[0]).lower() == "content-encoding"
-        and str(pair[1]).strip().lower() not in ("", "identity")
-        for pair in stored.get("headers") or ()
-    )
-
-
 class Beside(NamedTuple):
     """A chat body's fields but its raw `messages`, copied before routing rewrites them (see `beside`)."""
 
@@ -91,7 +80,7 @@ def shrink(stored: dict | None, forwarded: bytes, client: Beside | None = None, 
     and `sent` (the body `forwarded` encodes): when the stored body is the one routing read and `sent` still holds
     its raw messages, only the fields around them are compared (another client format's body was translated
     before routing read it, and is compared whole)."""
-    if not stored or "truncated" in stored or not isinstance(stored.get("body"), bytes) or encoded(stored):
+    if not stored or "truncated" in stored or not isinstance(stored.get("body"), bytes) or kept_body.encoded(stored):
         return
     body = stored["body"]
     if client is not None and sent is not None and sent.get("messages") is client.messages and body == client.content:
