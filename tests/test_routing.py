@@ -6,7 +6,7 @@ import logging
 from concurrent.futures import Future
 
 import pytest
-from mitmproxy import exceptions
+from mitmproxy import exceptions, http
 from mitmproxy.addonmanager import Loader
 from mitmproxy.test import taddons, tflow
 
@@ -302,17 +302,24 @@ def test_warm_up_failed_import_answers_503_instead_of_forwarding(addon_ctx, lite
     assert flow.request.host != "upstream.test"
 
 
-def test_the_kept_client_body_is_a_patch_of_the_forwarded_one(addon_ctx):
-    from addon.request.client_request import ClientRequest, complete, whole
+def routed_keeping_the_client_request(addon_ctx, sent: dict) -> tuple[http.HTTPFlow, dict]:
+    """`sent` through ClientRequest then routing, as proxy.py orders them: the flow and the client request kept."""
+    from addon.request.client_request import ClientRequest
 
     addon, tctx = addon_ctx
     keeper = ClientRequest()
     tctx.master.addons.add(keeper)
-    sent = {"model": "local-model", "messages": [{"role": "user", "content": "x" * 100_000}], "stream": False}
     flow = chat_flow(sent)
     keeper.request(flow)
     addon.request(flow)
-    stored = Exchange.of(flow).client_request
+    return flow, Exchange.of(flow).client_request
+
+
+def test_the_kept_client_body_is_a_patch_of_the_forwarded_one(addon_ctx):
+    from addon.request.client_request import complete, whole
+
+    sent = {"model": "local-model", "messages": [{"role": "user", "content": "x" * 100_000}], "stream": False}
+    flow, stored = routed_keeping_the_client_request(addon_ctx, sent)
     assert "body" not in stored and len(json.dumps(stored["body_patch"]["ops"])) < 100  # not the 100 kB again
     assert not complete(stored)  # a patch is sent only once made whole
     rebuilt = whole(stored, flow.request.raw_content)
@@ -331,20 +338,14 @@ def test_a_raw_history_is_not_read_again_to_keep_the_client_body(addon_ctx, monk
     """The patch of a body whose messages routing forwarded as they came compares only the fields around them
     (the Gemini repairs changed its tools): reading a 1 MB history twice cost ~35 ms of the 1 MB benchmark row."""
     from addon.formats import kept_body
-    from addon.request.client_request import ClientRequest, whole
+    from addon.request.client_request import whole
 
     def read_whole(*args):
         raise AssertionError("kept_body.make read the whole body")
 
     monkeypatch.setattr(kept_body, "make", read_whole)
-    addon, tctx = addon_ctx
-    keeper = ClientRequest()
-    tctx.master.addons.add(keeper)
     sent = {"model": "local-model", "messages": [{"role": "user", "content": "x" * 100_000}], "tools": TOOLS}
-    flow = chat_flow(sent)
-    keeper.request(flow)
-    addon.request(flow)
-    stored = Exchange.of(flow).client_request
+    flow, stored = routed_keeping_the_client_request(addon_ctx, sent)
     assert b'"$schema"' not in flow.request.content and "body" not in stored
     assert json.loads(whole(stored, flow.request.raw_content)["body"]) == sent
 
@@ -353,18 +354,12 @@ def test_a_history_a_repair_decoded_is_compared_whole(addon_ctx, monkeypatch):
     """A repair that decodes the messages (a thought signature restored into them) leaves no raw history to share:
     the patch is made from both whole bodies, and still gives the client's back."""
     from addon.formats import kept_body
-    from addon.request.client_request import ClientRequest, whole
+    from addon.request.client_request import whole
 
     made = []
     monkeypatch.setattr(kept_body, "make", lambda *a, make=kept_body.make: made.append(1) or make(*a))
     monkeypatch.setattr(upstream_request.thought_signatures, "may_restore", lambda *a: True)
-    addon, tctx = addon_ctx
-    keeper = ClientRequest()
-    tctx.master.addons.add(keeper)
     sent = {"model": "local-model", "messages": [{"role": "user", "content": "x" * 100_000}], "tools": TOOLS}
-    flow = chat_flow(sent)
-    keeper.request(flow)
-    addon.request(flow)
-    stored = Exchange.of(flow).client_request
+    flow, stored = routed_keeping_the_client_request(addon_ctx, sent)
     assert made and "body" not in stored
     assert json.loads(whole(stored, flow.request.raw_content)["body"]) == sent
