@@ -24,6 +24,7 @@ from tests.conftest import ROOT, RUN_SH, ProxyProcess, _listening, free_port, st
 from tests.provider_standins import Standins
 from tests.support import direct_json
 from tests.test_mitmweb_browser import CHROMIUM, CHROMIUM_ARGS, screenshot
+from tests.test_opencode_cli import NOTES_TEXT
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +39,6 @@ PROVIDERS = {
     "openai/gpt-4o": ("/v1/responses", "authorization", "OPENAI"),
 }
 HOSTS = ("https://generativelanguage.googleapis.com", "https://api.anthropic.com", "https://api.openai.com")
-NOTES_TEXT = "The secret word is PELICAN-7.\n"
 
 
 class Capture:

@@ -16,10 +16,9 @@ from tests import opencode_cli
 from tests.conftest import free_port, start_proxy
 from tests.fake_gemini_native import FakeNativeGemini, Reply
 from tests.test_native_e2e import native_config
+from tests.test_opencode_cli import NOTES, NOTES_TEXT
 
 pytestmark = pytest.mark.e2e
-
-NOTES, NOTES_TEXT = "notes.txt", "The secret word is PELICAN-7.\n"
 
 
 def test_opencode_runs_a_multi_step_tool_task_over_the_native_path(
