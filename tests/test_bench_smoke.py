@@ -7,6 +7,7 @@ nginx included) and that this proxy's answers came back correct and every stream
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -53,7 +54,7 @@ def test_quick_benchmark_run(tmp_path: Path) -> None:
             for field in fields:
                 assert got[scenario][field] > 0, f"{row} {scenario} {field}: {got[scenario]}"
     proxy = result["rows"]["this_proxy"]
-    assert [len(result["rows"][row]["runs"]) for row in ROWS] == [2, 2, 2, 2]
+    assert [len(result["rows"][row]["plain_c1"]["windows"]) for row in ROWS] == [2, 2, 2, 2]
     assert proxy["check"]["model"] == "local-model"
     assert proxy["check"]["upstream_saw"] == {"gemini-2.5-flash": 2}
     assert proxy["stream_100"]["incomplete"] == 0
@@ -159,24 +160,48 @@ def test_a_setups_runs_at_one_count_become_one_row_of_means_and_sums() -> None:
     failed = {"failed": "the load client died"}
     assert scaling.combine([run(1.0, 30.0), failed]) is failed  # one failed run fails the row
     rows = {"this_proxy": {"100": row}, "bare_mitmdump": {"100": scaling.combine([run(1.5, 45.0)] * 2)}}
-    assert scaling.check(rows, 100) == {"streams": 100, "verdict": "MISS", "why": "p50 2.0 > bare 1.5 ms; 2 lost"}
+    why = "p50 2.0 > 1.25x bare 1.5 ms; 2 lost"
+    assert scaling.check(rows, 100) == {"streams": 100, "verdict": "MISS", "why": why}
+    rows["this_proxy"]["100"] = scaling.combine([run(1.8, 55.0)] * 2)  # 1.2x bare's p50, 1.22x its p99
+    assert scaling.check(rows, 100) == {"streams": 100, "verdict": "PASS", "why": ""}
 
 
-def test_the_compared_rows_run_twice_in_a_b_b_a_order_and_become_means() -> None:
-    from tests.bench import run
+def test_the_compared_rows_take_turns_window_by_window_and_become_medians(monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_together: every server up first, then each scenario window by window, the rows in turn and the order
+    reversed every other window; a figure is the median of its windows, counts summed."""
+    from argparse import Namespace
 
-    rows = ["direct", "bare_mitmdump", "this_proxy", "litellm_proxy", "this_proxy_native"]
-    assert run.run_order(rows, 2) == [
-        "direct", "bare_mitmdump", "this_proxy", "this_proxy", "bare_mitmdump", "direct",
-        "litellm_proxy", "this_proxy_native",
-    ]  # fmt: skip
-    assert run.run_order(["this_proxy"], 1) == ["this_proxy"]
+    from tests.bench import measure, run, servers
 
-    def measured(p50: float, errors: int, correct: bool = True) -> dict:
-        return {"ok": True, "correct": correct, "body_1mb": {"p50_ms": p50, "errors": errors, "client": "python"}}
+    loads: list[tuple[int, str]] = []
+    p50s = itertools.count(1.0)  # each load's p50 is its place in the order: 1, 2, 3, ...
 
-    row = run.combine([measured(8.0, 0), measured(10.0, 1, correct=False)])
-    assert row["body_1mb"] == {"p50_ms": 9.0, "errors": 1, "client": "python"}
-    assert row["ok"] and not row["correct"] and len(row["runs"]) == 2
+    def start_row(row: str, upstream_port: int, args: Namespace) -> tuple[servers.Server, None]:
+        return servers.Server(row, {"bare_mitmdump": 1, "this_proxy": 2}[row]), None
+
+    def load(spec: dict, client: str) -> dict:
+        loads.append((spec["port"], spec["kind"]))
+        return {"p50_ms": next(p50s), "errors": 1, "client": client}
+
+    monkeypatch.setattr(run, "start_row", start_row)
+    monkeypatch.setattr(measure, "check", lambda row, target, upstream_port: {"correct": True})
+    monkeypatch.setattr(measure, "load", load)
+    monkeypatch.setattr(measure, "memory", lambda server, target, p: {"rss_before_mb": 1.0})
+    p = {**run.QUICK, "windows": 3}
+    got = run.run_together(["direct", "bare_mitmdump", "this_proxy"], 9, p, Namespace(client="python"))
+
+    plain = [port for port, kind in loads if kind == "requests"][:9]
+    assert plain == [9, 1, 2, 2, 1, 9, 9, 1, 2]  # direct is the upstream itself, port 9
+    assert got["direct"]["plain_c1"]["p50_ms"] == 6.0  # the median of its windows' 1, 6 and 7 (the mean is 4.67)
+    assert got["this_proxy"]["plain_c1"]["p50_ms"] == 4.0 and got["this_proxy"]["plain_c1"]["errors"] == 3
+    assert len(got["bare_mitmdump"]["stream_100"]["windows"]) == 3
+    assert got["this_proxy"]["memory"] == {"ok": True, "rss_before_mb": 1.0} and "memory" not in got["direct"]
+
     failed = {"ok": False, "error": "did not start"}
-    assert run.combine([measured(8.0, 0), failed]) == failed
+    assert (
+        run.combine([{"p50_ms": 8.0, "errors": 0}, {"p50_ms": 10.0, "errors": 1}, {"p50_ms": 30.0, "errors": 0}])[
+            "p50_ms"
+        ]
+        == 10.0
+    )
+    assert run._median([failed, {"ok": True}])["ok"] is False

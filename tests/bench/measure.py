@@ -1,4 +1,4 @@
-"""How one row is measured: a correctness check, then each scenario in the load client's own process.
+"""How a row is measured: a correctness check, each scenario's windows in the load client's own process, memory.
 
 A scenario's spec goes to tests.bench.load as JSON (or to wrk for timed plain requests); memory is read from
 the server's /proc entries between batches of 1 MB requests.
@@ -83,24 +83,15 @@ def correctness(row: str, got: dict[str, Any], seen: dict[str, int]) -> tuple[bo
     return not problems, "; ".join(problems) or "ok"
 
 
-def measure_row(
-    row: str, target: dict[str, Any], server: servers.Server | None, upstream_port: int, p: dict[str, Any], client: str
-) -> dict[str, Any]:
-    result: dict[str, Any] = {"ok": True}
+def check(row: str, target: dict[str, Any], upstream_port: int) -> dict[str, Any]:
+    """The row's correctness check: one plain and one streamed request, and what the upstream saw of them."""
     before = upstream_stats(upstream_port)
     got = load({**target, "kind": "check"}, "python")
     after = upstream_stats(upstream_port)
     seen = {m: n - before.get(m, 0) for m, n in after.items() if n != before.get(m, 0)}
-    result["correct"], result["correct_detail"] = correctness(row, got, seen)
-    result["check"] = {**got, "upstream_saw": seen}
-    log(f"{row}: answers {'correct' if result['correct'] else 'WRONG: ' + result['correct_detail']}")
-    for name, spec in scenarios(p, row):
-        result[name] = load({**target, **spec}, client)
-        log(f"{row}: {name}: {_summary(result[name])}")
-    if server is not None and row not in ("this_proxy_native", "this_proxy_otel"):
-        result["memory"] = memory(server, target, p)
-        log(f"{row}: memory: {_summary(result['memory'])}")
-    return result
+    correct, detail = correctness(row, got, seen)
+    log(f"{row}: answers {'correct' if correct else 'WRONG: ' + detail}")
+    return {"correct": correct, "correct_detail": detail, "check": {**got, "upstream_saw": seen}}
 
 
 def memory(server: servers.Server, target: dict[str, Any], p: dict[str, Any]) -> dict[str, Any]:
@@ -137,7 +128,7 @@ def memory(server: servers.Server, target: dict[str, Any], p: dict[str, Any]) ->
     }
 
 
-def _summary(r: dict[str, Any]) -> str:
+def summary(r: dict[str, Any]) -> str:
     keys = (
         "p50_ms",
         "p99_ms",

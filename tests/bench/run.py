@@ -12,12 +12,12 @@ writes JSON (default .bench/results.json); configs and servers' logs are in .ben
 Measures: plain requests at 1 and 10 connections (p50/p99 latency, requests/s; through wrk when installed,
 `apt-get install wrk`, else the Python client); 30 streams of 40 chunks one after another, and 100 concurrent
 streams of 200 chunks, 10 ms apart (time to first chunk, per-chunk delay from the upstream's send to the client's
-read); a 1 MB opencode conversation
-(latency); resident memory before and after 1,000 requests with 1 MB bodies. Then the stream-scaling table
-(scaling.py): 100 to 1,024 concurrent streams, direct / bare mitmdump / this proxy / two replicas behind nginx;
-`--scaling` (or `--only scaling`) runs just that table, `--no-scaling` leaves it out. Direct, bare mitmdump and this
-proxy, which the targets compare, are each measured twice, in the order direct, bare, proxy, proxy, bare, direct;
-a row's figures are the mean of its two runs (each kept in the JSON). A full run takes about 10 minutes.
+read); a 1 MB opencode conversation (latency); resident memory before and after 1,000 requests with 1 MB bodies.
+Then the stream-scaling table (scaling.py): 100 to 1,024 concurrent streams, direct / bare mitmdump / this proxy /
+two replicas behind nginx; `--scaling` (or `--only scaling`) runs just that table, `--no-scaling` leaves it out.
+The rows the targets compare (direct, bare mitmdump, this proxy in both modes, OTel export on) run side by side:
+every server up at once, each scenario in six short windows with the rows taking turns (run_together), each figure
+the median of a row's windows (each window kept in the JSON). A full run takes about 20 minutes.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
@@ -38,26 +39,29 @@ from . import formats, litellm_proxy, measure, otlp_sink, report, scaling, serve
 from .measure import log
 
 FULL = {
-    "duration": 3.0,
-    "warmup": 0.5,
+    # Each scenario runs in `windows` short windows, the rows taking turns (see run_together); the sizes below are
+    # one window's.
+    "windows": 6,
+    "duration": 1.0,
+    "warmup": 0.3,
     # One stream at a time: its time to first chunk is a target decided at the millisecond, so it is the median of
-    # 30 streams (5 had let one busy moment of the machine move it by a millisecond).
-    "stream_rounds": 30,
+    # windows of 5 streams, 30 in all (5 alone had let one busy moment of the machine move it by a millisecond).
+    "stream_rounds": 5,
     "stream_1_chunks": 40,
     "chunks": 200,
     "interval_ms": 10,
     "streams": 100,
     "stagger_ms": 100,
-    "mb_requests": 50,
-    "mb_warmup": 5,
+    "mb_requests": 8,
+    "mb_warmup": 1,
     "mem_requests": 1000,
     "mem_warmup": 50,
     "mem_connections": 2,
     "mem_batches": 10,
     "mem_max_seconds": 240,
-    "rounds": 2,
 }
 QUICK = {
+    "windows": 2,
     "duration": 0.3,
     "warmup": 0.1,
     "stream_rounds": 1,
@@ -73,7 +77,6 @@ QUICK = {
     "mem_connections": 2,
     "mem_batches": 2,
     "mem_max_seconds": 60,
-    "rounds": 2,
 }
 CHAT = "/chat/completions"
 SPEED_ON = ["--set", "translate_speed_patches=true"]  # the opt-in mode, measured beside the default
@@ -100,7 +103,10 @@ def start_row(row: str, upstream_port: int, args: argparse.Namespace) -> tuple[s
             return None, why
         server, health = litellm_proxy.start(litellm, port, upstream_port), "/health/liveliness"
     started = time.monotonic()
-    why = servers.wait_healthy(server, health, 120 if row == "litellm_proxy" else 60)
+    if row == "litellm_proxy" or row == "bare_mitmdump":
+        why = servers.wait_healthy(server, health, 120 if row == "litellm_proxy" else 60)
+    else:  # litellm loaded: its import would otherwise run beside another row's measuring
+        why = servers.wait_ready(server, 90)
     if why:
         server.stop()
         return None, why
@@ -116,21 +122,62 @@ def target_for(row: str, server: servers.Server | None, upstream_port: int) -> d
     return {**base, "port": server.port, "path": "/v1" + CHAT}
 
 
-def run_row(row: str, upstream_port: int, p: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
-    log(f"{row}: starting")
-    server, why = (None, None) if row == "direct" else start_row(row, upstream_port, args)
-    if row != "direct" and server is None:
-        log(f"{row}: FAILED to start, row skipped: {why}")
-        return {"ok": False, "error": why}
+def run_together(rows: list[str], upstream_port: int, p: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """Measure rows side by side: start each row's server (one at a time, each ready before the next starts: two
+    litellm imports at once slow both) and check its answers; then each scenario in `windows` short windows, the
+    rows taking turns within each window and the order reversed every other window (direct, bare, proxy, proxy,
+    bare, direct, ...). The machine's speed drifts by tens of percent over minutes; rows measured minutes apart
+    compared that drift, rows measured in turns within seconds of each other see the same machine. A figure is the
+    median of its windows (counts are summed); memory is measured last, one server at a time."""
+    started: dict[str, servers.Server | None] = {}
+    results: dict[str, dict[str, Any]] = {}
     try:
-        target = target_for(row, server, upstream_port)
-        return measure.measure_row(row, target, server, upstream_port, p, args.client)
+        for row in rows:
+            log(f"{row}: starting")
+            server, why = (None, None) if row == "direct" else start_row(row, upstream_port, args)
+            if row != "direct" and server is None:
+                log(f"{row}: FAILED to start, row skipped: {why}")
+                results[row] = {"ok": False, "error": why}
+                continue
+            started[row] = server
+            results[row] = _attempt(row, measure.check, row, target_for(row, server, upstream_port), upstream_port)
+        windows: dict[str, dict[str, list[dict[str, Any]]]] = {row: {} for row in started}
+        for name, _ in measure.scenarios(p):
+            for window in range(p["windows"]):
+                for row in list(started) if window % 2 == 0 else list(started)[::-1]:
+                    spec = dict(measure.scenarios(p, row)).get(name)
+                    if spec is None or not results[row]["ok"]:
+                        continue
+                    target = target_for(row, started[row], upstream_port)
+                    got = _attempt(row, measure.load, {**target, **spec}, args.client)
+                    if got.get("ok") is False:
+                        results[row] = got
+                    windows[row].setdefault(name, []).append(got)
+        for row, server in started.items():
+            if not results[row]["ok"]:
+                continue
+            for name, measured in windows[row].items():
+                results[row][name] = combine(measured)
+                log(f"{row}: {name}: {measure.summary(results[row][name])}")
+            if server is not None and row not in ("this_proxy_native", "this_proxy_otel"):
+                results[row]["memory"] = _attempt(
+                    row, measure.memory, server, target_for(row, server, upstream_port), p
+                )
+                log(f"{row}: memory: {measure.summary(results[row]['memory'])}")
+    finally:
+        for server in started.values():
+            if server is not None:
+                server.stop()
+    return results
+
+
+def _attempt(row: str, step: Callable[..., dict[str, Any]], *args: Any) -> dict[str, Any]:
+    """One measuring step of a row, step(*args): its result with ok=True, or the row's failure."""
+    try:
+        return {"ok": True, **step(*args)}
     except (RuntimeError, OSError, subprocess.TimeoutExpired, orjson.JSONDecodeError) as e:
         log(f"{row}: FAILED: {e}")
         return {"ok": False, "error": str(e)}
-    finally:
-        if server is not None:
-            server.stop()
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -172,40 +219,33 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 # The rows the targets compare, the proxy with its speed patches on (the opt-in mode, shown beside the default)
-# and with OTel export on (against this proxy without it): measured in A-B-B-A order.
+# and with OTel export on (against this proxy without it): measured together, taking turns (run_together).
 PAIRED = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed", "this_proxy_otel")
 SUMMED = frozenset(
     ("requests", "errors", "streams", "incomplete", "expected_chunks", "lost", "merged", "disordered", "chunks")
 )
 
 
-def run_order(rows: list[str], rounds: int) -> list[str]:
-    """The rows the targets compare, `rounds` times, each round in the other direction (direct, bare, proxy,
-    proxy, bare, direct), so that none is always measured on a fresher or a more tired machine; then the rest."""
-    paired = [row for row in PAIRED if row in rows]
-    order = [row for i in range(rounds) for row in (paired if i % 2 == 0 else paired[::-1])]
-    return order + [row for row in rows if row not in paired]
+def combine(windows: list[dict[str, Any]]) -> dict[str, Any]:
+    """A scenario's figures from its windows: each the median of the windows' (counts summed, error samples
+    pooled); every window's own figures are kept under "windows"."""
+    if len(windows) == 1:
+        return windows[0]
+    return {**_median(windows), "windows": windows}
 
 
-def combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """A row from its runs: each figure the mean of the runs' (counts summed); a failed run fails the row. Each
-    run's own result is kept under "runs" when there are several."""
-    failed = next((run for run in runs if not run.get("ok")), None)
-    if failed is not None or len(runs) == 1:
-        return failed or runs[0]
-    return {**_mean(runs), "runs": runs}
-
-
-def _mean(values: list[Any], key: str = "") -> Any:
+def _median(values: list[Any], key: str = "") -> Any:
     first = values[0]
     if isinstance(first, dict):
-        return {k: _mean([v.get(k) for v in values], k) for k in first if all(isinstance(v, dict) for v in values)}
+        return {k: _median([v.get(k) for v in values], k) for k in first if all(isinstance(v, dict) for v in values)}
+    if isinstance(first, list):
+        return [x for v in values if isinstance(v, list) for x in v][:3]
     if all(isinstance(v, bool) for v in values):
-        return all(values)  # "ok", "correct": every run's
+        return all(values)
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
     if len(numbers) != len(values) or not numbers:
         return first
-    return sum(numbers) if key in SUMMED else sum(numbers) / len(numbers)
+    return sum(numbers) if key in SUMMED else statistics.median(numbers)
 
 
 def run_all(
@@ -228,10 +268,10 @@ def run_all(
         why = servers.wait_healthy(upstream, "/health", 20)
         if why:
             raise SystemExit(f"bench: the fake upstream did not start: {why}")
-        runs: dict[str, list[dict[str, Any]]] = {}
-        for row in run_order(rows, p["rounds"]):
-            runs.setdefault(row, []).append(run_row(row, upstream_port, p, args))
-        results = {row: combine(runs[row]) for row in rows}
+        results = run_together([row for row in PAIRED if row in rows], upstream_port, p, args)
+        for row in rows:
+            if row not in results:  # LiteLLM Proxy and the native path: each on its own
+                results.update(run_together([row], upstream_port, p, args))
         if args.run_formats:
             formatted = formats.run(upstream_port, formats.QUICK if args.quick else formats.FULL, args)
         if args.run_scaling:
@@ -261,7 +301,8 @@ def main(argv: list[str] | None = None, out: Callable[[str], None] = print) -> i
     out(report.machine_line(info))
     if rows:
         out(
-            f"1 stream = {p['stream_rounds']} streams of {p['stream_1_chunks']} chunks one after another; "
+            f"each scenario in {p['windows']} windows, rows taking turns, figures the medians; "
+            f"1 stream = {p['stream_rounds'] * p['windows']} streams of {p['stream_1_chunks']} chunks one after another; "
             f"N streams = {p['streams']} concurrent streams of {p['chunks']} chunks {p['interval_ms']} ms apart; "
             f"1 MB run = {p['mem_requests']} requests."
         )

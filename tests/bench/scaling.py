@@ -1,14 +1,14 @@
 """The stream-scaling table: 100, 256, 512 and 1,024 concurrent streams of 100 chunks 10 ms apart, direct, through
 bare mitmdump, this proxy, and two replicas of this proxy behind nginx (512 and 1,024 streams).
 
-For each count the three single-server setups run back to back, twice, the second time in the reverse order
-(direct, bare, proxy, proxy, bare, direct): the machine's load moves, and a setup measured right after another pays
-for what that one is still finishing, so each setup's figures are the mean of its two runs, one from each position
-(compare within one count). Each stream has a connection of its own; streams start spread over `stagger_ms`.
+For each count the single-server setups run back to back, four times, every other time in the reverse order
+(direct, bare, proxy, proxy, bare, direct, ...): the machine's load moves, and a setup measured right after another
+pays for what that one is still finishing, so each setup's figures are the median of its runs, half from each
+position (compare within one count). Each stream has a connection of its own; streams start spread over `stagger_ms`.
 Measured: time to first chunk, each chunk's delay from the upstream's send to the client's read (and what a setup
 adds over direct), and every chunk accounted for (each carries its sequence number: lost, merged into another
-event, out of order). The target (issue 16): up to 512 streams this proxy adds no more p50 and p99 delay than bare
-mitmdump in the same run, and no chunk is lost or merged.
+event, out of order). The target (issue 23): up to 512 streams this proxy's p50 and p99 delay are within 1.25x of bare
+mitmdump's in the same run, and no chunk is lost or merged.
 
 1,024 streams needs about 2,100 open files in a proxy process: the limit is raised (servers.raise_fd_limit) and a
 count it cannot carry is left out with a note.
@@ -17,15 +17,17 @@ count it cannot carry is left out with a note.
 from __future__ import annotations
 
 import argparse
+import statistics
 from typing import Any
 
 from . import balancer, measure, servers
 from .measure import log
 
-FULL = {"counts": [100, 256, 512, 1024], "replica_counts": [512, 1024], "chunks": 100, "interval_ms": 10, "rounds": 2}
+FULL = {"counts": [100, 256, 512, 1024], "replica_counts": [512, 1024], "chunks": 100, "interval_ms": 10, "rounds": 4}
 QUICK = {"counts": [20], "replica_counts": [20], "chunks": 5, "interval_ms": 10, "rounds": 2}
 STAGGER_MS = 100
 TARGET_UP_TO = 512
+TARGET_RATIO = 1.25  # of bare mitmdump's p50 and p99
 SETUPS = ("direct", "bare_mitmdump", "this_proxy", "this_proxy_speed", "replicas")
 TITLES = {
     "direct": "direct",
@@ -148,17 +150,19 @@ def _replicas(
             server.stop()
 
 
-MEANS = ("ttfc_p50_ms", "ttfc_p99_ms", "delay_p50_ms", "delay_p99_ms")
+MEDIANS = ("ttfc_p50_ms", "ttfc_p99_ms", "delay_p50_ms", "delay_p99_ms")
 SUMS = ("streams", "errors", "incomplete", "expected_chunks", "lost", "merged", "disordered", "chunks")
 
 
 def combine(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """One setup's runs at one count as one row: the mean of their percentiles, every chunk and error of every run
+    """One setup's runs at one count as one row: the median of their percentiles, every chunk and error of every run
     counted, the worst delay; each run's own figures under "runs". A failed or empty run makes the row fail."""
     bad = next((r for r in results if "failed" in r or r.get("delay_p50_ms") is None), None)
     if bad is not None:
         return bad
-    row: dict[str, Any] = {k: sum(r[k] for r in results) / len(results) for k in MEANS if results[0].get(k) is not None}
+    row: dict[str, Any] = {
+        k: statistics.median(r[k] for r in results) for k in MEDIANS if results[0].get(k) is not None
+    }
     row.update({k: sum(r.get(k, 0) for r in results) for k in SUMS})
     row["delay_max_ms"] = max(r.get("delay_max_ms") or 0 for r in results)
     row["error_samples"] = [e for r in results for e in r.get("error_samples", [])][:3]
@@ -172,9 +176,9 @@ def check(rows: dict[str, Any], count: int) -> dict[str, Any]:
     if not mine or not bare or mine.get("delay_p50_ms") is None or bare.get("delay_p50_ms") is None:
         return {"streams": count, "verdict": "n/a", "why": "a setup was not measured"}
     why = [
-        f"{q} {mine[f'delay_{q}_ms']:.1f} > bare {bare[f'delay_{q}_ms']:.1f} ms"
+        f"{q} {mine[f'delay_{q}_ms']:.1f} > {TARGET_RATIO}x bare {bare[f'delay_{q}_ms']:.1f} ms"
         for q in ("p50", "p99")
-        if mine[f"delay_{q}_ms"] > bare[f"delay_{q}_ms"]
+        if mine[f"delay_{q}_ms"] > TARGET_RATIO * bare[f"delay_{q}_ms"]
     ]
     why += [f"{mine[k]} {k}" for k in ("lost", "merged", "disordered", "errors", "incomplete") if mine.get(k)]
     return {"streams": count, "verdict": "MISS" if why else "PASS", "why": "; ".join(why)}
@@ -254,7 +258,7 @@ def describe(result: dict[str, Any]) -> str:
     return (
         f"Stream scaling: N concurrent streams of {p['chunks']} chunks {p['interval_ms']} ms apart, started within "
         f"{p['stagger_ms']} ms; each setup measured {p.get('rounds', 1)} times per count (single servers in the "
-        f"order direct, bare, proxy, then back), figures the mean of its runs, chunks summed over them; open-files "
+        f"order direct, bare, proxy, then back), figures the median of its runs, chunks summed over them; open-files "
         f"limit {result['fd_limit']}. Target up to {TARGET_UP_TO} streams: this "
-        "proxy's delay p50 and p99 no worse than bare mitmdump's, no chunk lost or merged."
+        f"proxy's delay p50 and p99 within {TARGET_RATIO}x bare mitmdump's, no chunk lost or merged."
     )
