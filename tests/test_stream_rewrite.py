@@ -63,6 +63,28 @@ def test_a_repaired_event_is_encoded_anew():
     assert rewriter.repairs and rewriter.answer.tool_calls[0].name == "read"
 
 
+def test_the_usual_events_after_the_first_rename_in_place_and_still_fold_into_the_answer(monkeypatch):
+    """After the first event teaches the rewriter the upstream's spelling, the usual event (one per read) is
+    renamed in __call__ itself; the result is what rewrite() gives, and a tool call or a second model key still
+    takes the decoding path."""
+    rewriter = StreamRewriter(REPAIRING, t_start=100.0)
+    clock = iter(float(t) for t in range(101, 200))
+    monkeypatch.setattr("addon.response.stream_rewrite.time.time", lambda: next(clock))
+    texts = [f"part {i} " for i in range(40)]  # more than FOLD_BATCH events wait for the fold
+    raws = [event(text_chunk(text)) for text in texts]
+    outs = [rewriter(raw) for raw in raws]
+    assert outs == [[raw.replace(b'"gemini-2.5-flash"', b'"local-model"')] for raw in raws]
+    call = text_chunk("")
+    call["choices"][0]["delta"] = {"tool_calls": [{"id": "", "function": {"name": "read", "arguments": "{}"}}]}
+    [out] = rewriter(event(call))
+    assert orjson.loads(out[6:-2])["choices"][0]["delta"]["tool_calls"][0]["id"]  # repaired: decoded
+    [after] = rewriter(event(text_chunk("tail")))  # after a tool call every event is decoded (finish reason)
+    assert orjson.loads(after[6:-2])["model"] == "local-model"
+    assert rewriter.answer.content == "".join(texts) + "tail" and rewriter.answer.tool_calls[0].name == "read"
+    assert rewriter.chunk_times == [float(t) for t in range(1, 43)]  # seconds since t_start, one per event
+    assert bytes(rewriter.sent.data) == b"".join(o for [o] in outs) + out + after
+
+
 def test_done_and_several_events_in_one_read():
     rewriter = StreamRewriter(PLAIN)
     [out] = rewriter(event(text_chunk("a")) + event(text_chunk("b")) + b"data: [DONE]\n\n")

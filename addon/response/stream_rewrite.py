@@ -72,7 +72,7 @@ class StreamRewriter:
         self.upstream = CappedBuffer(options.keep_bytes)
         self.sent = CappedBuffer(options.keep_bytes)
         self.repairs: list[str] = []
-        self.chunk_times: list[float] = []
+        self.chunk_at: list[float] = []  # when each event was sent on (time.time())
         self.t_start = t_start or time.time()
         self.t_first: float | None = None
         self.saw_done = False
@@ -98,8 +98,28 @@ class StreamRewriter:
         ):
             # The usual read: one whole one-line `data: ...` event, nothing waiting before it (sse.parse_event's
             # fast path, without the decoder and the Event).
+            field = self.upstream_model_field  # known once an event was renamed in place (never in NativeStream)
+            if (
+                field is not None
+                and self.held is None
+                and not self.tools_seen
+                and data[6:7] == b"{"
+                and data.count(b'"model"') == 1
+                and field in data
+                and b'"tool_calls"' not in data
+            ):
+                # rewrite()'s usual event, done here: this runs for nearly every chunk of every stream, where each
+                # method call is a measurable share of the proxy's own cost per chunk (benchmark: 256 streams).
+                out = data.replace(field, self.client_model_field)
+                pending = self.pending
+                pending.append(data[6:-2])
+                if len(pending) >= FOLD_BATCH:
+                    self.fold()
+                self.chunk_at.append(now)
+                self.sent.add(out)
+                return [out]
             out = self.rewrite(data, data[6:-2])
-            self.chunk_times.append(round(now - self.t_start, 4))
+            self.chunk_at.append(now)
             return self.sent_out(now, out)
         return self.send(now, self.decoder.decode(data))
 
@@ -111,7 +131,7 @@ class StreamRewriter:
             out = self.rewrite(events[0].raw, events[0].data)
         else:
             out = b"".join([self.rewrite(event.raw, event.data) for event in events])
-        self.chunk_times.extend([round(now - self.t_start, 4)] * len(events))
+        self.chunk_at.extend([now] * len(events))
         return self.sent_out(now, out)
 
     def sent_out(self, now: float, out: bytes) -> list[bytes]:
@@ -121,6 +141,12 @@ class StreamRewriter:
             return []
         self.sent.add(out)
         return [out]
+
+    @property
+    def chunk_times(self) -> list[float]:
+        """When each event was sent on, in seconds since the request (the flow's chunk table)."""
+        start = self.t_start
+        return [round(t - start, 4) for t in self.chunk_at]
 
     @property
     def holding(self) -> bool:
