@@ -91,15 +91,18 @@ def assert_scaling(scaling: dict) -> None:
         assert got["streams"] == 40 and got["expected_chunks"] == 200 and got["chunks"] == 200, f"{setup}: {got}"
         assert got["lost"] == got["merged"] == got["disordered"] == 0, f"{setup}: {got}"
         assert got["delay_p50_ms"] > 0 and got["ttfc_p50_ms"] > 0, f"{setup}: {got}"
+        assert got["ttlc_p50_ms"] > got["ttfc_p50_ms"], f"{setup}: the last chunk comes after the first: {got}"
     assert [(c["streams"], c["verdict"] in ("PASS", "MISS")) for c in scaling["checks"]] == [(20, True)]
     lines = scaling["table"].splitlines()
-    assert "chunks received / lost / merged" in lines[0] and "vs bare p50 / p99" in lines[0]
+    assert (
+        "chunks received / lost / merged" in lines[0] and "vs bare p50 / p99" in lines[0] and "last chunk" in lines[0]
+    )
     cells = [[cell.strip() for cell in line.split("|")[1:-1]] for line in lines[2:]]
-    assert [(row[0], row[1], row[5]) for row in cells] == [
+    assert [(row[0], row[1], row[6]) for row in cells] == [
         ("20", title, "200/200 / 0 / 0")
         for title in ("direct", "bare mitmdump", "this proxy", "speed patches on", "2 replicas")
     ]
-    assert cells[2][7].startswith(("PASS", "MISS"))  # this proxy against bare mitmdump
+    assert cells[2][8].startswith(("PASS", "MISS"))  # this proxy against bare mitmdump
 
 
 def test_micro_benchmarks_run() -> None:

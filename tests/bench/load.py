@@ -149,17 +149,18 @@ async def _one_stream(spec: dict[str, Any], conn: Conn, payload: bytes, expected
     response, sent = await asyncio.wait_for(conn.send(payload, sse=True), TIMEOUT)
     if response.status != 200:
         return {"error": f"HTTP {response.status}: {bytes(response.body[:200])!r}"}
-    delays, first, seqs, merged = [], None, [], 0
+    delays, first, last, seqs, merged = [], None, None, [], 0
     for received, event in response.events:
         found = _STAMP.search(event)
         if found:
-            first = first or received
+            first, last = first or received, received
             delays.append((received - int(found[1])) / 1e6)
             numbers = _SEQ.findall(event)
             merged += len(numbers) > 1  # two chunks' content in one event
             seqs += map(int, numbers)
     return {
         "ttfc_ms": (first - sent) / 1e6 if first else None,
+        "ttlc_ms": (last - sent) / 1e6 if last else None,  # the whole stream, as its user waits for it
         "delays": delays,
         "chunks": len(delays),
         **_accounting(seqs, merged, expected),
@@ -210,6 +211,7 @@ async def streams(spec: dict[str, Any]) -> dict[str, Any]:
     good = [r for r in results if "error" not in r]
     delays = [d for r in good for d in r["delays"]]
     ttfc = [r["ttfc_ms"] for r in good if r["ttfc_ms"] is not None]
+    ttlc = [r["ttlc_ms"] for r in good if r["ttlc_ms"] is not None]
     expected = spec["chunks"]
     return {
         "streams": len(good),
@@ -222,6 +224,8 @@ async def streams(spec: dict[str, Any]) -> dict[str, Any]:
         "disordered": sum(r["disordered"] for r in good),
         "ttfc_p50_ms": percentile(ttfc, 50),
         "ttfc_p99_ms": percentile(ttfc, 99),
+        "ttlc_p50_ms": percentile(ttlc, 50),
+        "ttlc_p99_ms": percentile(ttlc, 99),
         "delay_p50_ms": percentile(delays, 50),
         "delay_p99_ms": percentile(delays, 99),
         "delay_max_ms": max(delays) if delays else None,
