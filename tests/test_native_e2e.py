@@ -210,8 +210,17 @@ def test_vertex_ai_gets_a_token_minted_from_the_service_account(
 
 
 def test_saved_flows_hold_the_native_exchange_and_the_client_request(
-    client: openai.OpenAI, native_proxy: tuple[ProxyProcess, Path]
+    client: openai.OpenAI, native: FakeNativeGemini, native_proxy: tuple[ProxyProcess, Path]
 ) -> None:
+    # Two failed tool-call finishes of its own (whole and streamed), so the test needs no other test's flows.
+    native.script(Reply(text="", thought=None, finish="MALFORMED_FUNCTION_CALL"))
+    with pytest.raises(openai.APIStatusError):
+        client.chat.completions.create(model="native-25", messages=[{"role": "user", "content": "x"}], tools=TOOLS)
+    native.script(Reply(text="", thought=None, finish="UNEXPECTED_TOOL_CALL"))
+    with pytest.raises(openai.APIError):
+        list(
+            client.chat.completions.create(model="native-25", messages=[{"role": "user", "content": "x"}], stream=True)
+        )
     client.chat.completions.create(model="native-25", messages=[{"role": "user", "content": "saved?"}])
     client.chat.completions.create(model="vertex-3", messages=[{"role": "user", "content": "saved?"}])
     proxy, saved = native_proxy
