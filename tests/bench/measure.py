@@ -1,4 +1,5 @@
-"""How a row is measured: a correctness check, each scenario's windows in the load client's own process, memory.
+"""The steps a row is measured with (run.py runs them): its correctness check, a scenario in the load client's own
+process, its memory.
 
 A scenario's spec goes to tests.bench.load as JSON (or to wrk for timed plain requests); memory is read from
 the server's /proc entries between batches of 1 MB requests.

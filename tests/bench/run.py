@@ -103,7 +103,7 @@ def start_row(row: str, upstream_port: int, args: argparse.Namespace) -> tuple[s
             return None, why
         server, health = litellm_proxy.start(litellm, port, upstream_port), "/health/liveliness"
     started = time.monotonic()
-    if row == "litellm_proxy" or row == "bare_mitmdump":
+    if row in ("litellm_proxy", "bare_mitmdump"):
         why = servers.wait_healthy(server, health, 120 if row == "litellm_proxy" else 60)
     else:  # litellm loaded: its import would otherwise run beside another row's measuring
         why = servers.wait_ready(server, 90)
@@ -141,15 +141,16 @@ def run_together(rows: list[str], upstream_port: int, p: dict[str, Any], args: a
                 continue
             started[row] = server
             results[row] = _attempt(row, measure.check, row, target_for(row, server, upstream_port), upstream_port)
+        targets = {row: target_for(row, server, upstream_port) for row, server in started.items()}
+        specs = {row: dict(measure.scenarios(p, row)) for row in started}
         windows: dict[str, dict[str, list[dict[str, Any]]]] = {row: {} for row in started}
         for name, _ in measure.scenarios(p):
             for window in range(p["windows"]):
                 for row in list(started) if window % 2 == 0 else list(started)[::-1]:
-                    spec = dict(measure.scenarios(p, row)).get(name)
+                    spec = specs[row].get(name)
                     if spec is None or not results[row]["ok"]:
                         continue
-                    target = target_for(row, started[row], upstream_port)
-                    got = _attempt(row, measure.load, {**target, **spec}, args.client)
+                    got = _attempt(row, measure.load, {**targets[row], **spec}, args.client)
                     if got.get("ok") is False:
                         results[row] = got
                     windows[row].setdefault(name, []).append(got)
@@ -160,9 +161,7 @@ def run_together(rows: list[str], upstream_port: int, p: dict[str, Any], args: a
                 results[row][name] = combine(measured)
                 log(f"{row}: {name}: {measure.summary(results[row][name])}")
             if server is not None and row not in ("this_proxy_native", "this_proxy_otel"):
-                results[row]["memory"] = _attempt(
-                    row, measure.memory, server, target_for(row, server, upstream_port), p
-                )
+                results[row]["memory"] = _attempt(row, measure.memory, server, targets[row], p)
                 log(f"{row}: memory: {measure.summary(results[row]['memory'])}")
     finally:
         for server in started.values():
@@ -227,8 +226,8 @@ SUMMED = frozenset(
 
 
 def combine(windows: list[dict[str, Any]]) -> dict[str, Any]:
-    """A scenario's figures from its windows: each the median of the windows' (counts summed, error samples
-    pooled); every window's own figures are kept under "windows"."""
+    """A scenario's figures from its windows: each the median of the windows' (counts summed, lists such as error
+    samples pooled without repeats); every window's own figures are kept under "windows"."""
     if len(windows) == 1:
         return windows[0]
     return {**_median(windows), "windows": windows}
@@ -239,7 +238,7 @@ def _median(values: list[Any], key: str = "") -> Any:
     if isinstance(first, dict):
         return {k: _median([v.get(k) for v in values], k) for k in first if all(isinstance(v, dict) for v in values)}
     if isinstance(first, list):
-        return [x for v in values if isinstance(v, list) for x in v][:3]
+        return list(dict.fromkeys(x for v in values if isinstance(v, list) for x in v))[:3]
     if all(isinstance(v, bool) for v in values):
         return all(values)
     numbers = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]

@@ -9,8 +9,9 @@ Measured: time to first chunk, time to the last chunk (the whole stream, from th
 waits for), each chunk's delay from the upstream's send to the client's read (and what a setup adds over direct),
 and every chunk accounted for (each carries its sequence number: lost, merged into another event, out of order).
 Past saturation the chunk delay also counts how soon a setup let the streams begin: a setup that starts them all
-sooner has more of them sending at once, so the same work shows as longer delays (the last chunk shows it does not). The target (issue 23): up to 512 streams this proxy's p50 and p99 delay are within 1.25x of bare
-mitmdump's in the same run, and no chunk is lost or merged.
+sooner has more of them sending at once, so the same work shows as longer delays (the last chunk shows it does
+not). The target (issue 23): up to 512 streams this proxy's p50 and p99 delay are within 1.25x of bare mitmdump's
+in the same run, and no chunk is lost or merged.
 
 1,024 streams needs about 2,100 open files in a proxy process: the limit is raised (servers.raise_fd_limit) and a
 count it cannot carry is left out with a note.
