@@ -35,6 +35,7 @@ from addon.runtime.request_timeout import RequestReadTimeout  # noqa: E402
 from addon.runtime.retention import FlowRetention  # noqa: E402
 from addon.runtime.shutdown import GracefulShutdown  # noqa: E402
 from addon.runtime.startup_log import StartupLog  # noqa: E402
+from addon.runtime.unclosed_sockets import UnclosedSockets  # noqa: E402
 from addon.runtime.upstream_key import UpstreamHttp1  # noqa: E402
 
 contentviews.add(chatview.ChatView)
@@ -74,6 +75,7 @@ addons = [
     Telemetry(),  # after Sessions and Report: its span reads the session id and the tool-call findings
     ReasonPhrase(),  # after every addon that may change a status: its own reason phrase, never `502 OK`
     FlowRetention(),
+    UnclosedSockets(),  # closes what a race in mitmproxy leaves open (runtime/unclosed_sockets.py)
     MitmproxyPatches(PATCHES, SPEED),  # after GracefulShutdown: its `done` ends flows through the patches
     MemoryGuard(),
 ]  # last: its start-up freeze comes after the other addons' start-up (litellm's import freezes when it lands)

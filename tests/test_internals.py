@@ -31,6 +31,7 @@ from addon.runtime import (
     replays,
     stream_end,
     stream_relay,
+    unclosed_sockets,
 )
 from addon.runtime.patches import MitmproxyPatches
 
@@ -66,6 +67,7 @@ def installed(master, handler) -> dict[str, bool]:
         "option reads": optmanager._Option.current is option_reads.current,
         "stream relay": _http1.Http1Client._handle_event is stream_relay._handle_event,
         "inline reads": server.ConnectionHandler.handle_connection is inline_reads.handle_connection,
+        "unclosed sockets": unclosed_sockets.installed(),
     }
 
 

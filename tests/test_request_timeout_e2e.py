@@ -66,3 +66,23 @@ def test_a_trickled_body_is_limited_too(proxy):
     assert received.startswith(b"HTTP/1.1 408"), received[:300]
     assert time.monotonic() - started < 5
     assert_still_serving(proxy)
+
+
+def test_a_client_still_sending_when_refused_gets_the_close_too(proxy):
+    # A byte every millisecond: the client is sending when the 408 goes out and its connection is closed, the race
+    # in which mitmproxy 12.3.1 left the socket open (runtime/unclosed_sockets.py): the client had its 408 and
+    # waited for a close that never came. Several in a row, since each one meets it only most of the time.
+    head = HEAD.replace(b"Content-Length: 1000", b"Content-Length: 1000000")  # never complete at this pace
+    for _ in range(5):
+        with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
+            sock.sendall(head)
+            started = time.monotonic()
+            try:
+                while not select.select([sock], [], [], 0.001)[0] and time.monotonic() - started < 10:
+                    sock.sendall(b" ")
+            except OSError:  # closed (a reset) between the check and the send: what arrived is still read
+                pass
+            received = read_until_closed(sock, 5)
+        assert received.startswith(b"HTTP/1.1 408"), received[:300]
+        assert time.monotonic() - started < 5
+    assert_still_serving(proxy)

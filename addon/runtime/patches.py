@@ -33,6 +33,7 @@ from . import (
     replays,
     stream_end,
     stream_relay,
+    unclosed_sockets,
     upstream_key,
 )
 from .internals import Patch
@@ -46,6 +47,7 @@ PATCHES: tuple[Patch, ...] = (
     error_pages.PATCH,
     stream_end.PATCH,
     flow_failure.PATCH,
+    unclosed_sockets.PATCH,
     replays.PATCH,
     upstream_key.PATCH,
     option_reads.PATCH,
