@@ -55,16 +55,25 @@ def test_a_stalled_body_gets_408_and_the_connection_closes(proxy):
     assert_still_serving(proxy)
 
 
-def test_a_trickled_body_is_limited_too(proxy):
-    with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
-        sock.sendall(HEAD)
+def trickle(port: int, head: bytes, every: float, read_for: float) -> tuple[bytes, float]:
+    """Send `head`, then a byte every `every` seconds (never silent, never done) until the proxy answers, 10 s at
+    most; then read until it closes. What came back, and the seconds from the head to the close."""
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        sock.sendall(head)
         started = time.monotonic()
-        # A byte every 0.1 s (never silent, never done) until the proxy answers; 10 s at most.
-        while not select.select([sock], [], [], 0.1)[0] and time.monotonic() - started < 10:
-            sock.sendall(b" ")
-        received = read_until_closed(sock, 15)
+        try:
+            while not select.select([sock], [], [], every)[0] and time.monotonic() - started < 10:
+                sock.sendall(b" ")
+        except OSError:  # closed (a reset) between the check and the send: what arrived is still read
+            pass
+        received = read_until_closed(sock, read_for)
+    return received, time.monotonic() - started
+
+
+def test_a_trickled_body_is_limited_too(proxy):
+    received, seconds = trickle(proxy.port, HEAD, every=0.1, read_for=15)
     assert received.startswith(b"HTTP/1.1 408"), received[:300]
-    assert time.monotonic() - started < 5
+    assert seconds < 5
     assert_still_serving(proxy)
 
 
@@ -74,15 +83,7 @@ def test_a_client_still_sending_when_refused_gets_the_close_too(proxy):
     # waited for a close that never came. Several in a row, since each one meets it only most of the time.
     head = HEAD.replace(b"Content-Length: 1000", b"Content-Length: 1000000")  # never complete at this pace
     for _ in range(5):
-        with socket.create_connection(("127.0.0.1", proxy.port)) as sock:
-            sock.sendall(head)
-            started = time.monotonic()
-            try:
-                while not select.select([sock], [], [], 0.001)[0] and time.monotonic() - started < 10:
-                    sock.sendall(b" ")
-            except OSError:  # closed (a reset) between the check and the send: what arrived is still read
-                pass
-            received = read_until_closed(sock, 5)
+        received, seconds = trickle(proxy.port, head, every=0.001, read_for=5)
         assert received.startswith(b"HTTP/1.1 408"), received[:300]
-        assert time.monotonic() - started < 5
+        assert seconds < 5
     assert_still_serving(proxy)
